@@ -1,0 +1,107 @@
+// Package errs holds the plugin's error type and its documented exit codes.
+//
+// Every error a user can cause or fix carries an exit code and a fix: the
+// command layer prints it as one line, "error: <what>; <fix>", and main exits
+// with the code. Library packages return these errors; only main exits.
+package errs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Exit codes. They are part of the plugin's interface: scripts depend on them,
+// docs/exit-codes.md lists them, and a test keeps the two in step.
+const (
+	// OK: the command did what it was asked.
+	OK = 0
+	// Internal: an unexpected error (a bug, or something not classified).
+	Internal = 1
+	// Usage: a flag or argument is invalid (bad CIDR, port, version, values file).
+	Usage = 2
+	// ChecksFailed: `plan` ran and at least one check FAILed.
+	ChecksFailed = 3
+	// Unsafe: the input is valid but unsafe for this cluster (a CIDR that
+	// overlaps the cluster's networks, a tunnel port the old CNI uses).
+	Unsafe = 4
+	// Unreachable: the API server did not answer, or answered with an error
+	// that is not about permissions.
+	Unreachable = 5
+	// Unsupported: the cluster is not one this version can migrate (no
+	// supported CNI found, several found, or Cilium already owns the network).
+	Unsupported = 6
+	// IO: a local file or directory could not be read or written.
+	IO = 7
+	// Forbidden: the credentials were rejected or lack a permission.
+	Forbidden = 8
+)
+
+// Error is an error with an exit code and a fix for the user.
+type Error struct {
+	Code int
+	// Msg says what is wrong, without a trailing period.
+	Msg string
+	// Fix says what the user can do about it, without a trailing period.
+	Fix string
+	// Err is the underlying cause, if any (not printed; kept for errors.Is/As).
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Fix == "" {
+		return e.Msg
+	}
+	return e.Msg + "; " + e.Fix
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns an Error with the given code, message and fix.
+func New(code int, msg, fix string) *Error {
+	return &Error{Code: code, Msg: msg, Fix: fix}
+}
+
+// Newf is New with a formatted message.
+func Newf(code int, fix, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...), Fix: fix}
+}
+
+// Wrap returns an Error that keeps err as its cause.
+func Wrap(code int, err error, msg, fix string) *Error {
+	return &Error{Code: code, Msg: msg, Fix: fix, Err: err}
+}
+
+// Code returns the exit code for err: the code of the first *Error in its
+// chain, OK for nil, and Internal for anything else.
+func Code(err error) int {
+	if err == nil {
+		return OK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}
+
+// ExitCode describes one exit code.
+type ExitCode struct {
+	Code    int
+	Name    string
+	Meaning string
+}
+
+// Codes lists the exit codes with their meaning, for docs and tests.
+func Codes() []ExitCode {
+	return []ExitCode{
+		{OK, "ok", "the command did what it was asked"},
+		{Internal, "internal", "an unexpected error; please report it"},
+		{Usage, "usage", "a flag or argument is invalid (CIDR, port, Cilium version, values file, output format)"},
+		{ChecksFailed, "checks-failed", "`plan` found at least one FAIL"},
+		{Unsafe, "unsafe", "the input is valid but unsafe for this cluster (overlapping CIDR, clashing tunnel port)"},
+		{Unreachable, "unreachable", "the API server did not answer in time or returned an error"},
+		{Unsupported, "unsupported", "no supported CNI was found, several were, or Cilium already owns the network"},
+		{IO, "io", "a local file or directory could not be read or written"},
+		{Forbidden, "forbidden", "the credentials were rejected or lack a permission the command needs"},
+	}
+}
