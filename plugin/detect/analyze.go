@@ -1,0 +1,489 @@
+package detect
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+)
+
+// Well-known names.
+const (
+	LabelControlPlane = "node-role.kubernetes.io/control-plane"
+	labelMaster       = "node-role.kubernetes.io/master"
+
+	annFlannelBackendType = "flannel.alpha.coreos.com/backend-type"
+	annFlannelPublicIP    = "flannel.alpha.coreos.com/public-ip"
+
+	// FlannelVXLANDefaultPort is the port flannel's vxlan backend uses on
+	// Linux when net-conf.json sets none (the kernel's historical default).
+	FlannelVXLANDefaultPort = 8472
+)
+
+// Analyze turns a Snapshot into a Cluster. It never fails: what it cannot
+// make sense of is left out, and a cluster it cannot migrate gets Problem.
+func Analyze(s *Snapshot) *Cluster {
+	c := &Cluster{
+		KubernetesVersion: s.ServerVersion,
+		APIServer:         s.APIServerURL,
+		Nodes:             []Node{},
+		CNIsSeen:          []SeenCNI{},
+		PodCIDRs:          []SourcedCIDR{},
+		ServiceCIDRs:      []SourcedCIDR{},
+		NetworkPolicies:   s.NetworkPolicies,
+		BlockingPDBs:      []PDB{},
+	}
+	if c.NetworkPolicies == nil {
+		c.NetworkPolicies = []NamespacedName{}
+	}
+	kubeadm := parseKubeadm(s.ConfigMap("kube-system", "kubeadm-config"))
+
+	c.Name, c.NameSource = kubeadm.ClusterName, "kubeadm-config ClusterConfiguration.clusterName"
+	if c.Name == "" {
+		c.Name, c.NameSource = s.KubeconfigCluster, "kubeconfig cluster name"
+	}
+
+	for i := range s.Nodes {
+		c.Nodes = append(c.Nodes, analyzeNode(&s.Nodes[i]))
+	}
+	sort.Slice(c.Nodes, func(i, j int) bool { return c.Nodes[i].Name < c.Nodes[j].Name })
+
+	var flannels []*appsv1.DaemonSet
+	for i := range s.DaemonSets {
+		ds := &s.DaemonSets[i]
+		switch {
+		case isCiliumDS(ds):
+			analyzeCilium(s, ds, &c.Cilium)
+			c.CNIsSeen = append(c.CNIsSeen, SeenCNI{"cilium", "DaemonSet " + ds.Namespace + "/" + ds.Name})
+		case isFlannelDS(ds):
+			flannels = append(flannels, ds)
+			c.CNIsSeen = append(c.CNIsSeen, SeenCNI{"flannel", "DaemonSet " + ds.Namespace + "/" + ds.Name})
+		default:
+			if name := otherCNI(ds); name != "" {
+				c.CNIsSeen = append(c.CNIsSeen, SeenCNI{name, "DaemonSet " + ds.Namespace + "/" + ds.Name})
+			}
+		}
+	}
+	if len(flannels) == 1 {
+		c.CNI = analyzeFlannel(s, flannels[0])
+	}
+	c.Problem = problem(c, len(flannels))
+
+	// Pod networks: the CNI's own, then what the control plane says.
+	addCIDR := func(list *[]SourcedCIDR, cidr, source string, guessed bool) {
+		for _, p := range strings.Split(cidr, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				continue
+			}
+			for _, have := range *list {
+				if have.CIDR == p {
+					return
+				}
+			}
+			*list = append(*list, SourcedCIDR{CIDR: p, Source: source, Guessed: guessed})
+		}
+	}
+	if c.CNI != nil && c.CNI.Network != "" {
+		addCIDR(&c.PodCIDRs, c.CNI.Network, c.CNI.Name+" net-conf.json Network", false)
+	}
+	if v := staticPodFlag(s.SystemPods, "kube-controller-manager", "--cluster-cidr"); v != "" {
+		addCIDR(&c.PodCIDRs, v, "kube-controller-manager --cluster-cidr", false)
+	}
+	addCIDR(&c.PodCIDRs, kubeadm.PodSubnet, "kubeadm-config networking.podSubnet", false)
+	for _, n := range c.Nodes {
+		for _, pc := range n.PodCIDRs {
+			if !coveredBy(pc, c.PodCIDRs) {
+				addCIDR(&c.PodCIDRs, pc, "node "+n.Name+" spec.podCIDRs", false)
+			}
+		}
+	}
+
+	// Service networks, from the most to the least authoritative source.
+	switch {
+	case len(s.ServiceCIDRs) > 0:
+		for _, sc := range s.ServiceCIDRs {
+			addCIDR(&c.ServiceCIDRs, sc, "ServiceCIDR objects", false)
+		}
+	case staticPodFlag(s.SystemPods, "kube-apiserver", "--service-cluster-ip-range") != "":
+		addCIDR(&c.ServiceCIDRs, staticPodFlag(s.SystemPods, "kube-apiserver", "--service-cluster-ip-range"),
+			"kube-apiserver --service-cluster-ip-range", false)
+	case kubeadm.ServiceSubnet != "":
+		addCIDR(&c.ServiceCIDRs, kubeadm.ServiceSubnet, "kubeadm-config networking.serviceSubnet", false)
+	case s.KubernetesServiceIP != "":
+		if a, err := netip.ParseAddr(s.KubernetesServiceIP); err == nil && a.Is4() {
+			// The first address of the range: assume the widest range the
+			// API server allows for IPv4 (a /12) so nothing inside it is used.
+			p, _ := a.Prefix(12)
+			addCIDR(&c.ServiceCIDRs, p.String(), "guessed from the kubernetes Service ClusterIP "+s.KubernetesServiceIP, true)
+		}
+	}
+
+	c.KubeProxy = analyzeKubeProxy(s)
+
+	for _, p := range s.PDBs {
+		if p.Status.DisruptionsAllowed == 0 && p.Status.ExpectedPods > 0 {
+			c.BlockingPDBs = append(c.BlockingPDBs, PDB{
+				Namespace: p.Namespace, Name: p.Name,
+				ExpectedPods: p.Status.ExpectedPods, DisruptionsAllowed: p.Status.DisruptionsAllowed,
+			})
+		}
+	}
+	return c
+}
+
+func problem(c *Cluster, flannels int) error {
+	var others []string
+	for _, s := range c.CNIsSeen {
+		if s.Name != "flannel" && s.Name != "cilium" {
+			others = append(others, s.Name+" ("+s.Object+")")
+		}
+	}
+	seen := func() string {
+		var all []string
+		for _, s := range c.CNIsSeen {
+			all = append(all, s.Name+" ("+s.Object+")")
+		}
+		return strings.Join(all, ", ")
+	}
+	switch {
+	case flannels > 1 || (flannels == 1 && len(others) > 0):
+		return errs.Newf(errs.Unsupported, "remove the provider that is not in use, then run plan again",
+			"more than one network provider found: %s", seen())
+	case flannels == 1:
+		return nil
+	case len(others) > 0:
+		return errs.Newf(errs.Unsupported, "this version migrates from Flannel only",
+			"found %s", strings.Join(others, ", "))
+	case c.Cilium.Installed && !c.Cilium.MigrationMode:
+		return errs.Newf(errs.Unsupported, "there is nothing to migrate",
+			"Cilium %s already owns the network (DaemonSet %s/%s, custom-cni-conf off)", c.Cilium.Version, c.Cilium.Namespace, c.Cilium.DaemonSet)
+	case c.Cilium.Installed:
+		return errs.New(errs.Unsupported, "Cilium runs in migration mode but no old network provider was found",
+			"run `kubectl cni-migrate finalize` if the migration is complete")
+	default:
+		return errs.New(errs.Unsupported, "no supported network provider found (looked for DaemonSets of flannel, canal, calico, weave, kube-router, cilium)",
+			"this version migrates from Flannel; check --context points at the right cluster")
+	}
+}
+
+func analyzeNode(n *corev1.Node) Node {
+	out := Node{
+		Name:          n.Name,
+		PodCIDRs:      n.Spec.PodCIDRs,
+		Unschedulable: n.Spec.Unschedulable,
+	}
+	if len(out.PodCIDRs) == 0 && n.Spec.PodCIDR != "" {
+		out.PodCIDRs = []string{n.Spec.PodCIDR}
+	}
+	if out.PodCIDRs == nil {
+		out.PodCIDRs = []string{}
+	}
+	_, cp := n.Labels[LabelControlPlane]
+	_, master := n.Labels[labelMaster]
+	out.ControlPlane = cp || master
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP && out.InternalIP == "" {
+			out.InternalIP = a.Address
+		}
+	}
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			out.Ready = cond.Status == corev1.ConditionTrue
+		}
+	}
+	out.FlannelBackend = n.Annotations[annFlannelBackendType]
+	out.FlannelPublicIP = n.Annotations[annFlannelPublicIP]
+	return out
+}
+
+// isFlannelDS matches flannel's DaemonSet (kube-flannel-ds in current
+// manifests, kube-flannel-ds-<arch> in old ones) but not Canal's.
+func isFlannelDS(ds *appsv1.DaemonSet) bool {
+	return strings.Contains(ds.Name, "flannel") || ds.Labels["app"] == "flannel" && ds.Name != "canal"
+}
+
+func isCiliumDS(ds *appsv1.DaemonSet) bool {
+	if ds.Labels["k8s-app"] == "cilium" || ds.Spec.Selector != nil && ds.Spec.Selector.MatchLabels["k8s-app"] == "cilium" {
+		return true
+	}
+	return ds.Name == "cilium"
+}
+
+// otherCNI names network providers this version recognises but does not
+// migrate from.
+func otherCNI(ds *appsv1.DaemonSet) string {
+	k8sApp := ds.Labels["k8s-app"]
+	switch {
+	case ds.Name == "canal" || k8sApp == "canal":
+		return "canal"
+	case ds.Name == "calico-node" || k8sApp == "calico-node":
+		return "calico"
+	case ds.Name == "weave-net" || ds.Labels["name"] == "weave-net":
+		return "weave"
+	case ds.Name == "kube-router" || k8sApp == "kube-router":
+		return "kube-router"
+	case ds.Name == "antrea-agent":
+		return "antrea"
+	case ds.Name == "aws-node":
+		return "aws-vpc-cni"
+	}
+	return ""
+}
+
+func mountedConfigMaps(ds *appsv1.DaemonSet) []string {
+	var out []string
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		if v.ConfigMap != nil {
+			out = append(out, v.ConfigMap.Name)
+		}
+	}
+	return out
+}
+
+// imageTag returns the tag of an image reference, without any digest.
+func imageTag(image string) string {
+	image, _, _ = strings.Cut(image, "@")
+	i := strings.LastIndex(image, ":")
+	if i < 0 || strings.Contains(image[i:], "/") {
+		return ""
+	}
+	return image[i+1:]
+}
+
+// flannelNetConf is flannel's net-conf.json. encoding/json matches field
+// names case-insensitively, as flannel itself does.
+type flannelNetConf struct {
+	Network     string
+	IPv6Network string
+	Backend     struct {
+		Type       string
+		Port       int
+		VNI        int
+		ListenPort int
+		MTU        int
+	}
+}
+
+// ParseFlannelNetConf parses net-conf.json and fills in flannel's defaults.
+func ParseFlannelNetConf(data string) (network string, b Backend, err error) {
+	var nc flannelNetConf
+	if err := json.Unmarshal([]byte(data), &nc); err != nil {
+		return "", Backend{}, fmt.Errorf("net-conf.json is not valid JSON: %v", err)
+	}
+	b.Type = strings.ToLower(nc.Backend.Type)
+	if b.Type == "" {
+		b.Type = "udp" // flannel's own default when Backend.Type is unset
+	}
+	b.MTU = nc.Backend.MTU
+	switch b.Type {
+	case "vxlan":
+		b.Port, b.VNI = nc.Backend.Port, nc.Backend.VNI
+		if b.Port == 0 {
+			b.Port, b.PortDefaulted = FlannelVXLANDefaultPort, true
+		}
+		if b.VNI == 0 {
+			b.VNI = 1
+		}
+	case "udp":
+		b.Port = nc.Backend.Port
+		if b.Port == 0 {
+			b.Port, b.PortDefaulted = 8285, true
+		}
+	case "wireguard":
+		b.Port = nc.Backend.ListenPort
+		if b.Port == 0 {
+			b.Port, b.PortDefaulted = 51820, true
+		}
+	}
+	return nc.Network, b, nil
+}
+
+func analyzeFlannel(s *Snapshot, ds *appsv1.DaemonSet) *CNI {
+	cni := &CNI{Name: "flannel", Namespace: ds.Namespace, DaemonSet: ds.Name, IPAM: "kubernetes"}
+	for _, ctr := range ds.Spec.Template.Spec.Containers {
+		if strings.Contains(ctr.Image, "flannel") {
+			cni.Version = imageTag(ctr.Image)
+			break
+		}
+	}
+	names := mountedConfigMaps(ds)
+	names = append(names, "kube-flannel-cfg")
+	for _, name := range names {
+		cm := s.ConfigMap(ds.Namespace, name)
+		if cm == nil || cm.Data["net-conf.json"] == "" {
+			continue
+		}
+		cni.ConfigMap = name
+		if network, b, err := ParseFlannelNetConf(cm.Data["net-conf.json"]); err == nil {
+			cni.Network, cni.Backend = network, b
+		}
+		break
+	}
+	if cni.Backend.Type == "" {
+		// No readable net-conf.json: fall back to the node annotations.
+		for i := range s.Nodes {
+			if t := s.Nodes[i].Annotations[annFlannelBackendType]; t != "" {
+				cni.Backend.Type = t
+				if t == "vxlan" {
+					cni.Backend.Port, cni.Backend.PortDefaulted = FlannelVXLANDefaultPort, true
+				}
+				break
+			}
+		}
+	}
+	return cni
+}
+
+func analyzeCilium(s *Snapshot, ds *appsv1.DaemonSet, c *Cilium) {
+	c.Installed, c.Namespace, c.DaemonSet = true, ds.Namespace, ds.Name
+	for _, ctr := range ds.Spec.Template.Spec.Containers {
+		if strings.Contains(ctr.Image, "cilium/cilium") || ctr.Name == "cilium-agent" {
+			c.Version = strings.TrimPrefix(imageTag(ctr.Image), "v")
+			break
+		}
+	}
+	c.AgentsReady, c.AgentsDesired = ds.Status.NumberReady, ds.Status.DesiredNumberScheduled
+	if cm := s.ConfigMap(ds.Namespace, "cilium-config"); cm != nil {
+		c.MigrationMode = cm.Data["custom-cni-conf"] == "true"
+		for _, p := range strings.Fields(strings.ReplaceAll(cm.Data["cluster-pool-ipv4-cidr"], ",", " ")) {
+			c.PodCIDRs = append(c.PodCIDRs, p)
+		}
+		c.TunnelPort, _ = strconv.Atoi(cm.Data["tunnel-port"])
+	}
+}
+
+func analyzeKubeProxy(s *Snapshot) KubeProxy {
+	kp := KubeProxy{}
+	var args []string
+	for i := range s.DaemonSets {
+		ds := &s.DaemonSets[i]
+		if ds.Namespace == "kube-system" && strings.Contains(ds.Name, "kube-proxy") {
+			kp.Present, kp.Kind, kp.Object = true, "DaemonSet", ds.Namespace+"/"+ds.Name
+			for _, ctr := range ds.Spec.Template.Spec.Containers {
+				args = append(append(args, ctr.Command...), ctr.Args...)
+			}
+			break
+		}
+	}
+	if !kp.Present {
+		for i := range s.SystemPods {
+			p := &s.SystemPods[i]
+			if strings.HasPrefix(p.Name, "kube-proxy") && (ownedByNode(p) || p.Labels["component"] == "kube-proxy") {
+				kp.Present, kp.Kind, kp.Object = true, "static pods", "kube-system/kube-proxy-*"
+				for _, ctr := range p.Spec.Containers {
+					args = append(append(args, ctr.Command...), ctr.Args...)
+				}
+				break
+			}
+		}
+	}
+	if !kp.Present {
+		return kp
+	}
+	if cm := s.ConfigMap("kube-system", "kube-proxy"); cm != nil && cm.Data["config.conf"] != "" {
+		var cfg struct {
+			Mode        string `json:"mode"`
+			ClusterCIDR string `json:"clusterCIDR"`
+		}
+		if yaml.Unmarshal([]byte(cm.Data["config.conf"]), &cfg) == nil {
+			kp.Mode, kp.ClusterCIDR = cfg.Mode, cfg.ClusterCIDR
+		}
+	}
+	if v := flagValue(args, "--proxy-mode"); v != "" {
+		kp.Mode = v
+	}
+	if v := flagValue(args, "--cluster-cidr"); v != "" {
+		kp.ClusterCIDR = v
+	}
+	if kp.Mode == "" {
+		kp.Mode = "iptables" // kube-proxy's default on Linux
+	}
+	return kp
+}
+
+func ownedByNode(p *corev1.Pod) bool {
+	for _, o := range p.OwnerReferences {
+		if o.Kind == "Node" {
+			return true
+		}
+	}
+	return false
+}
+
+// staticPodFlag returns a flag of a control-plane static pod identified by
+// its kubeadm "component" label or its name prefix.
+func staticPodFlag(pods []corev1.Pod, component, flag string) string {
+	for i := range pods {
+		p := &pods[i]
+		if p.Labels["component"] != component && !strings.HasPrefix(p.Name, component+"-") {
+			continue
+		}
+		for _, ctr := range p.Spec.Containers {
+			if v := flagValue(append(append([]string{}, ctr.Command...), ctr.Args...), flag); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// flagValue finds --flag=value or --flag value in an argument list.
+func flagValue(args []string, flag string) string {
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			return v
+		}
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+type kubeadmConfig struct {
+	ClusterName string
+	PodSubnet   string
+	// ServiceSubnet as kubeadm has it.
+	ServiceSubnet string
+}
+
+func parseKubeadm(cm *corev1.ConfigMap) kubeadmConfig {
+	if cm == nil {
+		return kubeadmConfig{}
+	}
+	var cc struct {
+		ClusterName string `json:"clusterName"`
+		Networking  struct {
+			PodSubnet     string `json:"podSubnet"`
+			ServiceSubnet string `json:"serviceSubnet"`
+		} `json:"networking"`
+	}
+	if yaml.Unmarshal([]byte(cm.Data["ClusterConfiguration"]), &cc) != nil {
+		return kubeadmConfig{}
+	}
+	return kubeadmConfig{ClusterName: cc.ClusterName, PodSubnet: cc.Networking.PodSubnet, ServiceSubnet: cc.Networking.ServiceSubnet}
+}
+
+// coveredBy reports whether cidr lies inside one of the listed networks.
+func coveredBy(cidr string, list []SourcedCIDR) bool {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return true // unparseable: do not list it
+	}
+	for _, l := range list {
+		q, err := netip.ParsePrefix(l.CIDR)
+		if err == nil && q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,139 @@
+package detect
+
+// Cluster is what detection found. Its JSON form is part of `plan -o json`
+// (see docs/plan-schema.md): add fields, never rename or remove them.
+type Cluster struct {
+	// Name is the cluster name Cilium will be given (cluster.name).
+	Name       string `json:"name"`
+	NameSource string `json:"nameSource"`
+	// KubernetesVersion is the API server's gitVersion.
+	KubernetesVersion string `json:"kubernetesVersion"`
+	// APIServer is the server URL from the kubeconfig.
+	APIServer string `json:"apiServer"`
+
+	Nodes []Node `json:"nodes"`
+
+	// CNI is the network provider to migrate from; nil when none supported
+	// was found (then Problem says why).
+	CNI *CNI `json:"cni,omitempty"`
+	// CNIsSeen lists every network provider recognised, supported or not.
+	CNIsSeen []SeenCNI `json:"cnisSeen"`
+	// Problem is set when the cluster cannot be migrated by this version.
+	Problem error `json:"-"`
+
+	// PodCIDRs are the pod networks in use, each with where it was read.
+	PodCIDRs []SourcedCIDR `json:"podCIDRs"`
+	// ServiceCIDRs are the service networks, with where they were read.
+	ServiceCIDRs []SourcedCIDR `json:"serviceCIDRs"`
+
+	KubeProxy KubeProxy `json:"kubeProxy"`
+	Cilium    Cilium    `json:"cilium"`
+
+	NetworkPolicies []NamespacedName `json:"networkPolicies"`
+	// BlockingPDBs allow no disruption right now: draining a node that runs
+	// one of their pods waits until the timeout.
+	BlockingPDBs []PDB `json:"blockingPDBs"`
+}
+
+// Node is one node as the migration sees it.
+type Node struct {
+	Name          string   `json:"name"`
+	InternalIP    string   `json:"internalIP"`
+	PodCIDRs      []string `json:"podCIDRs"`
+	ControlPlane  bool     `json:"controlPlane"`
+	Ready         bool     `json:"ready"`
+	Unschedulable bool     `json:"unschedulable"`
+	// FlannelBackend is the node's flannel.alpha.coreos.com/backend-type
+	// annotation, when flannel has run there.
+	FlannelBackend  string `json:"flannelBackend,omitempty"`
+	FlannelPublicIP string `json:"flannelPublicIP,omitempty"`
+}
+
+// CNI describes the network provider to migrate from.
+type CNI struct {
+	// Name is the provider: "flannel".
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	DaemonSet string `json:"daemonSet"`
+	ConfigMap string `json:"configMap,omitempty"`
+	// Version is the image tag of its main container, when it has one.
+	Version string `json:"version,omitempty"`
+	// Network is the pod network the provider allocates from.
+	Network string `json:"network"`
+	// IPAM says who hands out pod addresses: "kubernetes" (node podCIDRs).
+	IPAM    string  `json:"ipam"`
+	Backend Backend `json:"backend"`
+	// EnforcesPolicy says whether the provider enforces NetworkPolicy.
+	EnforcesPolicy bool `json:"enforcesPolicy"`
+}
+
+// Backend is the provider's encapsulation.
+type Backend struct {
+	// Type as the provider names it: vxlan, host-gw, wireguard, udp, ...
+	Type string `json:"type"`
+	// Port is the UDP port of the tunnel, 0 when the backend has none.
+	Port int `json:"port,omitempty"`
+	// PortDefaulted is true when Port is the provider's default, not set.
+	PortDefaulted bool `json:"portDefaulted,omitempty"`
+	VNI           int  `json:"vni,omitempty"`
+	MTU           int  `json:"mtu,omitempty"`
+}
+
+// SeenCNI is a network provider recognised in the cluster.
+type SeenCNI struct {
+	Name   string `json:"name"`
+	Object string `json:"object"`
+}
+
+// SourcedCIDR is a network and where it was read.
+type SourcedCIDR struct {
+	CIDR   string `json:"cidr"`
+	Source string `json:"source"`
+	// Guessed is true when the CIDR is an inference, not a setting.
+	Guessed bool `json:"guessed,omitempty"`
+}
+
+// KubeProxy describes kube-proxy.
+type KubeProxy struct {
+	Present bool `json:"present"`
+	// Kind is "DaemonSet" or "static pods".
+	Kind        string `json:"kind,omitempty"`
+	Object      string `json:"object,omitempty"`
+	Mode        string `json:"mode,omitempty"`
+	ClusterCIDR string `json:"clusterCIDR,omitempty"`
+}
+
+// Cilium describes an installed Cilium, if any.
+type Cilium struct {
+	Installed bool   `json:"installed"`
+	Namespace string `json:"namespace,omitempty"`
+	DaemonSet string `json:"daemonSet,omitempty"`
+	Version   string `json:"version,omitempty"`
+	// MigrationMode is true when Cilium runs beside the old CNI with
+	// custom-cni-conf on (the state after installing values-initial.yaml).
+	MigrationMode bool     `json:"migrationMode"`
+	PodCIDRs      []string `json:"podCIDRs,omitempty"`
+	TunnelPort    int      `json:"tunnelPort,omitempty"`
+	AgentsReady   int32    `json:"agentsReady"`
+	AgentsDesired int32    `json:"agentsDesired"`
+}
+
+// PDB is a PodDisruptionBudget that blocks evictions.
+type PDB struct {
+	Namespace    string `json:"namespace"`
+	Name         string `json:"name"`
+	ExpectedPods int32  `json:"expectedPods"`
+	// DisruptionsAllowed is 0 for a blocking PDB.
+	DisruptionsAllowed int32 `json:"disruptionsAllowed"`
+}
+
+// ControlPlaneNodes returns the names of the control-plane nodes.
+func (c *Cluster) ControlPlaneNodes() []string {
+	var out []string
+	for _, n := range c.Nodes {
+		if n.ControlPlane {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
