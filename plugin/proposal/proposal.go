@@ -1,0 +1,259 @@
+// Package proposal turns what detection found and what the user asked for
+// into the settings of the migration: Cilium version, pod CIDR, per-node
+// block size, tunnel protocol and port, kube-proxy replacement.
+package proposal
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/cidr"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/ciliumver"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+)
+
+// Strategy names.
+const (
+	// DualOverlay is the official node-by-node method.
+	DualOverlay = "dual-overlay"
+)
+
+// Options are the user's wishes; zero values mean "choose for me".
+type Options struct {
+	CiliumVersion  string
+	PodCIDR        string
+	MaskSize       int
+	TunnelProtocol string
+	TunnelPort     int
+}
+
+// DefaultMaskSize is Cilium's default clusterPoolIPv4MaskSize.
+const DefaultMaskSize = 24
+
+// Proposal is the resolved migration setup. Its JSON form is part of
+// `plan -o json`.
+type Proposal struct {
+	Strategy             string            `json:"strategy"`
+	CiliumVersion        string            `json:"ciliumVersion"`
+	Version              ciliumver.Version `json:"-"`
+	NodeConfigAPIVersion string            `json:"nodeConfigAPIVersion"`
+	PodCIDR              string            `json:"podCIDR"`
+	PodCIDRSource        string            `json:"podCIDRSource"`
+	MaskSize             int               `json:"clusterPoolMaskSize"`
+	TunnelProtocol       string            `json:"tunnelProtocol"`
+	TunnelPort           int               `json:"tunnelPort"`
+	KubeProxyReplacement bool              `json:"kubeProxyReplacement"`
+	K8sServiceHost       string            `json:"k8sServiceHost,omitempty"`
+	K8sServicePort       int               `json:"k8sServicePort,omitempty"`
+	ClusterName          string            `json:"clusterName,omitempty"`
+	// OperatorReplicas is 1 on single-node clusters (the operator's
+	// anti-affinity would leave a second replica pending), else 0 (chart
+	// default).
+	OperatorReplicas int `json:"operatorReplicas,omitempty"`
+
+	prefix netip.Prefix
+}
+
+// Prefix returns the pod CIDR as a prefix.
+func (p *Proposal) Prefix() netip.Prefix { return p.prefix }
+
+// ValidateOptions checks the syntax of the user's options, without a cluster.
+func ValidateOptions(o Options) error {
+	if o.CiliumVersion != "" {
+		if _, err := ciliumver.Parse(o.CiliumVersion); err != nil {
+			return err
+		}
+	}
+	if o.PodCIDR != "" {
+		if _, err := cidr.ParsePodCIDR(o.PodCIDR); err != nil {
+			return err
+		}
+	}
+	switch o.TunnelProtocol {
+	case "", "vxlan", "geneve":
+	default:
+		return errs.Newf(errs.Usage, "use vxlan or geneve", "--tunnel-protocol %q is not supported", o.TunnelProtocol)
+	}
+	if o.TunnelPort != 0 && (o.TunnelPort < 1 || o.TunnelPort > 65535) {
+		return errs.Newf(errs.Usage, "pass a UDP port from 1 to 65535, such as 8473", "--tunnel-port %d is out of range", o.TunnelPort)
+	}
+	if o.MaskSize != 0 && (o.MaskSize < 1 || o.MaskSize > 30) {
+		return errs.Newf(errs.Usage, "pass a prefix length such as 24", "--cluster-pool-mask-size %d is out of range", o.MaskSize)
+	}
+	return nil
+}
+
+// Propose resolves the options against the cluster. It returns Usage errors
+// for bad syntax only: whether the result is safe is for Safety and the
+// checks to say, so `plan` can show it and `values` can refuse it.
+func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
+	if err := ValidateOptions(o); err != nil {
+		return nil, err
+	}
+	p := &Proposal{Strategy: DualOverlay}
+
+	// Version: the user's, else the installed Cilium's, else the default.
+	switch {
+	case o.CiliumVersion != "":
+		p.Version, _ = ciliumver.Parse(o.CiliumVersion)
+	case c.Cilium.Installed && c.Cilium.Version != "":
+		v, err := ciliumver.Parse(c.Cilium.Version)
+		if err != nil {
+			return nil, errs.Newf(errs.Unsupported, "upgrade Cilium first, or pass --cilium-version to plan for another release",
+				"the installed Cilium %s is not one this plugin supports", c.Cilium.Version)
+		}
+		p.Version = v
+	default:
+		p.Version = ciliumver.Default()
+	}
+	p.CiliumVersion = p.Version.String()
+	p.NodeConfigAPIVersion = p.Version.NodeConfigAPIVersion()
+
+	// Pod CIDR: the user's, else the one an installed Cilium already uses,
+	// else the first candidate that overlaps nothing.
+	switch {
+	case o.PodCIDR != "":
+		p.prefix, _ = cidr.ParsePodCIDR(o.PodCIDR)
+		p.PodCIDRSource = "--pod-cidr"
+	case c.Cilium.Installed && len(c.Cilium.PodCIDRs) > 0:
+		pr, err := netip.ParsePrefix(c.Cilium.PodCIDRs[0])
+		if err != nil {
+			return nil, errs.Newf(errs.Unsupported, "fix cilium-config or pass --pod-cidr",
+				"the installed Cilium's cluster-pool-ipv4-cidr %q is not a CIDR", c.Cilium.PodCIDRs[0])
+		}
+		p.prefix, p.PodCIDRSource = pr.Masked(), "installed Cilium (cilium-config cluster-pool-ipv4-cidr)"
+	default:
+		pr, err := cidr.Choose(Reserved(c))
+		if err != nil {
+			return nil, err
+		}
+		p.prefix, p.PodCIDRSource = pr, "first candidate that overlaps nothing"
+	}
+	p.PodCIDR = p.prefix.String()
+
+	p.MaskSize = o.MaskSize
+	if p.MaskSize == 0 {
+		p.MaskSize = DefaultMaskSize
+		if p.prefix.Bits() >= DefaultMaskSize {
+			p.MaskSize = min(p.prefix.Bits()+2, 30)
+		}
+	}
+	if p.MaskSize <= p.prefix.Bits() {
+		return nil, errs.Newf(errs.Usage, fmt.Sprintf("pass --cluster-pool-mask-size between %d and 30", p.prefix.Bits()+1),
+			"--cluster-pool-mask-size %d does not fit the pod CIDR %s", p.MaskSize, p.PodCIDR)
+	}
+
+	p.TunnelProtocol = o.TunnelProtocol
+	if p.TunnelProtocol == "" {
+		p.TunnelProtocol = "vxlan"
+	}
+	p.TunnelPort = o.TunnelPort
+	if p.TunnelPort == 0 {
+		p.TunnelPort = DefaultTunnelPort(c, p.TunnelProtocol)
+	}
+
+	p.ClusterName = c.Name
+	if !c.KubeProxy.Present {
+		p.KubeProxyReplacement = true
+		host, port, err := hostPort(c.APIServer)
+		if err != nil {
+			return nil, errs.Newf(errs.Usage, "use a kubeconfig whose server is https://HOST:PORT",
+				"kube-proxy is absent, so Cilium must replace it and needs the API server address, but %v", err)
+		}
+		p.K8sServiceHost, p.K8sServicePort = host, port
+	}
+	if len(c.Nodes) == 1 {
+		p.OperatorReplicas = 1
+	}
+	return p, nil
+}
+
+// DefaultTunnelPort picks a port that differs from the old CNI's: 8473 for
+// VXLAN (flannel and Cilium both default to 8472), 6081 for Geneve; one more
+// when the old CNI happens to use it.
+func DefaultTunnelPort(c *detect.Cluster, protocol string) int {
+	port := 8473
+	if protocol == "geneve" {
+		port = 6081
+	}
+	if c.CNI != nil {
+		for port == c.CNI.Backend.Port {
+			port++
+		}
+	}
+	return port
+}
+
+func hostPort(server string) (string, int, error) {
+	u, err := url.Parse(server)
+	if err != nil || u.Host == "" {
+		return "", 0, fmt.Errorf("the kubeconfig server %q is not a URL", server)
+	}
+	host, portStr, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		host, portStr = u.Host, "443"
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Errorf("the kubeconfig server %q has no usable port", server)
+	}
+	return strings.Trim(host, "[]"), port, nil
+}
+
+// Reserved lists the networks the cluster uses: pod networks, service
+// networks and node addresses.
+func Reserved(c *detect.Cluster) []cidr.Reserved {
+	var out []cidr.Reserved
+	add := func(s, what string) {
+		if r, err := cidr.ParseReserved(s, what); err == nil {
+			out = append(out, r)
+		}
+	}
+	for _, pc := range c.PodCIDRs {
+		add(pc.CIDR, "pod network "+pc.CIDR+" ("+pc.Source+")")
+	}
+	for _, sc := range c.ServiceCIDRs {
+		add(sc.CIDR, "service network "+sc.CIDR+" ("+sc.Source+")")
+	}
+	for _, n := range c.Nodes {
+		if n.InternalIP != "" {
+			add(n.InternalIP, "node "+n.Name+" InternalIP "+n.InternalIP)
+		}
+		if n.FlannelPublicIP != "" && n.FlannelPublicIP != n.InternalIP {
+			add(n.FlannelPublicIP, "node "+n.Name+" flannel public-ip "+n.FlannelPublicIP)
+		}
+	}
+	return out
+}
+
+// Safety returns the reasons the proposal is unsafe for the cluster, as
+// errs.Unsafe errors, or nil. `values` refuses an unsafe proposal; `plan`
+// shows the same reasons as FAILed checks.
+func Safety(c *detect.Cluster, p *Proposal) []error {
+	var out []error
+	if conflicts := cidr.Conflicts(p.prefix, Reserved(c)); len(conflicts) > 0 {
+		var what []string
+		for _, r := range conflicts {
+			what = append(what, r.What)
+		}
+		fix := "pass a free network with --pod-cidr"
+		if free, err := cidr.Choose(Reserved(c)); err == nil {
+			fix = fmt.Sprintf("pass a free network with --pod-cidr, e.g. %s", free)
+		}
+		out = append(out, errs.Newf(errs.Unsafe, fix, "pod CIDR %s overlaps %s", p.PodCIDR, strings.Join(what, "; ")))
+	}
+	if err := cidr.CheckMaskSize(p.prefix, p.MaskSize, len(c.Nodes)); err != nil {
+		out = append(out, err)
+	}
+	if c.CNI != nil && c.CNI.Backend.Port != 0 && p.TunnelPort == c.CNI.Backend.Port {
+		out = append(out, errs.Newf(errs.Unsafe, fmt.Sprintf("pass another --tunnel-port, e.g. %d", DefaultTunnelPort(c, p.TunnelProtocol)),
+			"tunnel port %d is the one %s's %s backend uses (both would bind it: \"address already in use\")",
+			p.TunnelPort, c.CNI.Name, c.CNI.Backend.Type))
+	}
+	return out
+}
