@@ -91,7 +91,7 @@ func Build(o Options) (*unstructured.Unstructured, error) {
 				// are not scheduled onto a node whose network is not up.
 				"write-cni-conf-when-ready": "/host/etc/cni/net.d/05-cilium.conflist",
 				// Let the agent write its own CNI config on this node.
-				"custom-cni-conf": "false",
+				"custom-cni-conf":   "false",
 				"cni-chaining-mode": "none",
 				// Rename other CNI configs so only Cilium's is used.
 				"cni-exclusive": "true",
