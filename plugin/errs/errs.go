@@ -34,6 +34,9 @@ const (
 	IO = 7
 	// Forbidden: the credentials were rejected or lack a permission.
 	Forbidden = 8
+	// Interrupted: the user stopped the command (Ctrl-C); what was done is
+	// recorded and a re-run continues.
+	Interrupted = 130
 )
 
 // Error is an error with an exit code and a fix for the user.
@@ -103,5 +106,6 @@ func Codes() []ExitCode {
 		{Unsupported, "unsupported", "no supported CNI was found, several were, or Cilium already owns the network"},
 		{IO, "io", "a local file or directory could not be read or written"},
 		{Forbidden, "forbidden", "the credentials were rejected or lack a permission the command needs"},
+		{Interrupted, "interrupted", "stopped by Ctrl-C or SIGTERM; run the same command again to continue"},
 	}
 }

@@ -1,0 +1,160 @@
+package cmd
+
+import (
+	"context"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/check"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/plan"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
+)
+
+const planExample = `  # What runs today, what would be proposed, and whether it is safe
+  kubectl cni-migrate plan
+
+  # The same for scripts (schema: docs/plan-schema.md)
+  kubectl cni-migrate plan -o json
+
+  # Check a pod CIDR and tunnel of your choice
+  kubectl cni-migrate plan --pod-cidr 172.20.0.0/16 --tunnel-protocol geneve`
+
+type planOptions struct {
+	*common
+	proposalFlags
+	output          string
+	skipAccessCheck bool
+	namespace       string
+}
+
+func newCmdPlan(c *common) *cobra.Command {
+	o := &planOptions{common: c}
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Detect the cluster's network and check that a migration is safe",
+		Long: `Detect the cluster's current network (CNI, pod and service networks, kube-proxy,
+nodes, Cilium) and check that a migration is safe. Each check is PASS, WARN or
+FAIL with its reason and fix. Exits 3 when a check FAILs, 6 when no supported
+CNI is found.`,
+		Example: planExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.proposalFlags.add(cmd)
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: json or yaml (default: a table)")
+	cmd.Flags().BoolVar(&o.skipAccessCheck, "skip-access-check", false, "do not ask the API server which permissions you have")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (o *planOptions) Complete(cmd *cobra.Command) error {
+	o.namespace = o.namespaceFlag(cmd)
+	return nil
+}
+
+func (o *planOptions) Validate() error {
+	if err := output.ValidateFormat(o.output); err != nil {
+		return err
+	}
+	return proposal.ValidateOptions(o.opts)
+}
+
+func (o *planOptions) Run(ctx context.Context) error {
+	cl, err := o.clients()
+	if err != nil {
+		return err
+	}
+	c, err := detectCluster(ctx, cl)
+	if err != nil {
+		return err
+	}
+	p, err := proposal.Propose(c, o.opts)
+	if err != nil && errs.Code(err) == errs.Usage {
+		return err
+	}
+	in := check.Input{Cluster: c, Proposal: p}
+	if !o.skipAccessCheck {
+		ciliumNS := o.namespace
+		if ciliumNS == "" {
+			ciliumNS = c.Cilium.Namespace
+		}
+		if ciliumNS == "" {
+			ciliumNS = "kube-system"
+		}
+		cniNS := ""
+		if c.CNI != nil {
+			cniNS = c.CNI.Namespace
+		}
+		res, aerr := access.Check(ctx, cl.Kube, access.Needs(ciliumNS, cniNS))
+		if aerr != nil {
+			if ctx.Err() != nil {
+				return cl.Classify(ctx.Err(), "checking permissions")
+			}
+			in.AccessErr = cl.Classify(aerr, "checking permissions")
+		} else {
+			in.Access = &res
+		}
+	}
+	results := check.Run(in)
+	if p == nil && err != nil {
+		// The proposal itself failed (e.g. no free CIDR): show it as a check.
+		results = append(results, check.Result{ID: check.IDPodCIDR, Status: check.Fail, Message: errMsg(err), Fix: errFix(err)})
+	}
+	report := plan.New(c, p, results)
+
+	if o.output != "" {
+		if err := output.PrintStructured(report, o.output, o.streams.Out); err != nil {
+			return err
+		}
+	} else if err := report.PrintTable(o.streams.Out, o.outStyle()); err != nil {
+		return err
+	}
+
+	switch {
+	case c.Problem != nil:
+		return c.Problem
+	case check.Failed(results):
+		var failed []string
+		for _, r := range results {
+			if r.Status == check.Fail {
+				failed = append(failed, r.ID)
+			}
+		}
+		return errs.Newf(errs.ChecksFailed, "fix them and run plan again",
+			"%d %s FAILed (%s)", len(failed), plural(len(failed), "check", "checks"), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func errMsg(err error) string {
+	if e, ok := err.(*errs.Error); ok {
+		return e.Msg
+	}
+	return err.Error()
+}
+
+func errFix(err error) string {
+	if e, ok := err.(*errs.Error); ok {
+		return e.Fix
+	}
+	return ""
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

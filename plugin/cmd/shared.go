@@ -1,0 +1,48 @@
+package cmd
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/ciliumver"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
+)
+
+// proposalFlags are the flags of every command that proposes a setup.
+type proposalFlags struct {
+	opts proposal.Options
+}
+
+func (f *proposalFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.opts.CiliumVersion, "cilium-version", "", "Cilium release to migrate to, 1.14 to 1.20 (default: the installed one, else "+ciliumver.Default().String()+")")
+	fl.StringVar(&f.opts.PodCIDR, "pod-cidr", "", "Cilium's cluster-pool pod CIDR (default: the first of 10.245.0.0/16, 10.246.0.0/16, ... that overlaps nothing)")
+	fl.IntVar(&f.opts.MaskSize, "cluster-pool-mask-size", 0, "prefix length of each node's pod block (default 24)")
+	fl.StringVar(&f.opts.TunnelProtocol, "tunnel-protocol", "vxlan", "Cilium's tunnel during the migration: vxlan or geneve")
+	fl.IntVar(&f.opts.TunnelPort, "tunnel-port", 0, "Cilium's tunnel UDP port (default: 8473 for vxlan, 6081 for geneve, or the next free one)")
+	_ = cmd.RegisterFlagCompletionFunc("cilium-version", completeCiliumVersions)
+	_ = cmd.RegisterFlagCompletionFunc("tunnel-protocol", cobra.FixedCompletions([]string{"vxlan", "geneve"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("pod-cidr", cobra.NoFileCompletions)
+}
+
+func completeCiliumVersions(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	var out []string
+	for _, v := range ciliumver.Supported() {
+		out = append(out, v.String())
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// detectCluster reads and analyses the cluster.
+func detectCluster(ctx context.Context, cl *kube.Clients) (*detect.Cluster, error) {
+	snap, err := detect.Fetch(ctx, cl.Kube)
+	if err != nil {
+		return nil, cl.Classify(err, "reading the cluster")
+	}
+	snap.KubeconfigCluster = cl.ClusterName
+	snap.APIServerURL = cl.Server
+	return detect.Analyze(snap), nil
+}

@@ -1,0 +1,151 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/values"
+)
+
+const valuesExample = `  # Write values-initial.yaml and values-final.yaml into the current directory
+  kubectl cni-migrate values --output-dir .
+
+  # Print both as two YAML documents
+  kubectl cni-migrate values
+
+  # Your own chart values on top (maps merge, lists replace, null deletes)
+  kubectl cni-migrate values --values my-cilium.yaml --output-dir .`
+
+type valuesOptions struct {
+	*common
+	proposalFlags
+	valuesFile string
+	outputDir  string
+	user       map[string]any
+}
+
+func newCmdValues(c *common) *cobra.Command {
+	o := &valuesOptions{common: c}
+	cmd := &cobra.Command{
+		Use:   "values",
+		Short: "Generate the Helm values for the migration and for after it",
+		Long: `Generate values-initial.yaml (Cilium installed beside the old CNI, on its own pod
+CIDR and tunnel port, taking over no node) and values-final.yaml (the values to
+'helm upgrade' to once every node is migrated), for the chosen Cilium version,
+with a comment on every key saying why it is there.`,
+		Example: valuesExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.proposalFlags.add(cmd)
+	cmd.Flags().StringVarP(&o.valuesFile, "values", "f", "", "a Helm values file merged on top of the generated values")
+	cmd.Flags().StringVar(&o.outputDir, "output-dir", "", "write values-initial.yaml and values-final.yaml into this directory (default: both to stdout)")
+	_ = cmd.MarkFlagFilename("values", "yaml", "yml")
+	_ = cmd.MarkFlagDirname("output-dir")
+	return cmd
+}
+
+// Complete reads the user's values file, before any API call.
+func (o *valuesOptions) Complete() error {
+	if o.valuesFile == "" {
+		return nil
+	}
+	u, err := values.LoadFile(o.valuesFile)
+	if err != nil {
+		return err
+	}
+	o.user = u
+	return nil
+}
+
+func (o *valuesOptions) Validate() error {
+	if err := proposal.ValidateOptions(o.opts); err != nil {
+		return err
+	}
+	if o.outputDir != "" {
+		st, err := os.Stat(o.outputDir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return errs.Wrap(errs.IO, err, fmt.Sprintf("--output-dir %s does not exist", o.outputDir), "create it or choose another --output-dir")
+		case err != nil:
+			return errs.Wrap(errs.IO, err, fmt.Sprintf("cannot use --output-dir %s: %v", o.outputDir, err), "choose another --output-dir")
+		case !st.IsDir():
+			return errs.Newf(errs.IO, "choose a directory for --output-dir", "--output-dir %s is not a directory", o.outputDir)
+		}
+	}
+	return nil
+}
+
+func (o *valuesOptions) Run(ctx context.Context) error {
+	cl, err := o.clients()
+	if err != nil {
+		return err
+	}
+	c, err := detectCluster(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if c.Problem != nil {
+		return c.Problem
+	}
+	p, err := proposal.Propose(c, o.opts)
+	if err != nil {
+		return err
+	}
+	if unsafe := proposal.Safety(c, p); len(unsafe) > 0 {
+		return unsafe[0]
+	}
+	initial, final, warnings, err := values.Generate(values.Input{
+		Version:              p.Version,
+		PodCIDR:              p.PodCIDR,
+		MaskSize:             p.MaskSize,
+		TunnelProtocol:       p.TunnelProtocol,
+		TunnelPort:           p.TunnelPort,
+		ClusterName:          p.ClusterName,
+		KubeProxyReplacement: p.KubeProxyReplacement,
+		K8sServiceHost:       p.K8sServiceHost,
+		K8sServicePort:       p.K8sServicePort,
+		OperatorReplicas:     p.OperatorReplicas,
+		User:                 o.user,
+		UserFile:             o.valuesFile,
+	})
+	if err != nil {
+		return err
+	}
+	warn := o.errStyle().Yellow("warning:")
+	for _, w := range warnings {
+		fmt.Fprintln(o.streams.ErrOut, warn, w)
+	}
+	if o.outputDir == "" {
+		return values.WriteStdout(o.streams.Out, initial, final)
+	}
+	paths, err := values.WriteFiles(o.outputDir, initial, final)
+	if err != nil {
+		return err
+	}
+	for _, path := range paths {
+		fmt.Fprintf(o.streams.ErrOut, "wrote %s\n", path)
+	}
+	ns := c.Cilium.Namespace
+	if ns == "" {
+		ns = "kube-system"
+	}
+	fmt.Fprintf(o.streams.ErrOut, "next: helm install cilium cilium/cilium --version %s --namespace %s --values %s\n",
+		p.Version.HelmChartVersion(), ns, paths[0])
+	return nil
+}
