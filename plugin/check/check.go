@@ -214,7 +214,8 @@ func networkPolicyCheck(c *detect.Cluster) Result {
 		namespaces = append(namespaces, ns)
 	}
 	sort.Strings(namespaces)
-	where := fmt.Sprintf("%d NetworkPolicies in %d namespaces (%s)", len(c.NetworkPolicies), len(namespaces), listSome(namespaces))
+	where := fmt.Sprintf("%s in %s (%s)", count(len(c.NetworkPolicies), "NetworkPolicy", "NetworkPolicies"),
+		count(len(namespaces), "namespace", "namespaces"), listSome(namespaces))
 	if c.CNI != nil && !c.CNI.EnforcesPolicy {
 		return warn(IDNetworkPolicy, where+": "+c.CNI.Name+" does not enforce them today, Cilium will after finalize (policy enforcement is off during the migration)",
 			"review them before finalize: traffic they deny but that works today will stop")
@@ -248,7 +249,12 @@ func pdbCheck(c *detect.Cluster) Result {
 	for _, p := range c.BlockingPDBs {
 		names = append(names, p.Namespace+"/"+p.Name)
 	}
-	return warn(IDPDB, fmt.Sprintf("%d PodDisruptionBudgets allow no disruption (%s): draining a node with their pods waits until --timeout", len(names), listSome(names)),
+	verb := "allow"
+	if len(names) == 1 {
+		verb = "allows"
+	}
+	return warn(IDPDB, fmt.Sprintf("%s %s no disruption (%s): draining a node with their pods waits until --timeout",
+		count(len(names), "PodDisruptionBudget", "PodDisruptionBudgets"), verb, listSome(names)),
 		"scale those workloads up or relax the PDBs before migrating the nodes they run on")
 }
 
@@ -276,7 +282,7 @@ func nodesReadyCheck(c *detect.Cluster) Result {
 		}
 	}
 	if len(notReady) > 0 {
-		return warn(IDNodesReady, fmt.Sprintf("%d of %d nodes are not Ready (%s)", len(notReady), len(c.Nodes), listSome(notReady)),
+		return warn(IDNodesReady, fmt.Sprintf("%d of %d nodes not Ready (%s)", len(notReady), len(c.Nodes), listSome(notReady)),
 			"fix or remove them first: a node that is not Ready cannot be verified after its migration")
 	}
 	cp := len(c.ControlPlaneNodes())
@@ -316,4 +322,12 @@ func listSome(names []string) string {
 		return strings.Join(names, ", ")
 	}
 	return strings.Join(names[:maxListedObjects], ", ") + fmt.Sprintf(" and %d more", len(names)-maxListedObjects)
+}
+
+// count renders "1 thing" or "3 things".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
