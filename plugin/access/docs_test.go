@@ -19,7 +19,7 @@ func TestDocsRBAC(t *testing.T) {
 	var clusterRules, nsRules []rbacv1.PolicyRule
 	for _, doc := range strings.Split(string(data), "\n---\n") {
 		var obj struct {
-			Kind     string              `json:"kind"`
+			Kind     string `json:"kind"`
 			Metadata struct{ Namespace string }
 			Rules    []rbacv1.PolicyRule `json:"rules"`
 		}
