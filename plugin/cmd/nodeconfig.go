@@ -127,9 +127,14 @@ func (o *nodeconfigOptions) Run(ctx context.Context) error {
 		if ns == "" {
 			ns = cluster.Cilium.Namespace
 		}
-		if o.ciliumVersion == "" && cluster.Cilium.Version != "" {
-			if v, err := ciliumver.Parse(cluster.Cilium.Version); err == nil {
-				version = v
+		if cluster.Cilium.Version != "" {
+			if installed, err := ciliumver.Parse(cluster.Cilium.Version); err == nil {
+				if err := nodeconfig.CheckVersion(version, installed, o.ciliumVersion != ""); err != nil {
+					return err
+				}
+				if o.ciliumVersion == "" {
+					version = installed
+				}
 			}
 		}
 	}

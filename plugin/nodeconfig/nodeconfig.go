@@ -101,6 +101,18 @@ func Build(o Options) (*unstructured.Unstructured, error) {
 	return obj, nil
 }
 
+// CheckVersion refuses a requested version whose CiliumNodeConfig
+// apiVersion differs from the one the installed Cilium reads: its agents
+// would not see the config (or only through a deprecated version).
+func CheckVersion(requested, installed ciliumver.Version, explicit bool) error {
+	if !explicit || requested.NodeConfigAPIVersion() == installed.NodeConfigAPIVersion() {
+		return nil
+	}
+	return errs.Newf(errs.Usage, "drop --cilium-version to use the installed version, or pass --cilium-version "+installed.String(),
+		"the installed Cilium %s reads %s CiliumNodeConfigs but --cilium-version %s would write %s",
+		installed, installed.NodeConfigAPIVersion(), requested, requested.NodeConfigAPIVersion())
+}
+
 // GVR returns the resource of a CiliumNodeConfig apiVersion.
 func GVR(apiVersion string) schema.GroupVersionResource {
 	gv, _ := schema.ParseGroupVersion(apiVersion)

@@ -110,3 +110,17 @@ func TestCheckServed(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestCheckVersion(t *testing.T) {
+	v115, v118, v120 := version(t, "1.15.19"), version(t, "1.18.11"), version(t, "1.20")
+	if err := CheckVersion(v118, v120, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckVersion(v115, v118, false); err != nil {
+		t.Fatal("a default version is replaced by the installed one, never refused")
+	}
+	err := CheckVersion(v115, v118, true)
+	if errs.Code(err) != errs.Usage || !strings.Contains(err.Error(), "reads cilium.io/v2 CiliumNodeConfigs but --cilium-version 1.15.19 would write cilium.io/v2alpha1") {
+		t.Fatalf("got %v", err)
+	}
+}
