@@ -1,6 +1,8 @@
 package values
 
 import (
+	"encoding/json"
+	"fmt"
 	"go/build"
 	"os"
 	"path/filepath"
@@ -71,9 +73,32 @@ func TestChartTableMatchesCharts(t *testing.T) {
 			if r.clusterNameValidated && !strings.Contains(validate, `regexMatch "^([a-z0-9][-a-z0-9]*)?[a-z0-9]$" .Values.cluster.name`) {
 				t.Error("validate.yaml checks the cluster name with another rule than the one clusterName applies")
 			}
-			if strings.Contains(schema, `"pattern"`) && strings.Contains(schema, `"cluster"`) {
-				// Not an error by itself; the report says no pattern was found.
-				t.Log("values.schema.json has patterns; check whether cluster.name has one")
+			if schema != "" {
+				var sc struct {
+					Properties struct {
+						KPR     map[string]any `json:"kubeProxyReplacement"`
+						Cluster struct {
+							Properties struct {
+								Name map[string]any `json:"name"`
+							} `json:"properties"`
+						} `json:"cluster"`
+					} `json:"properties"`
+				}
+				if err := json.Unmarshal([]byte(schema), &sc); err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := sc.Properties.Cluster.Properties.Name["pattern"]; ok {
+					t.Error("values.schema.json gives cluster.name a pattern")
+				}
+				var types []string
+				if ty, ok := sc.Properties.KPR["type"].([]any); ok {
+					for _, x := range ty {
+						types = append(types, fmt.Sprint(x))
+					}
+				}
+				check("kubeProxyReplacement schema type "+strings.Join(types, ", "), strings.Join(types, ", ") == r.kprSchemaTypes, true)
+			} else if r.kprSchemaTypes != "" {
+				t.Error("table gives kubeProxyReplacement a schema type, but the chart has no schema")
 			}
 			// Every key the migration sets is in values.yaml.
 			for _, key := range []string{"routingMode:", "tunnelProtocol:", "tunnelPort:", "policyEnforcementMode:", "k8sServiceHost:", "k8sServicePort:",
