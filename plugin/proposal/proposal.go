@@ -111,6 +111,11 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 	default:
 		p.Version = ciliumver.Default()
 	}
+	// A minor alone ("1.18") means the release we pin and test for it, so
+	// that install and upgrade use the same chart.
+	if pinned, ok := p.Version.Pinned(); ok && !p.Version.HasPatch {
+		p.Version = pinned
+	}
 	p.CiliumVersion = p.Version.String()
 	p.NodeConfigAPIVersion = p.Version.NodeConfigAPIVersion()
 

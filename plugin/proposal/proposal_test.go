@@ -93,6 +93,15 @@ func TestPropose(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "a minor alone means its pinned release",
+			opts: Options{CiliumVersion: "1.18"},
+			check: func(t *testing.T, p *Proposal) {
+				if p.CiliumVersion != "1.18.11" {
+					t.Errorf("version %s", p.CiliumVersion)
+				}
+			},
+		},
 		{name: "bad CIDR", opts: Options{PodCIDR: "10.245.0.0/33"}, code: errs.Usage, errHas: "--pod-cidr"},
 		{name: "bad version", opts: Options{CiliumVersion: "banana"}, code: errs.Usage, errHas: "banana"},
 		{name: "old version", opts: Options{CiliumVersion: "1.9"}, code: errs.Usage, errHas: "1.9"},
