@@ -20,7 +20,7 @@ import (
 
 // APIVersion and Kind of the report's JSON form (docs/plan-schema.md).
 const (
-	APIVersion = "cni-migrate.cilium.io/v1alpha1"
+	APIVersion = "cni-migrate.io/v1alpha1"
 	Kind       = "MigrationPlan"
 )
 
