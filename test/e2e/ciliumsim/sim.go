@@ -524,17 +524,30 @@ func (s *Sim) assignNetwork(ctx context.Context, p *corev1.Pod) (time.Duration, 
 	if st == nil {
 		return time.Second, nil // node not in the cache yet
 	}
-	ann := map[string]any{cluster.PodNetworkAnnotation: s.opts.Network}
+	var ann map[string]any
 	if st.ready {
 		cn, err := s.ensureCiliumNode(ctx, st.node)
 		if err != nil {
 			return 0, err
 		}
-		ip, err := s.allocateIP(p.Spec.NodeName, cn)
+		// Cilium keeps the first host address for cilium_host.
+		ip, err := s.allocateIP(p.Spec.NodeName, cn, 2)
 		if err != nil {
 			return 0, err
 		}
 		ann = map[string]any{cluster.PodNetworkAnnotation: NetworkCilium, cluster.PodIPsAnnotation: ip}
+	} else {
+		// flannel: host-local IPAM on the node's podCIDR; the first host
+		// address belongs to the cni0 bridge.
+		cidrs, err := parsePrefixes(st.node.Spec.PodCIDRs)
+		if err != nil || len(cidrs) == 0 {
+			return time.Second, err // no podCIDR yet
+		}
+		ip, err := s.allocateIP(p.Spec.NodeName, cidrs[:1], 2)
+		if err != nil {
+			return 0, err
+		}
+		ann = map[string]any{cluster.PodNetworkAnnotation: s.opts.Network, cluster.PodIPsAnnotation: ip}
 	}
 	if err := s.patchMeta(ctx, s.client.CoreV1().RESTClient(), "pods", p.Namespace, p.Name, ann); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -707,10 +720,10 @@ func nextFreeSubnet(pools []netip.Prefix, mask int, used map[netip.Prefix]bool) 
 	return netip.Prefix{}, fmt.Errorf("cluster pool %v exhausted for /%d", pools, mask)
 }
 
-// allocateIP returns the lowest free address of the node's CIDRs, skipping
-// the network address and the first host (the cilium_host router address)
-// and the one after it (health endpoint).
-func (s *Sim) allocateIP(node string, cidrs []netip.Prefix) (string, error) {
+// allocateIP returns the lowest free address of cidrs for a pod on node,
+// starting at offset first from the network address and never the last
+// (broadcast) address.
+func (s *Sim) allocateIP(node string, cidrs []netip.Prefix, first int) (string, error) {
 	used := map[string]bool{}
 	pods, err := s.pods.GetIndexer().ByIndex(podNodeIndex, node)
 	if err != nil {
@@ -734,7 +747,10 @@ func (s *Sim) allocateIP(node string, cidrs []netip.Prefix) (string, error) {
 		}
 	}
 	for _, c := range cidrs {
-		a := c.Addr().Next().Next().Next()
+		a := c.Addr()
+		for range first {
+			a = a.Next()
+		}
 		for ; c.Contains(a); a = a.Next() {
 			if !c.Contains(a.Next()) {
 				break // broadcast address

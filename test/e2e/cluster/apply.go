@@ -18,6 +18,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 )
 
@@ -67,7 +69,8 @@ func (c *Cluster) ApplyFile(ctx context.Context, path string) ([]*unstructured.U
 // Apply server-side applies (with force) every object of a YAML stream, in
 // order, like `kubectl apply --server-side --force-conflicts`. Objects
 // without a namespace that need one go to "default". CustomResourceDefinitions
-// are waited for until Established before the next object is applied.
+// are waited for until Established before the next object that is not a CRD
+// and before Apply returns.
 func (c *Cluster) Apply(ctx context.Context, data []byte) ([]*unstructured.Unstructured, error) {
 	objs, err := ParseYAML(data)
 	if err != nil {
@@ -78,15 +81,39 @@ func (c *Cluster) Apply(ctx context.Context, data []byte) ([]*unstructured.Unstr
 
 // ApplyObjects server-side applies objects; see Apply.
 func (c *Cluster) ApplyObjects(ctx context.Context, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(c.RESTConfig)
+	// CRD schemas draw harmless warnings (unknown formats); keep them out
+	// of test output.
+	cfg := rest.CopyConfig(c.RESTConfig)
+	cfg.WarningHandler = rest.NoWarnings{}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
 	cached := memory.NewMemCacheClient(dc)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
 	var out []*unstructured.Unstructured
+	var pendingCRDs []string
+	waitCRDs := func() error {
+		for _, name := range pendingCRDs {
+			if err := c.WaitCRDEstablished(ctx, name, time.Minute); err != nil {
+				return err
+			}
+		}
+		pendingCRDs = pendingCRDs[:0]
+		return nil
+	}
 	for _, obj := range objs {
 		gvk := obj.GroupVersionKind()
+		isCRD := gvk.Group == "apiextensions.k8s.io" && gvk.Kind == "CustomResourceDefinition"
+		if !isCRD {
+			if err := waitCRDs(); err != nil {
+				return out, err
+			}
+		}
 		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if meta.IsNoMatchError(err) {
 			// A CRD applied just before: refresh discovery once.
@@ -100,7 +127,7 @@ func (c *Cluster) ApplyObjects(ctx context.Context, objs []*unstructured.Unstruc
 		if err != nil {
 			return out, err
 		}
-		ri := c.Dynamic.Resource(mapping.Resource)
+		ri := dyn.Resource(mapping.Resource)
 		opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTo(true)}
 		var res *unstructured.Unstructured
 		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
@@ -116,13 +143,11 @@ func (c *Cluster) ApplyObjects(ctx context.Context, objs []*unstructured.Unstruc
 			return out, fmt.Errorf("apply %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 		}
 		out = append(out, res)
-		if gvk.Group == "apiextensions.k8s.io" && gvk.Kind == "CustomResourceDefinition" {
-			if err := c.WaitCRDEstablished(ctx, obj.GetName(), time.Minute); err != nil {
-				return out, err
-			}
+		if isCRD {
+			pendingCRDs = append(pendingCRDs, obj.GetName())
 		}
 	}
-	return out, nil
+	return out, waitCRDs()
 }
 
 // WaitCRDEstablished waits for a CustomResourceDefinition's Established condition.

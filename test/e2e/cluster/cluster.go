@@ -267,7 +267,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--secure-port=" + strconv.Itoa(c.ports.kcm),
 		"--cert-dir=" + filepath.Join(c.Dir, "kube-controller-manager"),
 		"--leader-elect=false",
-		"--use-service-account-credentials=false",
+		"--use-service-account-credentials=true", // per-controller identities, as kubeadm
 		"--service-account-private-key-file=" + p.saKey,
 		"--root-ca-file=" + p.caCert,
 		"--cluster-signing-cert-file=" + p.caCert,
