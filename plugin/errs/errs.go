@@ -34,6 +34,26 @@ const (
 	IO = 7
 	// Forbidden: the credentials were rejected or lack a permission.
 	Forbidden = 8
+	// DrainBlocked: draining a node did not finish within --timeout, most
+	// often because a PodDisruptionBudget allows no eviction; the node
+	// stays cordoned and its phase recorded.
+	DrainBlocked = 10
+	// AgentNotReady: the Cilium agent on a node was not Ready in time.
+	AgentNotReady = 11
+	// VerificationFailed: the probe pod on a migrated node did not get an
+	// address in Cilium's pod CIDR or could not reach the API server; the
+	// node stays cordoned.
+	VerificationFailed = 12
+	// RebootFailed: the reboot command failed or the node did not come
+	// back (new bootID, Ready) in time.
+	RebootFailed = 13
+	// WaitingForReboot: --reboot=manual recorded the node's bootID and
+	// waits for the user to reboot it; run the command again afterwards.
+	WaitingForReboot = 14
+	// Precondition: the cluster or node is not ready for this step of the
+	// migration (Cilium not in migration mode, CiliumNodeConfig missing or
+	// not selecting the node, a control-plane node before the workers).
+	Precondition = 15
 	// Interrupted: the user stopped the command (Ctrl-C); what was done is
 	// recorded and a re-run continues.
 	Interrupted = 130
@@ -106,6 +126,12 @@ func Codes() []ExitCode {
 		{Unsupported, "unsupported", "no supported CNI was found, several were, or Cilium already owns the network"},
 		{IO, "io", "a local file or directory could not be read or written"},
 		{Forbidden, "forbidden", "the credentials were rejected or lack a permission the command needs"},
+		{DrainBlocked, "drain-blocked", "a drain did not finish: a PodDisruptionBudget allowed no eviction within --timeout, or pods need --delete-emptydir-data or --force; the node stays cordoned"},
+		{AgentNotReady, "agent-not-ready", "the restarted Cilium agent on a node was not Ready within --agent-timeout"},
+		{VerificationFailed, "verification-failed", "the probe pod on a migrated node got no Cilium address or could not reach the API server; the node stays cordoned"},
+		{RebootFailed, "reboot-failed", "the reboot command failed or the node did not come back (new bootID, Ready) within --reboot-timeout"},
+		{WaitingForReboot, "waiting-for-reboot", "`node --reboot=manual` waits for you to reboot the node; run the same command again afterwards"},
+		{Precondition, "precondition", "the cluster is not ready for this step: Cilium not in migration mode, CiliumNodeConfig missing or not selecting the node, node missing, control-plane node before the workers"},
 		{Interrupted, "interrupted", "stopped by Ctrl-C or SIGTERM; run the same command again to continue"},
 	}
 }
