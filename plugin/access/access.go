@@ -56,6 +56,7 @@ func Needs(ciliumNS, cniNS string) []Need {
 	add("apps", "daemonsets", "", "", false, "find the CNI and Cilium DaemonSets, restart Cilium", "get", "list", "patch")
 	add("", "configmaps", "", "", false, "read the CNI, kube-proxy and kubeadm configuration", "get")
 	add("cilium.io", "ciliumnodeconfigs", "", ciliumNS, false, "apply and delete the CiliumNodeConfig", "get", "create", "patch", "delete")
+	add("batch", "jobs", "", ciliumNS, false, "run the probe Job that verifies a migrated node", "list", "watch", "create", "delete")
 	add("policy", "poddisruptionbudgets", "", "", false, "find PDBs that block a drain", "list")
 	add("networking.k8s.io", "networkpolicies", "", "", false, "count NetworkPolicies not enforced during the migration", "list")
 	add("coordination.k8s.io", "leases", "", "kube-system", false, "keep two rollouts from running at once", "get", "create", "update")

@@ -1,0 +1,329 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"sigs.k8s.io/yaml"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
+)
+
+const nodeExample = `  # Migrate one worker; stops with exit code 14 and instructions when the
+  # node must be rebooted by hand, and continues when run again afterwards
+  kubectl cni-migrate node worker-1
+
+  # Reboot through ssh and wait for the node to come back ({{.Node}} is
+  # always one argument; {{.InternalIP}} is the node's address)
+  kubectl cni-migrate node worker-1 worker-2 --reboot-command 'ssh {{.Node}} sudo systemctl reboot'
+
+  # The same steps as a bash script of kubectl commands, to review or run by hand
+  kubectl cni-migrate node worker-1 --reboot=skip --dry-run=client > migrate-worker-1.sh
+
+  # Every write sent with server-side dry run; a JSON summary on stdout
+  kubectl cni-migrate node worker-1 --dry-run=server -o json`
+
+const nodeLong = `Run the per-node steps of Cilium's dual-overlay migration on the named nodes,
+one node after the other:
+
+  1. cordon (remembering whether the node was cordoned before)
+  2. drain (DaemonSet pods stay; PodDisruptionBudgets are honoured)
+  3. label the node so that the CiliumNodeConfig selects it
+  4. delete the node's Cilium agent pod and wait until its replacement is Ready
+  5. reboot (--reboot: command, manual or skip)
+  6. verify: a probe pod pinned to the node gets an address in Cilium's pod
+     CIDR and reaches the API server
+  7. uncordon (unless it was cordoned before), and record the node as done
+
+Each step records its phase on the node (annotations cni-migrate.io/phase and
+cni-migrate.io/phase-time) before the next begins: after a failure, Ctrl-C or
+a manual reboot, the same command continues where it stopped. A node already
+done is left alone. Workers go first; a control-plane node is refused while
+workers are not migrated (--allow-control-plane overrides).
+
+Before anything changes it checks that the nodes exist, that Cilium runs in
+migration mode (values-initial.yaml) and that the CiliumNodeConfig exists and
+selects the label. Progress goes to stderr; -o json|yaml puts a summary on
+stdout. Exit codes: 10 drain blocked, 11 agent not Ready, 12 verification
+failed, 13 reboot failed, 14 waiting for a manual reboot, 15 precondition,
+130 interrupted (see docs/exit-codes.md).`
+
+type nodeOptions struct {
+	*common
+	names         []string
+	opts          migrate.Options
+	reboot        string
+	rebootCommand string
+	output        string
+	dryRun        cmdutil.DryRunStrategy
+	namespaceSet  bool
+	resume        string
+	kubectlFlags  []string
+	commandLine   string
+}
+
+func newCmdNode(c *common) *cobra.Command {
+	o := &nodeOptions{common: c}
+	cmd := &cobra.Command{
+		Use:     "node NODE...",
+		Short:   "Migrate nodes to Cilium one by one: cordon, drain, label, restart the agent, reboot, verify, uncordon",
+		Long:    nodeLong,
+		Example: nodeExample,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errs.New(errs.Usage, "name at least one node", "run 'kubectl cni-migrate node --help' for usage")
+			}
+			return nil
+		},
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			return completeNodes(cmd.Context(), c, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.opts.NodeLabel, "node-label", nodeconfig.DefaultLabel, "node label (key=value) that the CiliumNodeConfig selects")
+	fl.StringVar(&o.opts.NodeConfigName, "nodeconfig-name", nodeconfig.DefaultName, "name of the CiliumNodeConfig, in Cilium's namespace")
+	fl.BoolVar(&o.opts.AllowControlPlane, "allow-control-plane", false, "migrate a control-plane node although workers are not migrated yet")
+	fl.DurationVar(&o.opts.DrainTimeout, "timeout", migrate.DefaultDrainTimeout, "how long the drain may take before giving up (0: wait forever)")
+	fl.IntVar(&o.opts.GracePeriodSeconds, "grace-period", -1, "seconds each evicted pod gets to terminate (negative: the pod's own)")
+	fl.BoolVar(&o.opts.DeleteEmptyDirData, "delete-emptydir-data", false, "drain pods that use emptyDir volumes (their data is lost)")
+	fl.BoolVar(&o.opts.DisableEviction, "disable-eviction", false, "delete pods instead of evicting them: bypasses PodDisruptionBudgets")
+	fl.BoolVar(&o.opts.Force, "force", false, "drain pods that no controller manages (they are not recreated)")
+	fl.DurationVar(&o.opts.AgentTimeout, "agent-timeout", migrate.DefaultAgentTimeout, "how long to wait for the restarted Cilium agent to be Ready")
+	fl.StringVar(&o.reboot, "reboot", "", "how to reboot the node: command (run --reboot-command), manual (stop until you did) or skip (default: command with --reboot-command, else manual)")
+	fl.StringVar(&o.rebootCommand, "reboot-command", "", "command that reboots a node, split into words before {{.Node}} and {{.InternalIP}} are filled in; run without a shell")
+	fl.DurationVar(&o.opts.RebootTimeout, "reboot-timeout", migrate.DefaultRebootTimeout, "how long to wait for a rebooted node to report a new bootID and be Ready")
+	fl.StringVar(&o.opts.ProbeImage, "probe-image", migrate.DefaultProbeImage, "image of the probe pod (needs sh and curl)")
+	fl.DurationVar(&o.opts.ProbeTimeout, "probe-timeout", migrate.DefaultProbeTimeout, "how long the probe pod may take")
+	fl.StringVarP(&o.output, "output", "o", "", "print a summary on stdout: json or yaml")
+	cmdutil.AddDryRunFlag(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("reboot", cobra.FixedCompletions([]string{migrate.RebootCommand, migrate.RebootManual, migrate.RebootSkip}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (o *nodeOptions) Complete(cmd *cobra.Command, args []string) error {
+	var err error
+	if o.dryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
+		return errs.Wrap(errs.Usage, err, oneLineErr(err), "use --dry-run=none, client or server")
+	}
+	o.names = args
+	o.opts.Namespace = o.namespaceFlag(cmd)
+	o.namespaceSet = o.opts.Namespace != ""
+	o.opts.DryRun = o.dryRun == cmdutil.DryRunServer
+	o.opts.Reboot = o.reboot
+	if o.opts.Reboot == "" {
+		o.opts.Reboot = migrate.RebootManual
+		if o.rebootCommand != "" {
+			o.opts.Reboot = migrate.RebootCommand
+		}
+	}
+	if cmd.Flags().Changed("reboot-command") {
+		if o.opts.RebootCommand, err = migrate.ParseRebootTemplate(o.rebootCommand); err != nil {
+			return err
+		}
+	}
+	o.commandLine, o.resume, o.kubectlFlags = commandLines(cmd, args)
+	o.opts.ResumeCommand = o.resume
+	return nil
+}
+
+func (o *nodeOptions) Validate() error {
+	for _, n := range o.names {
+		if err := migrate.ValidateNodeName(n); err != nil {
+			return err
+		}
+	}
+	if err := output.ValidateFormat(o.output); err != nil {
+		return err
+	}
+	if o.output != "" && o.dryRun == cmdutil.DryRunClient {
+		return errs.New(errs.Usage, "-o does not apply to --dry-run=client, which prints a script", "drop -o, or use --dry-run=server")
+	}
+	return o.opts.Validate()
+}
+
+func (o *nodeOptions) Run(ctx context.Context) error {
+	if o.dryRun == cmdutil.DryRunClient {
+		return o.printScript(ctx)
+	}
+	cl, err := o.clients()
+	if err != nil {
+		return err
+	}
+	cluster, err := detectCluster(ctx, cl)
+	if err != nil {
+		return err
+	}
+	errOut := o.streams.ErrOut
+	style := o.errStyle()
+	progress := migrate.NewProgress(errOut, output.IsTerminal(errOut), style, nil)
+	m := migrate.New(cl, o.opts, progress, nil)
+	plan, err := m.Preflight(ctx, cluster, o.names)
+	if err != nil {
+		return err
+	}
+	if plan.Namespace != "" {
+		mode := ""
+		if o.opts.DryRun {
+			mode = " (server dry run: every write is sent with dryRun=All)"
+		}
+		fmt.Fprintf(errOut, "Cilium in %s, pod CIDR %s, %s, reboot: %s%s\n",
+			plan.Namespace, prefixes(plan), plan.NodeConfig, o.opts.Reboot, mode)
+	}
+	summary, runErr := m.Run(ctx, plan)
+	migrate.PrintSummary(errOut, summary, style)
+	if o.output != "" {
+		if err := printSummary(o.streams.Out, summary, o.output); err != nil && runErr == nil {
+			return err
+		}
+	}
+	return runErr
+}
+
+func prefixes(p *migrate.Plan) string {
+	var s []string
+	for _, x := range p.Pool {
+		s = append(s, x.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+func printSummary(w io.Writer, s *migrate.Summary, format string) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if format == "yaml" {
+		if data, err = yaml.JSONToYAML(data); err != nil {
+			return err
+		}
+	} else {
+		data = append(data, '\n')
+	}
+	if _, err := w.Write(data); err != nil {
+		return errs.Wrap(errs.IO, err, "cannot write the summary: "+oneLineErr(err), "check stdout")
+	}
+	return nil
+}
+
+// printScript prints the --dry-run=client script. It needs the cluster
+// only to find Cilium's namespace when -n is not given.
+func (o *nodeOptions) printScript(ctx context.Context) error {
+	ns := o.opts.Namespace
+	if ns == "" {
+		ns = nodeconfig.DefaultNamespace
+		if cl, err := o.clients(); err == nil {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			l, err := cl.Kube.AppsV1().DaemonSets(metav1.NamespaceAll).List(rctx, metav1.ListOptions{LabelSelector: migrate.AgentLabel})
+			cancel()
+			switch {
+			case err == nil && len(l.Items) > 0:
+				ns = l.Items[0].Namespace
+			case err != nil:
+				fmt.Fprintf(o.streams.ErrOut, "warning: could not find Cilium's namespace (%s); the script uses %s (pass -n to choose)\n", oneLineErr(err), ns)
+			}
+		}
+	}
+	script, err := migrate.Script(o.opts, migrate.ScriptInput{Nodes: o.names, Namespace: ns, KubectlFlags: o.kubectlFlags, Command: o.commandLine})
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(o.streams.Out, script); err != nil {
+		return errs.Wrap(errs.IO, err, "cannot write the script: "+oneLineErr(err), "check stdout")
+	}
+	return nil
+}
+
+// isKubectlGlobalFlag reports the kubectl flags that choose the cluster and
+// the credentials: the script passes them on to every kubectl.
+func isKubectlGlobalFlag(name string) bool {
+	switch name {
+	case "kubeconfig", "context", "cluster", "user", "server",
+		"certificate-authority", "client-certificate", "client-key",
+		"insecure-skip-tls-verify", "tls-server-name", "request-timeout",
+		"as", "as-group", "as-uid", "token", "username", "password":
+		return true
+	}
+	return false
+}
+
+// isSecretFlag reports flags whose values are not repeated in printed commands.
+func isSecretFlag(name string) bool { return name == "token" || name == "password" }
+
+// commandLines returns the command as given (for the script's header), the
+// command that resumes it (dry-run and output flags dropped) and the
+// kubectl flags that select the cluster.
+func commandLines(cmd *cobra.Command, args []string) (line, resume string, kubectlFlags []string) {
+	var all, keep []string
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		v := f.Name
+		if f.Value.Type() == "bool" {
+			if f.Value.String() != "true" {
+				v = f.Name + "=" + f.Value.String()
+			}
+		} else if isSecretFlag(f.Name) {
+			v = f.Name + "=REDACTED"
+		} else {
+			v = f.Name + "=" + f.Value.String()
+		}
+		arg := migrate.ShellQuote("--" + v)
+		all = append(all, arg)
+		if f.Name != "dry-run" && f.Name != "output" {
+			keep = append(keep, arg)
+		}
+		// -n (Cilium's namespace here) is not passed on: the script names
+		// the namespace of each command.
+		if isKubectlGlobalFlag(f.Name) && !isSecretFlag(f.Name) {
+			kubectlFlags = append(kubectlFlags, "--"+f.Name+"="+f.Value.String())
+		}
+	})
+	base := "kubectl cni-migrate node " + migrate.ShellJoin(args)
+	line = strings.TrimSpace(base + " " + strings.Join(all, " "))
+	resume = strings.TrimSpace(base + " " + strings.Join(keep, " "))
+	return line, resume, kubectlFlags
+}
+
+func oneLineErr(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// completeNodes completes node names not given yet.
+func completeNodes(ctx context.Context, c *common, given []string) ([]string, cobra.ShellCompDirective) {
+	cl, err := c.clients()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	l, err := cl.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	seen := map[string]bool{}
+	for _, g := range given {
+		seen[g] = true
+	}
+	var out []string
+	for _, n := range l.Items {
+		if !seen[n.Name] {
+			out = append(out, n.Name)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
