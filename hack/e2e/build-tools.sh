@@ -7,8 +7,8 @@
 #   manifests/kube-flannel.yml          upstream flannel manifest, unchanged
 #
 # Everything comes from the Go module proxy: the binaries are built from the
-# scratch modules next to this script (their go.sum files pin every
-# dependency), the charts and manifests are copied out of downloaded module
+# scratch modules next to this script (`tool` directives in their go.mod,
+# every dependency pinned by their go.sum), the charts and manifests are copied out of downloaded module
 # zips. The script is idempotent: each artefact has a stamp file recording the
 # pin it was built from, and is skipped when the stamp matches.
 #
@@ -96,7 +96,8 @@ build_kube() {
 	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 		ld+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor"
 	done
-	local pin="kubernetes $v $(sum_of "$HERE/kube/go.sum" "$HERE/kube/go.mod")"
+	# go.sum pins every module version, the replaced staging modules included.
+	local pin="kubernetes $v $(sum_of "$HERE/kube/go.sum")"
 	local c
 	for c in kube-apiserver kube-controller-manager kube-scheduler; do
 		if fresh "$c" "$pin" "$BIN/$c"; then log "skip  $c ($v)"; continue; fi
