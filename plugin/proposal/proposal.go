@@ -131,7 +131,7 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 			return nil, errs.Newf(errs.Unsupported, "fix cilium-config or pass --pod-cidr",
 				"the installed Cilium's cluster-pool-ipv4-cidr %q is not a CIDR", c.Cilium.PodCIDRs[0])
 		}
-		p.prefix, p.PodCIDRSource = pr.Masked(), "installed Cilium (cilium-config cluster-pool-ipv4-cidr)"
+		p.prefix, p.PodCIDRSource = pr.Masked(), "the installed Cilium's cluster-pool-ipv4-cidr"
 	default:
 		pr, err := cidr.Choose(Reserved(c))
 		if err != nil {

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# make demo: start a local simulated Flannel cluster (real control plane, kwok
+# nodes, the Cilium simulation: see test/e2e/README.md) and run every step of
+# the migration that kubectl cni-migrate has, printing each command first.
+#
+# Environment (set by the Makefile): BIN_DIR (the plugin), E2E_CACHE (tools),
+# E2E_CLUSTER_BIN, DEMO_DIR, KUBECTL, KEEP (1: leave the cluster running).
+set -euo pipefail
+
+: "${BIN_DIR:?}" "${E2E_CACHE:?}" "${E2E_CLUSTER_BIN:?}" "${DEMO_DIR:?}"
+KUBECTL=${KUBECTL:-kubectl}
+NODES=${DEMO_NODES:-4}
+CILIUM=${DEMO_CILIUM:-1.20.2}
+
+export PATH="$BIN_DIR:$PATH"
+export KUBECONFIG="$DEMO_DIR/cluster/kubeconfig"
+export NO_COLOR=${NO_COLOR:-}
+
+bold=$'\e[1m'; dim=$'\e[2m'; off=$'\e[0m'
+if [ -n "$NO_COLOR" ] || [ ! -t 1 ]; then bold=; dim=; off=; fi
+
+step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
+note() { printf '%s# %s%s\n' "$dim" "$*" "$off"; }
+# run prints a command, then runs it; a non-zero exit is shown, not fatal,
+# when the command is expected to report problems (plan exits 3 on FAIL).
+run() { printf '%s$ %s%s\n' "$bold" "$*" "$off"; "$@"; }
+
+stop_cluster() {
+  if [ "${KEEP:-}" = 1 ]; then
+    step "The cluster keeps running"
+    echo "export KUBECONFIG=$KUBECONFIG"
+    echo "stop it with: $E2E_CLUSTER_BIN down --dir $DEMO_DIR/cluster   (or make e2e-down E2E_DIR=$DEMO_DIR/cluster)"
+  else
+    "$E2E_CLUSTER_BIN" down --dir "$DEMO_DIR/cluster" >/dev/null 2>&1 || true
+  fi
+}
+
+rm -rf "$DEMO_DIR"
+mkdir -p "$DEMO_DIR/values"
+
+step "Start a local cluster: $NODES kwok nodes running Flannel from its upstream manifest"
+note "control plane: etcd, kube-apiserver, controller-manager, scheduler (real, on 127.0.0.1)"
+"$E2E_CLUSTER_BIN" up --dir "$DEMO_DIR/cluster" --nodes "$NODES" --name demo 2>&1 | sed 's/^/  /'
+trap stop_cluster EXIT
+run "$KUBECTL" get nodes -o wide
+
+step "1. Plan: what runs today, what is proposed, is it safe?"
+run "$KUBECTL" cni-migrate plan
+
+step "2. Generate the Helm values"
+run "$KUBECTL" cni-migrate values --output-dir "$DEMO_DIR/values"
+run cat "$DEMO_DIR/values/values-initial.yaml"
+run diff -u "$DEMO_DIR/values/values-initial.yaml" "$DEMO_DIR/values/values-final.yaml" || true
+
+step "3. Install Cilium $CILIUM beside Flannel with values-initial.yaml"
+note "simulation: the Cilium operator would register its CRDs; here they are applied from the chart's module"
+"$KUBECTL" apply --server-side -f "$E2E_CACHE/cilium/$CILIUM/crds/v2" >/dev/null
+[ -d "$E2E_CACHE/cilium/$CILIUM/crds/v2alpha1" ] && "$KUBECTL" apply --server-side -f "$E2E_CACHE/cilium/$CILIUM/crds/v2alpha1" >/dev/null
+"$KUBECTL" wait --for condition=Established crd --all --timeout 60s >/dev/null
+note "users run: helm install cilium cilium/cilium --version $CILIUM --namespace kube-system --values values-initial.yaml"
+run "$E2E_CACHE/bin/helm" install cilium "$E2E_CACHE/cilium/$CILIUM/chart" --namespace kube-system \
+  --values "$DEMO_DIR/values/values-initial.yaml" --wait --timeout 5m
+run "$KUBECTL" -n kube-system rollout status ds/cilium --timeout 2m
+
+step "4. Plan again: Cilium now runs in migration mode"
+run "$KUBECTL" cni-migrate plan
+
+step "5. Apply the CiliumNodeConfig"
+run "$KUBECTL" cni-migrate nodeconfig --apply --dry-run=server -o yaml
+run "$KUBECTL" cni-migrate nodeconfig --apply
+
+if "$KUBECTL" cni-migrate node --help >/dev/null 2>&1; then
+  step "6. Migrate a worker node"
+  note "simulation: the reboot command changes the node's bootID, as a real reboot would"
+  reboot="$DEMO_DIR/reboot-node"
+  cat > "$reboot" <<'SCRIPT'
+#!/usr/bin/env bash
+# Simulated reboot for the demo: a new bootID, as the kubelet reports after a reboot.
+set -euo pipefail
+kubectl patch node "$1" --subresource=status --type=merge -p "{\"status\":{\"nodeInfo\":{\"bootID\":\"$(cat /proc/sys/kernel/random/uuid)\"}}}" >/dev/null
+SCRIPT
+  chmod +x "$reboot"
+  note "plan warned that PodDisruptionBudget demo/payments allows no disruption: relax it, or the drain waits"
+  run "$KUBECTL" -n demo patch pdb payments --type merge -p '{"spec":{"maxUnavailable":1}}'
+  run "$KUBECTL" cni-migrate node worker-1 --timeout 2m --reboot=command --reboot-command "$reboot {{.Node}}"
+  run "$KUBECTL" get pods -A -o wide --field-selector spec.nodeName=worker-1
+fi
+
+step "Done"
+echo "The demo ran every migration step this version of kubectl cni-migrate has."
