@@ -158,7 +158,13 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 		p.TunnelProtocol = "vxlan"
 	}
 	p.TunnelPort = o.TunnelPort
-	if p.TunnelPort == 0 {
+	switch {
+	case p.TunnelPort != 0:
+	case c.Cilium.Installed && c.Cilium.TunnelPort != 0:
+		// Keep the installed Cilium's port: values-final.yaml must not move
+		// the overlay of nodes already migrated.
+		p.TunnelPort = c.Cilium.TunnelPort
+	default:
 		p.TunnelPort = DefaultTunnelPort(c, p.TunnelProtocol)
 	}
 

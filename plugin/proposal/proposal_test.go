@@ -76,10 +76,10 @@ func TestPropose(t *testing.T) {
 		{
 			name: "installed Cilium's pool and version are kept",
 			tweak: func(c *detect.Cluster) {
-				c.Cilium = detect.Cilium{Installed: true, MigrationMode: true, Version: "1.15.19", PodCIDRs: []string{"10.250.0.0/16"}}
+				c.Cilium = detect.Cilium{Installed: true, MigrationMode: true, Version: "1.15.19", PodCIDRs: []string{"10.250.0.0/16"}, TunnelPort: 8480}
 			},
 			check: func(t *testing.T, p *Proposal) {
-				if p.PodCIDR != "10.250.0.0/16" || p.CiliumVersion != "1.15.19" || p.NodeConfigAPIVersion != "cilium.io/v2alpha1" {
+				if p.PodCIDR != "10.250.0.0/16" || p.CiliumVersion != "1.15.19" || p.NodeConfigAPIVersion != "cilium.io/v2alpha1" || p.TunnelPort != 8480 {
 					t.Errorf("%+v", p)
 				}
 			},
