@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -269,14 +270,27 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 	return plan, nil
 }
 
-// nodeConfigSelector finds the CiliumNodeConfig (cilium.io/v2, else
-// v2alpha1) and returns its node selector and "apiVersion ns/name".
+// nodeConfigSelector finds the CiliumNodeConfig (through cilium.io/v2 when
+// served, else v2alpha1, so a deprecated version is not asked for when a
+// newer one serves the same object) and returns its node selector and
+// "apiVersion ns/name".
 func (m *Migrator) nodeConfigSelector(ctx context.Context, ns string) (labels.Selector, string, error) {
 	name := m.opts.NodeConfigName
+	served, err := nodeconfig.Served(m.cl.Kube.Discovery())
+	if err != nil {
+		return nil, "", m.cl.Classify(err, "reading the cilium.io API versions")
+	}
+	if len(served) == 0 {
+		return nil, "", errs.New(errs.Precondition, "this cluster has no CiliumNodeConfig CRD",
+			"install Cilium with values-initial.yaml first (kubectl cni-migrate values), then kubectl cni-migrate nodeconfig --apply")
+	}
 	for _, v := range []string{"cilium.io/v2", "cilium.io/v2alpha1"} {
+		if !contains(served, v) {
+			continue
+		}
 		u, err := m.cl.Dynamic.Resource(nodeconfig.GVR(v)).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			continue
+			break
 		}
 		if err != nil {
 			return nil, "", m.cl.Classify(err, fmt.Sprintf("reading CiliumNodeConfig %s/%s", ns, name))
@@ -298,7 +312,16 @@ func (m *Migrator) nodeConfigSelector(ctx context.Context, ns string) (labels.Se
 	}
 	return nil, "", errs.Newf(errs.Precondition,
 		fmt.Sprintf("create it with kubectl cni-migrate nodeconfig --apply --name %s --node-label %s", name, m.opts.NodeLabel),
-		"CiliumNodeConfig %s/%s not found (looked for cilium.io/v2 and v2alpha1)", ns, name)
+		"CiliumNodeConfig %s/%s not found (served as %s)", ns, name, strings.Join(served, ", "))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func isControlPlane(n *corev1.Node) bool {
@@ -371,8 +394,8 @@ func (m *Migrator) stepWhat(s Step) string {
 	return ""
 }
 
-func (m *Migrator) migrateNode(ctx context.Context, plan *Plan, t Target) (NodeResult, error) {
-	res := NodeResult{Name: t.Name, PhaseBefore: t.State.Phase, PhaseAfter: t.State.Phase, Steps: []StepResult{}}
+func (m *Migrator) migrateNode(ctx context.Context, plan *Plan, t Target) (res NodeResult, err error) {
+	res = NodeResult{Name: t.Name, PhaseBefore: t.State.Phase, PhaseAfter: t.State.Phase, Steps: []StepResult{}}
 	if t.State.Phase.Done() {
 		since := ""
 		if !t.State.PhaseTime.IsZero() {
@@ -393,7 +416,8 @@ func (m *Migrator) migrateNode(ctx context.Context, plan *Plan, t Target) (NodeR
 			return res, err
 		}
 		task := m.progress.Start(t.Name, step, m.stepWhat(step))
-		detail, err := m.runStep(ctx, plan, t, step)
+		var detail string
+		detail, err = m.runStep(ctx, plan, t, step)
 		sr := StepResult{Name: step, Detail: detail}
 		if err != nil {
 			switch {
@@ -564,7 +588,9 @@ func (m *Migrator) cordon(ctx context.Context, name string) (string, error) {
 }
 
 func (m *Migrator) drainHelper(ctx context.Context) *drain.Helper {
-	w := m.progress.Writer()
+	// The helper repeats "evicting pod" and "will retry after 5s" for every
+	// attempt; show each line once.
+	w := &onceWriter{w: m.progress.Writer(), seen: map[string]bool{}}
 	h := &drain.Helper{
 		Ctx:                 ctx,
 		Client:              m.cl.Kube,
@@ -599,7 +625,18 @@ func (m *Migrator) drain(ctx context.Context, name string) (string, error) {
 	}
 	if len(pods) > 0 {
 		start := m.now()
-		if err := h.DeleteOrEvictPods(pods); err != nil {
+		// The helper sleeps 5s between refused evictions without looking at
+		// the context: on an interrupt, stop waiting for it (its goroutines
+		// end on their own after the sleep).
+		done := make(chan error, 1)
+		go func() { done <- h.DeleteOrEvictPods(pods) }()
+		var err error
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return "", ctx.Err()
 			}
@@ -996,7 +1033,7 @@ func (m *Migrator) leftBehind(ctx context.Context, name string) string {
 	}
 	sort.Strings(kept)
 	if len(kept) > 0 {
-		s += fmt.Sprintf("; %d %s keep their old addresses until restarted (%s)", len(kept), plural(len(kept), "pod", "pods"), list(kept))
+		s += fmt.Sprintf("; %s until restarted (%s)", plural(len(kept), "1 pod keeps its old address", fmt.Sprintf("%d pods keep their old addresses", len(kept))), list(kept))
 	}
 	return s
 }
@@ -1005,7 +1042,7 @@ func shortID(id string) string {
 	if id == "" {
 		return `""`
 	}
-	if len(id) > 12 {
+	if len(id) > 16 {
 		return id[:8] + "…"
 	}
 	return id
@@ -1167,4 +1204,32 @@ func (m *Migrator) uncordon(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	return m.dryNote(detail), m.record(ctx, name, PhaseDone, nil)
+}
+
+// onceWriter passes on each distinct line once.
+type onceWriter struct {
+	w    io.Writer
+	mu   sync.Mutex
+	buf  []byte
+	seen map[string]bool
+}
+
+func (o *onceWriter) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf = append(o.buf, b...)
+	for {
+		i := strings.IndexByte(string(o.buf), '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := string(o.buf[:i+1])
+		o.buf = o.buf[i+1:]
+		if !o.seen[line] {
+			o.seen[line] = true
+			if _, err := io.WriteString(o.w, line); err != nil {
+				return len(b), err
+			}
+		}
+	}
 }

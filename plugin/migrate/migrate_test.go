@@ -102,6 +102,8 @@ func newWorld(t *testing.T, workerAnn map[string]string, extra ...runtime.Object
 	w.kube.Resources = []*metav1.APIResourceList{{GroupVersion: "v1", APIResources: []metav1.APIResource{
 		{Name: "pods", Kind: "Pod", Namespaced: true},
 		{Name: "pods/eviction", Kind: "Eviction", Group: "policy", Version: "v1", Namespaced: true},
+	}}, {GroupVersion: "cilium.io/v2", APIResources: []metav1.APIResource{
+		{Name: "ciliumnodeconfigs", Kind: "CiliumNodeConfig", Namespaced: true},
 	}}}
 	w.kube.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		ca, ok := a.(k8stesting.CreateActionImpl)
@@ -247,7 +249,7 @@ func TestMigrateNodeEndToEndFake(t *testing.T) {
 	if jobs, _ := w.kube.BatchV1().Jobs("kube-system").List(ctx, metav1.ListOptions{}); len(jobs.Items) != 0 {
 		t.Error("probe Job left behind")
 	}
-	if len(s.Nodes) != 1 || s.Nodes[0].Result != ResultMigrated || s.Nodes[0].PhaseBefore != PhaseNone || s.Nodes[0].PhaseAfter != PhaseDone || len(s.Nodes[0].Steps) != 7 {
+	if len(s.Nodes) != 1 || s.Nodes[0].Result != ResultMigrated || s.Nodes[0].PhaseBefore != PhaseNone || s.Nodes[0].PhaseAfter != PhaseDone || len(s.Nodes[0].Steps) != 7 || s.Nodes[0].Seconds <= 0 {
 		t.Errorf("summary %+v", s)
 	}
 	out := w.stderr.String()
@@ -437,7 +439,7 @@ func TestPreflight(t *testing.T) {
 		{name: "wrong namespace", nodes: []string{"worker-1"}, change: func(_ *world, o *Options) { o.Namespace = "cilium" }, code: errs.Precondition, wantMsg: "not cilium"},
 		{name: "no pool", nodes: []string{"worker-1"}, change: func(w *world, _ *Options) { w.cluster.Cilium.PodCIDRs = nil }, code: errs.Precondition, wantMsg: "cluster-pool"},
 		{name: "nodeconfig missing", nodes: []string{"worker-1"}, change: func(_ *world, o *Options) { o.NodeConfigName = "other" }, code: errs.Precondition,
-			wantMsg: "CiliumNodeConfig kube-system/other not found"},
+			wantMsg: "CiliumNodeConfig kube-system/other not found (served as cilium.io/v2)"},
 		{name: "label not selected", nodes: []string{"worker-1"}, change: func(_ *world, o *Options) { o.NodeLabel = "example.com/x=true" }, code: errs.Precondition,
 			wantMsg: `CiliumNodeConfig cilium.io/v2 kube-system/cilium-default selects "io.cilium.migration/cilium-default=true", which node worker-1 does not match even with the label example.com/x=true`},
 	} {
