@@ -358,6 +358,11 @@ func analyzeCilium(s *Snapshot, ds *appsv1.DaemonSet, c *Cilium) {
 			c.PodCIDRs = append(c.PodCIDRs, p)
 		}
 		c.TunnelPort, _ = strconv.Atoi(cm.Data["tunnel-port"])
+		c.MaskSize, _ = strconv.Atoi(cm.Data["cluster-pool-ipv4-mask-size"])
+		c.TunnelProtocol = cm.Data["tunnel-protocol"]
+		if c.TunnelProtocol == "" && cm.Data["routing-mode"] != "native" {
+			c.TunnelProtocol = cm.Data["tunnel"] // Cilium < 1.15
+		}
 	}
 }
 

@@ -114,8 +114,12 @@ type Cilium struct {
 	MigrationMode bool     `json:"migrationMode"`
 	PodCIDRs      []string `json:"podCIDRs,omitempty"`
 	TunnelPort    int      `json:"tunnelPort,omitempty"`
-	AgentsReady   int32    `json:"agentsReady"`
-	AgentsDesired int32    `json:"agentsDesired"`
+	// TunnelProtocol is cilium-config's tunnel-protocol (or the older tunnel).
+	TunnelProtocol string `json:"tunnelProtocol,omitempty"`
+	// MaskSize is cilium-config's cluster-pool-ipv4-mask-size.
+	MaskSize      int   `json:"clusterPoolMaskSize,omitempty"`
+	AgentsReady   int32 `json:"agentsReady"`
+	AgentsDesired int32 `json:"agentsDesired"`
 }
 
 // PDB is a PodDisruptionBudget that blocks evictions.

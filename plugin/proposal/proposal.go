@@ -142,6 +142,9 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 	p.PodCIDR = p.prefix.String()
 
 	p.MaskSize = o.MaskSize
+	if p.MaskSize == 0 && c.Cilium.Installed && c.Cilium.MaskSize != 0 {
+		p.MaskSize = c.Cilium.MaskSize
+	}
 	if p.MaskSize == 0 {
 		p.MaskSize = DefaultMaskSize
 		if p.prefix.Bits() >= DefaultMaskSize {
@@ -154,6 +157,9 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 	}
 
 	p.TunnelProtocol = o.TunnelProtocol
+	if p.TunnelProtocol == "" && c.Cilium.Installed && (c.Cilium.TunnelProtocol == "vxlan" || c.Cilium.TunnelProtocol == "geneve") {
+		p.TunnelProtocol = c.Cilium.TunnelProtocol
+	}
 	if p.TunnelProtocol == "" {
 		p.TunnelProtocol = "vxlan"
 	}

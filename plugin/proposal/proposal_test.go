@@ -76,10 +76,11 @@ func TestPropose(t *testing.T) {
 		{
 			name: "installed Cilium's pool and version are kept",
 			tweak: func(c *detect.Cluster) {
-				c.Cilium = detect.Cilium{Installed: true, MigrationMode: true, Version: "1.15.19", PodCIDRs: []string{"10.250.0.0/16"}, TunnelPort: 8480}
+				c.Cilium = detect.Cilium{Installed: true, MigrationMode: true, Version: "1.15.19", PodCIDRs: []string{"10.250.0.0/16"}, TunnelPort: 8480, TunnelProtocol: "geneve", MaskSize: 26}
 			},
 			check: func(t *testing.T, p *Proposal) {
-				if p.PodCIDR != "10.250.0.0/16" || p.CiliumVersion != "1.15.19" || p.NodeConfigAPIVersion != "cilium.io/v2alpha1" || p.TunnelPort != 8480 {
+				if p.PodCIDR != "10.250.0.0/16" || p.CiliumVersion != "1.15.19" || p.NodeConfigAPIVersion != "cilium.io/v2alpha1" || p.TunnelPort != 8480 ||
+					p.TunnelProtocol != "geneve" || p.MaskSize != 26 {
 					t.Errorf("%+v", p)
 				}
 			},
