@@ -58,7 +58,11 @@ set -euo pipefail
 `, AnnotationPhase)
 	if len(in.KubectlFlags) > 0 {
 		p("\n# Every kubectl below talks to the cluster chosen when the script was generated.\n")
-		p("kubectl() { command kubectl %s \"$@\"; }\n", ShellJoin(in.KubectlFlags))
+		var q []string
+		for _, f := range in.KubectlFlags {
+			q = append(q, ShellQuote(f))
+		}
+		p("kubectl() { command kubectl %s \"$@\"; }\n", strings.Join(q, " "))
 	}
 	p(`
 # annotation NODE KEY: the value of a cni-migrate.io/ annotation of NODE ("" if unset)

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 # Every kubectl below talks to the cluster chosen when the script was generated.
-kubectl() { command kubectl '--context=prod' '--kubeconfig=/home/me/my config' "$@"; }
+kubectl() { command kubectl --context=prod '--kubeconfig=/home/me/my config' "$@"; }
 
 # annotation NODE KEY: the value of a cni-migrate.io/ annotation of NODE ("" if unset)
 annotation() { kubectl get node "$1" -o jsonpath="{.metadata.annotations.cni-migrate\.io/$2}"; }
