@@ -103,27 +103,7 @@ func (o *valuesOptions) Run(ctx context.Context) error {
 	if c.Problem != nil {
 		return c.Problem
 	}
-	p, err := proposal.Propose(c, o.opts)
-	if err != nil {
-		return err
-	}
-	if unsafe := proposal.Safety(c, p); len(unsafe) > 0 {
-		return unsafe[0]
-	}
-	initial, final, warnings, err := values.Generate(values.Input{
-		Version:              p.Version,
-		PodCIDR:              p.PodCIDR,
-		MaskSize:             p.MaskSize,
-		TunnelProtocol:       p.TunnelProtocol,
-		TunnelPort:           p.TunnelPort,
-		ClusterName:          p.ClusterName,
-		KubeProxyReplacement: p.KubeProxyReplacement,
-		K8sServiceHost:       p.K8sServiceHost,
-		K8sServicePort:       p.K8sServicePort,
-		OperatorReplicas:     p.OperatorReplicas,
-		User:                 o.user,
-		UserFile:             o.valuesFile,
-	})
+	p, initial, final, warnings, err := generateValues(c, o.opts, o.user, o.valuesFile)
 	if err != nil {
 		return err
 	}
