@@ -77,18 +77,19 @@ func PrintSummary(w io.Writer, s *Summary, style output.Style) {
 	}
 	fmt.Fprintf(w, "SUMMARY%s\n", suffix)
 	for _, n := range s.Nodes {
-		var word string
+		// Pad before colouring: escape codes have no width.
+		word := fmt.Sprintf("%-20s", n.Result)
 		switch n.Result {
 		case ResultMigrated, ResultAlreadyDone, ResultDryRun:
-			word = style.Green(n.Result)
+			word = style.Green(word)
 		case ResultFailed:
-			word = style.Red(n.Result)
+			word = style.Red(word)
 		default:
-			word = style.Yellow(n.Result)
+			word = style.Yellow(word)
 		}
-		line := fmt.Sprintf("  %-20s %-20s phase %s", n.Name, word, n.PhaseAfter)
+		line := fmt.Sprintf("  %-20s %s phase %s", n.Name, word, n.PhaseAfter)
 		if n.PhaseBefore != n.PhaseAfter {
-			line = fmt.Sprintf("  %-20s %-20s phase %s -> %s", n.Name, word, n.PhaseBefore, n.PhaseAfter)
+			line = fmt.Sprintf("  %-20s %s phase %s -> %s", n.Name, word, n.PhaseBefore, n.PhaseAfter)
 		}
 		if len(n.Steps) > 0 {
 			line += fmt.Sprintf(", %d %s in %s", len(n.Steps), plural(len(n.Steps), "step", "steps"), formatDuration(time.Duration(n.Seconds*float64(time.Second))))
