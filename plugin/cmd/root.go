@@ -97,6 +97,7 @@ func NewCmdCNIMigrate(streams genericiooptions.IOStreams, info BuildInfo, env En
 		newCmdPlan(c),
 		newCmdValues(c),
 		newCmdNodeConfig(c),
+		newCmdFinalize(c),
 		newCmdNode(c),
 		newCmdVersion(c, info),
 	)

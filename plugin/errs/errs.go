@@ -54,6 +54,11 @@ const (
 	// migration (Cilium not in migration mode, CiliumNodeConfig missing or
 	// not selecting the node, a control-plane node before the workers).
 	Precondition = 15
+	// WaitingForUpgrade: finalize wrote values-final.yaml and waits for the
+	// helm upgrade the user runs; run finalize again afterwards.
+	WaitingForUpgrade = 16
+	// HelmFailed: the helm upgrade finalize ran (--yes) failed.
+	HelmFailed = 17
 	// Interrupted: the user stopped the command (Ctrl-C); what was done is
 	// recorded and a re-run continues.
 	Interrupted = 130
@@ -132,6 +137,8 @@ func Codes() []ExitCode {
 		{RebootFailed, "reboot-failed", "the reboot command failed or the node did not come back (new bootID, Ready) within --reboot-timeout"},
 		{WaitingForReboot, "waiting-for-reboot", "`node --reboot=manual` waits for you to reboot the node; run the same command again afterwards"},
 		{Precondition, "precondition", "the cluster is not ready for this step: Cilium not in migration mode, CiliumNodeConfig missing or not selecting the node, node missing, control-plane node before the workers"},
+		{WaitingForUpgrade, "waiting-for-upgrade", "finalize wrote values-final.yaml; run the helm upgrade it printed, then finalize again"},
+		{HelmFailed, "helm-failed", "the helm upgrade finalize ran with --yes failed; fix it and run finalize again"},
 		{Interrupted, "interrupted", "stopped by Ctrl-C or SIGTERM; run the same command again to continue"},
 	}
 }

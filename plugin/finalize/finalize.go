@@ -1,0 +1,393 @@
+// Package finalize ends a dual-overlay migration once every node is done:
+// Cilium is upgraded to its final values (by helm, which the user runs or
+// the plugin runs with --yes), its agents are restarted, the
+// CiliumNodeConfig is deleted, the old CNI's objects are removed on request,
+// and the plugin's node labels and annotations are cleaned up.
+//
+// Each step is detected from the cluster itself, so an interrupted finalize
+// is finished by running it again: Helm upgraded (cilium-config
+// custom-cni-conf is no longer "true"), CiliumNodeConfig gone, old CNI gone,
+// node annotations gone.
+package finalize
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+)
+
+// Object is a Kubernetes object finalize deletes.
+type Object struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+func (o Object) String() string {
+	if o.Namespace == "" {
+		return strings.ToLower(o.Kind) + "/" + o.Name
+	}
+	return strings.ToLower(o.Kind) + "/" + o.Name + " -n " + o.Namespace
+}
+
+// NotDone returns the names of the nodes whose migration is not done, in
+// name order.
+func NotDone(nodes []corev1.Node) []string {
+	var out []string
+	for i := range nodes {
+		if nodes[i].Annotations[migrate.AnnotationPhase] != string(migrate.PhaseDone) {
+			out = append(out, nodes[i].Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NotDoneError refuses to finalize while nodes remain.
+func NotDoneError(names []string) error {
+	shown := names
+	if len(shown) > 8 {
+		shown = shown[:8]
+	}
+	more := ""
+	if len(names) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(names)-len(shown))
+	}
+	return errs.Newf(errs.Precondition, "migrate them first: kubectl cni-migrate node "+strings.Join(shown, " "),
+		"%d %s not migrated yet: %s%s", len(names), plural(len(names), "node is", "nodes are"), strings.Join(shown, ", "), more)
+}
+
+// Upgraded reports whether Cilium runs with its final values: the Helm
+// upgrade turned custom-cni-conf off.
+func Upgraded(ctx context.Context, c kubernetes.Interface, ns string) (bool, error) {
+	cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, "cilium-config", metav1.GetOptions{})
+	if err != nil {
+		return false, err
+	}
+	return cm.Data["custom-cni-conf"] != "true", nil
+}
+
+// HelmUpgradeArgs is the helm command that applies the final values.
+func HelmUpgradeArgs(release, chart, version, ns, valuesFile string) []string {
+	return []string{"helm", "upgrade", release, chart, "--version", version, "--namespace", ns, "--values", valuesFile, "--wait"}
+}
+
+// RestartAgents restarts the Cilium DaemonSet the way `kubectl rollout
+// restart` does and waits, by watching, until the rollout is complete.
+func RestartAgents(ctx context.Context, c kubernetes.Interface, ns, name string, timeout time.Duration, dryRun bool, now time.Time) error {
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, now.UTC().Format(time.RFC3339))
+	opts := metav1.PatchOptions{FieldManager: nodeconfig.FieldManager}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	ds, err := c.AppsV1().DaemonSets(ns).Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), opts)
+	if err != nil || dryRun {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	w, err := c.AppsV1().DaemonSets(ns).Watch(ctx, metav1.ListOptions{
+		FieldSelector:   fields.OneTermEqualSelector("metadata.name", name).String(),
+		ResourceVersion: ds.ResourceVersion,
+	})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	if RolledOut(ds) {
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return errs.Newf(errs.AgentNotReady, fmt.Sprintf("check the agents: kubectl -n %s get pods -l k8s-app=cilium, then run finalize again", ns),
+					"DaemonSet %s/%s did not finish restarting within %s", ns, name, timeout)
+			}
+			return ctx.Err()
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return fmt.Errorf("watch of DaemonSet %s/%s ended", ns, name)
+			}
+			if ev.Type == watch.Error {
+				return apierrors.FromObject(ev.Object)
+			}
+			if d, ok := ev.Object.(*appsv1.DaemonSet); ok && RolledOut(d) {
+				return nil
+			}
+		}
+	}
+}
+
+// RolledOut is `kubectl rollout status`'s test for a DaemonSet.
+func RolledOut(d *appsv1.DaemonSet) bool {
+	s := d.Status
+	return s.ObservedGeneration >= d.Generation && s.UpdatedNumberScheduled == s.DesiredNumberScheduled && s.NumberAvailable == s.DesiredNumberScheduled
+}
+
+// NodeConfigExists reports whether the CiliumNodeConfig exists in either
+// apiVersion (a cluster without the CRD has none).
+func NodeConfigExists(ctx context.Context, dyn dynamic.Interface, ns, name string) (bool, error) {
+	for _, v := range []string{"cilium.io/v2", "cilium.io/v2alpha1"} {
+		_, err := dyn.Resource(nodeconfig.GVR(v)).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			return true, nil
+		case apierrors.IsNotFound(err):
+		default:
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// DeleteNodeConfig deletes the CiliumNodeConfig in either apiVersion. It
+// returns whether one existed.
+func DeleteNodeConfig(ctx context.Context, dyn dynamic.Interface, ns, name string, dryRun bool) (bool, error) {
+	found := false
+	opts := metav1.DeleteOptions{}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	for _, v := range []string{"cilium.io/v2", "cilium.io/v2alpha1"} {
+		err := dyn.Resource(nodeconfig.GVR(v)).Namespace(ns).Delete(ctx, name, opts)
+		switch {
+		case err == nil:
+			found = true
+		case apierrors.IsNotFound(err):
+		default:
+			return found, err
+		}
+		if found {
+			break
+		}
+	}
+	return found, nil
+}
+
+// OldCNIObjects lists the objects of the old CNI: for Flannel its
+// DaemonSet, ConfigMap, ServiceAccount, the ClusterRoleBindings of that
+// ServiceAccount and the ClusterRoles only they use, and its namespace when
+// nothing else lives there.
+func OldCNIObjects(ctx context.Context, c kubernetes.Interface, cni *detect.CNI) ([]Object, error) {
+	if cni == nil {
+		return nil, nil
+	}
+	ns := cni.Namespace
+	var out []Object
+	ds, err := c.AppsV1().DaemonSets(ns).Get(ctx, cni.DaemonSet, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, Object{"DaemonSet", ns, ds.Name})
+	if cni.ConfigMap != "" {
+		out = append(out, Object{"ConfigMap", ns, cni.ConfigMap})
+	}
+	sa := ds.Spec.Template.Spec.ServiceAccountName
+	if sa != "" && sa != "default" {
+		out = append(out, Object{"ServiceAccount", ns, sa})
+		crbs, err := c.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		roleUsers := map[string]int{}
+		var ours []string
+		for _, b := range crbs.Items {
+			mine := false
+			for _, s := range b.Subjects {
+				if s.Kind == "ServiceAccount" && s.Name == sa && s.Namespace == ns {
+					mine = true
+				}
+			}
+			if b.RoleRef.Kind == "ClusterRole" {
+				roleUsers[b.RoleRef.Name]++
+			}
+			if mine && len(b.Subjects) == 1 {
+				out = append(out, Object{"ClusterRoleBinding", "", b.Name})
+				if b.RoleRef.Kind == "ClusterRole" {
+					ours = append(ours, b.RoleRef.Name)
+				}
+			}
+		}
+		for _, r := range ours {
+			if roleUsers[r] == 1 && !strings.HasPrefix(r, "system:") {
+				out = append(out, Object{"ClusterRole", "", r})
+			}
+		}
+	}
+	if ns != "kube-system" && ns != "default" {
+		empty, err := namespaceOnlyHolds(ctx, c, ns, ds, cni.ConfigMap, sa)
+		if err != nil {
+			return nil, err
+		}
+		if empty {
+			out = append(out, Object{"Namespace", "", ns})
+		}
+	}
+	return out, nil
+}
+
+// namespaceOnlyHolds reports whether ns holds nothing but the old CNI's
+// objects (and what Kubernetes puts in every namespace).
+func namespaceOnlyHolds(ctx context.Context, c kubernetes.Interface, ns string, ds *appsv1.DaemonSet, cm, sa string) (bool, error) {
+	pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	for _, p := range pods.Items {
+		if !metav1.IsControlledBy(&p, ds) {
+			return false, nil
+		}
+	}
+	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(dss.Items) > 1 {
+		return false, err
+	}
+	deps, err := c.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(deps.Items) > 0 {
+		return false, err
+	}
+	sts, err := c.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(sts.Items) > 0 {
+		return false, err
+	}
+	cms, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	for _, x := range cms.Items {
+		if x.Name != cm && x.Name != "kube-root-ca.crt" {
+			return false, nil
+		}
+	}
+	sas, err := c.CoreV1().ServiceAccounts(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	for _, x := range sas.Items {
+		if x.Name != sa && x.Name != "default" {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Delete deletes the objects in order (the namespace last) and returns
+// those that were there.
+func Delete(ctx context.Context, c kubernetes.Interface, objs []Object, dryRun bool) ([]Object, error) {
+	opts := metav1.DeleteOptions{}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	var deleted []Object
+	for _, o := range objs {
+		var err error
+		switch o.Kind {
+		case "DaemonSet":
+			err = c.AppsV1().DaemonSets(o.Namespace).Delete(ctx, o.Name, opts)
+		case "ConfigMap":
+			err = c.CoreV1().ConfigMaps(o.Namespace).Delete(ctx, o.Name, opts)
+		case "ServiceAccount":
+			err = c.CoreV1().ServiceAccounts(o.Namespace).Delete(ctx, o.Name, opts)
+		case "ClusterRoleBinding":
+			err = c.RbacV1().ClusterRoleBindings().Delete(ctx, o.Name, opts)
+		case "ClusterRole":
+			err = c.RbacV1().ClusterRoles().Delete(ctx, o.Name, opts)
+		case "Namespace":
+			err = c.CoreV1().Namespaces().Delete(ctx, o.Name, opts)
+		default:
+			err = fmt.Errorf("cannot delete a %s", o.Kind)
+		}
+		switch {
+		case err == nil:
+			deleted = append(deleted, o)
+		case apierrors.IsNotFound(err):
+		default:
+			return deleted, fmt.Errorf("deleting %s: %w", o, err)
+		}
+	}
+	return deleted, nil
+}
+
+// StatePatch is the merge patch that removes the plugin's labels and
+// annotations from a node, or nil when it has none.
+func StatePatch(n *corev1.Node, labelKey string) []byte {
+	var parts []string
+	for _, a := range migrate.Annotations() {
+		if _, ok := n.Annotations[a]; ok {
+			parts = append(parts, fmt.Sprintf("%q:null", a))
+		}
+	}
+	var patch []string
+	if len(parts) > 0 {
+		patch = append(patch, `"annotations":{`+strings.Join(parts, ",")+`}`)
+	}
+	if _, ok := n.Labels[labelKey]; ok && labelKey != "" {
+		patch = append(patch, fmt.Sprintf(`"labels":{%q:null}`, labelKey))
+	}
+	if len(patch) == 0 {
+		return nil
+	}
+	return []byte(`{"metadata":{` + strings.Join(patch, ",") + `}}`)
+}
+
+// CleanNodes removes the plugin's labels and annotations from every node
+// that has them, one patch per such node, and returns their names.
+func CleanNodes(ctx context.Context, c kubernetes.Interface, nodes []corev1.Node, labelKey string, dryRun bool) ([]string, error) {
+	opts := metav1.PatchOptions{FieldManager: nodeconfig.FieldManager}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	var cleaned []string
+	for i := range nodes {
+		p := StatePatch(&nodes[i], labelKey)
+		if p == nil {
+			continue
+		}
+		if _, err := c.CoreV1().Nodes().Patch(ctx, nodes[i].Name, types.MergePatchType, p, opts); err != nil && !apierrors.IsNotFound(err) {
+			return cleaned, fmt.Errorf("cleaning node %s: %w", nodes[i].Name, err)
+		}
+		cleaned = append(cleaned, nodes[i].Name)
+	}
+	return cleaned, nil
+}
+
+// Leftovers tells the user what stays on the nodes after the old CNI's
+// objects are gone, and how to clear it.
+func Leftovers(w io.Writer, cniName string) {
+	fmt.Fprintf(w, `What stays on the nodes: the old CNI's interfaces (for %[1]s: flannel.1, cni0),
+its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD), routes to the old pod CIDR, and its
+CNI config renamed to *.cilium_bak in /etc/cni/net.d. They are harmless to Cilium but can
+confuse policies and troubleshooting. A rolling reboot clears all but the renamed files:
+for each node: kubectl drain NODE --ignore-daemonsets && reboot it && kubectl uncordon NODE
+(or delete them by hand: ip link delete flannel.1; ip link delete cni0; iptables-save | grep -v FLANNEL | iptables-restore).
+`, cniName)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
