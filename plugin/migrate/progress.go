@@ -49,7 +49,8 @@ type Task struct {
 	ended bool
 }
 
-var spinFrames = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
+// spinFrames are the spinner's frames, one rune each.
+const spinFrames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 // Start begins a step; what says what it does ("evicting pods").
 func (p *Progress) Start(node string, step Step, what string) *Task {
@@ -88,7 +89,7 @@ func (p *Progress) drawLocked() {
 		return
 	}
 	t := p.task
-	fmt.Fprintf(p.w, "\r\x1b[K%s %s: %s %s (%s)", spinFrames[p.spinner%len(spinFrames)], t.node, t.step, t.what, formatDuration(p.now().Sub(t.start)))
+	fmt.Fprintf(p.w, "\r\x1b[K%s %s: %s %s (%s)", frame(p.spinner), t.node, t.step, t.what, formatDuration(p.now().Sub(t.start)))
 }
 
 func (p *Progress) clearLocked() {
@@ -196,4 +197,9 @@ func formatDuration(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
+}
+
+func frame(i int) string {
+	r := []rune(spinFrames)
+	return string(r[i%len(r)])
 }
