@@ -59,6 +59,8 @@ const (
 	WaitingForUpgrade = 16
 	// HelmFailed: the helm upgrade finalize ran (--yes) failed.
 	HelmFailed = 17
+	// Locked: another rollout holds the cluster's lock.
+	Locked = 18
 	// Interrupted: the user stopped the command (Ctrl-C); what was done is
 	// recorded and a re-run continues.
 	Interrupted = 130
@@ -139,6 +141,7 @@ func Codes() []ExitCode {
 		{Precondition, "precondition", "the cluster is not ready for this step: Cilium not in migration mode, CiliumNodeConfig missing or not selecting the node, node missing, control-plane node before the workers"},
 		{WaitingForUpgrade, "waiting-for-upgrade", "finalize wrote values-final.yaml; run the helm upgrade it printed, then finalize again"},
 		{HelmFailed, "helm-failed", "the helm upgrade finalize ran with --yes failed; fix it and run finalize again"},
+		{Locked, "locked", "another rollout holds the Lease kube-system/cni-migrate-rollout; wait for it, or --force-unlock a dead one"},
 		{Interrupted, "interrupted", "stopped by Ctrl-C or SIGTERM; run the same command again to continue"},
 	}
 }
