@@ -59,18 +59,62 @@ stdout. Exit codes: 10 drain blocked, 11 agent not Ready, 12 verification
 failed, 13 reboot failed, 14 waiting for a manual reboot, 15 precondition,
 130 interrupted (see docs/exit-codes.md).`
 
-type nodeOptions struct {
-	*common
-	names         []string
+// migrateFlags are the per-node step flags, shared by node and rollout.
+type migrateFlags struct {
 	opts          migrate.Options
 	reboot        string
 	rebootCommand string
-	output        string
-	dryRun        cmdutil.DryRunStrategy
-	namespaceSet  bool
-	resume        string
-	kubectlFlags  []string
-	commandLine   string
+}
+
+func (f *migrateFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.opts.NodeLabel, "node-label", nodeconfig.DefaultLabel, "node label (key=value) that the CiliumNodeConfig selects")
+	fl.StringVar(&f.opts.NodeConfigName, "nodeconfig-name", nodeconfig.DefaultName, "name of the CiliumNodeConfig, in Cilium's namespace")
+	fl.BoolVar(&f.opts.AllowControlPlane, "allow-control-plane", false, "migrate a control-plane node although workers are not migrated yet")
+	fl.DurationVar(&f.opts.DrainTimeout, "timeout", migrate.DefaultDrainTimeout, "how long the drain may take before giving up (0: wait forever)")
+	fl.IntVar(&f.opts.GracePeriodSeconds, "grace-period", -1, "seconds each evicted pod gets to terminate (negative: the pod's own)")
+	fl.BoolVar(&f.opts.DeleteEmptyDirData, "delete-emptydir-data", false, "drain pods that use emptyDir volumes (their data is lost)")
+	fl.BoolVar(&f.opts.DisableEviction, "disable-eviction", false, "delete pods instead of evicting them: bypasses PodDisruptionBudgets")
+	fl.BoolVar(&f.opts.Force, "force", false, "drain pods that no controller manages (they are not recreated)")
+	fl.DurationVar(&f.opts.AgentTimeout, "agent-timeout", migrate.DefaultAgentTimeout, "how long to wait for the restarted Cilium agent to be Ready")
+	fl.StringVar(&f.reboot, "reboot", "", "how to reboot the node: command (run --reboot-command), manual (stop until you did) or skip (default: command with --reboot-command, else manual)")
+	fl.StringVar(&f.rebootCommand, "reboot-command", "", "command that reboots a node, split into words before {{.Node}} and {{.InternalIP}} are filled in; run without a shell")
+	fl.DurationVar(&f.opts.RebootTimeout, "reboot-timeout", migrate.DefaultRebootTimeout, "how long to wait for a rebooted node to report a new bootID and be Ready")
+	fl.StringVar(&f.opts.ProbeImage, "probe-image", migrate.DefaultProbeImage, "image of the probe pod (needs sh and curl)")
+	fl.DurationVar(&f.opts.ProbeTimeout, "probe-timeout", migrate.DefaultProbeTimeout, "how long the probe pod may take")
+	_ = cmd.RegisterFlagCompletionFunc("reboot", cobra.FixedCompletions([]string{migrate.RebootCommand, migrate.RebootManual, migrate.RebootSkip}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// complete fills opts from the flags.
+func (f *migrateFlags) complete(cmd *cobra.Command, namespace string, serverDryRun bool) error {
+	f.opts.Namespace = namespace
+	f.opts.DryRun = serverDryRun
+	f.opts.Reboot = f.reboot
+	if f.opts.Reboot == "" {
+		f.opts.Reboot = migrate.RebootManual
+		if f.rebootCommand != "" {
+			f.opts.Reboot = migrate.RebootCommand
+		}
+	}
+	if cmd.Flags().Changed("reboot-command") {
+		var err error
+		if f.opts.RebootCommand, err = migrate.ParseRebootTemplate(f.rebootCommand); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type nodeOptions struct {
+	*common
+	migrateFlags
+	names        []string
+	output       string
+	dryRun       cmdutil.DryRunStrategy
+	namespaceSet bool
+	resume       string
+	kubectlFlags []string
+	commandLine  string
 }
 
 func newCmdNode(c *common) *cobra.Command {
@@ -99,24 +143,10 @@ func newCmdNode(c *common) *cobra.Command {
 			return o.Run(cmd.Context())
 		},
 	}
+	o.migrateFlags.add(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&o.opts.NodeLabel, "node-label", nodeconfig.DefaultLabel, "node label (key=value) that the CiliumNodeConfig selects")
-	fl.StringVar(&o.opts.NodeConfigName, "nodeconfig-name", nodeconfig.DefaultName, "name of the CiliumNodeConfig, in Cilium's namespace")
-	fl.BoolVar(&o.opts.AllowControlPlane, "allow-control-plane", false, "migrate a control-plane node although workers are not migrated yet")
-	fl.DurationVar(&o.opts.DrainTimeout, "timeout", migrate.DefaultDrainTimeout, "how long the drain may take before giving up (0: wait forever)")
-	fl.IntVar(&o.opts.GracePeriodSeconds, "grace-period", -1, "seconds each evicted pod gets to terminate (negative: the pod's own)")
-	fl.BoolVar(&o.opts.DeleteEmptyDirData, "delete-emptydir-data", false, "drain pods that use emptyDir volumes (their data is lost)")
-	fl.BoolVar(&o.opts.DisableEviction, "disable-eviction", false, "delete pods instead of evicting them: bypasses PodDisruptionBudgets")
-	fl.BoolVar(&o.opts.Force, "force", false, "drain pods that no controller manages (they are not recreated)")
-	fl.DurationVar(&o.opts.AgentTimeout, "agent-timeout", migrate.DefaultAgentTimeout, "how long to wait for the restarted Cilium agent to be Ready")
-	fl.StringVar(&o.reboot, "reboot", "", "how to reboot the node: command (run --reboot-command), manual (stop until you did) or skip (default: command with --reboot-command, else manual)")
-	fl.StringVar(&o.rebootCommand, "reboot-command", "", "command that reboots a node, split into words before {{.Node}} and {{.InternalIP}} are filled in; run without a shell")
-	fl.DurationVar(&o.opts.RebootTimeout, "reboot-timeout", migrate.DefaultRebootTimeout, "how long to wait for a rebooted node to report a new bootID and be Ready")
-	fl.StringVar(&o.opts.ProbeImage, "probe-image", migrate.DefaultProbeImage, "image of the probe pod (needs sh and curl)")
-	fl.DurationVar(&o.opts.ProbeTimeout, "probe-timeout", migrate.DefaultProbeTimeout, "how long the probe pod may take")
 	fl.StringVarP(&o.output, "output", "o", "", "print a summary on stdout: json or yaml")
 	cmdutil.AddDryRunFlag(cmd)
-	_ = cmd.RegisterFlagCompletionFunc("reboot", cobra.FixedCompletions([]string{migrate.RebootCommand, migrate.RebootManual, migrate.RebootSkip}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -127,21 +157,10 @@ func (o *nodeOptions) Complete(cmd *cobra.Command, args []string) error {
 		return errs.Wrap(errs.Usage, err, oneLineErr(err), "use --dry-run=none, client or server")
 	}
 	o.names = args
-	o.opts.Namespace = o.namespaceFlag(cmd)
+	if err := o.migrateFlags.complete(cmd, o.namespaceFlag(cmd), o.dryRun == cmdutil.DryRunServer); err != nil {
+		return err
+	}
 	o.namespaceSet = o.opts.Namespace != ""
-	o.opts.DryRun = o.dryRun == cmdutil.DryRunServer
-	o.opts.Reboot = o.reboot
-	if o.opts.Reboot == "" {
-		o.opts.Reboot = migrate.RebootManual
-		if o.rebootCommand != "" {
-			o.opts.Reboot = migrate.RebootCommand
-		}
-	}
-	if cmd.Flags().Changed("reboot-command") {
-		if o.opts.RebootCommand, err = migrate.ParseRebootTemplate(o.rebootCommand); err != nil {
-			return err
-		}
-	}
 	o.commandLine, o.resume, o.kubectlFlags = commandLines(cmd, args)
 	o.opts.ResumeCommand = o.resume
 	return nil
@@ -297,7 +316,7 @@ func commandLines(cmd *cobra.Command, args []string) (line, resume string, kubec
 			kubectlFlags = append(kubectlFlags, "--"+f.Name+"="+f.Value.String())
 		}
 	})
-	base := "kubectl cni-migrate node " + migrate.ShellJoin(args)
+	base := strings.TrimSpace("kubectl cni-migrate " + cmd.Name() + " " + migrate.ShellJoin(args))
 	line = strings.TrimSpace(base + " " + strings.Join(all, " "))
 	resume = strings.TrimSpace(base + " " + strings.Join(keep, " "))
 	return line, resume, kubectlFlags
