@@ -98,6 +98,7 @@ func NewCmdCNIMigrate(streams genericiooptions.IOStreams, info BuildInfo, env En
 		newCmdValues(c),
 		newCmdNodeConfig(c),
 		newCmdFinalize(c),
+		newCmdRollout(c),
 		newCmdNode(c),
 		newCmdVersion(c, info),
 	)
