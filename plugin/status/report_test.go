@@ -1,0 +1,326 @@
+package status
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/ciliumver"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	if !bytes.Equal(want, got) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n%s", path, got)
+	}
+}
+
+const migrationLabel = "io.cilium.migration/cilium-default"
+
+func node(name string, cp bool, phase string, cordoned, labelled bool) corev1.Node {
+	n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}}}
+	if cp {
+		n.Labels[detect.LabelControlPlane] = ""
+	}
+	if labelled {
+		n.Labels[migrationLabel] = "true"
+	}
+	if phase != "" {
+		n.Annotations = map[string]string{"cni-migrate.io/phase": phase, "cni-migrate.io/phase-time": "2026-11-21T10:00:00Z"}
+	}
+	n.Spec.Unschedulable = cordoned
+	return n
+}
+
+// midMigration is a cluster half way: worker-1 done, worker-2 drained,
+// worker-5 with a phase this plugin does not know.
+func midMigration(t *testing.T) Input {
+	t.Helper()
+	nodes := []corev1.Node{
+		node("cp-1", true, "", false, false),
+		node("worker-4", false, "", false, false),
+		node("worker-3", false, "", false, false),
+		node("worker-2", false, "drained", true, true),
+		node("worker-1", false, "done", false, true),
+		node("worker-5", false, "half-done", false, false),
+	}
+	c := &detect.Cluster{
+		CNI:      &detect.CNI{Name: "flannel", Namespace: "kube-flannel", DaemonSet: "kube-flannel-ds", Network: "10.244.0.0/16"},
+		PodCIDRs: []detect.SourcedCIDR{{CIDR: "10.244.0.0/16", Source: "flannel net-conf.json Network"}},
+		Cilium: detect.Cilium{Installed: true, Namespace: "kube-system", DaemonSet: "cilium", Version: "1.18.11", MigrationMode: true,
+			PodCIDRs: []string{"10.245.0.0/16"}, AgentsReady: 5, AgentsDesired: 6},
+	}
+	for _, n := range nodes {
+		_, cp := n.Labels[detect.LabelControlPlane]
+		c.Nodes = append(c.Nodes, detect.Node{Name: n.Name, ControlPlane: cp, Ready: n.Name != "worker-4"})
+	}
+	nw, _ := NetworksOf(c)
+	tl := NewTally(nw)
+	add := func(node, ip string, phase corev1.PodPhase, hostNetwork bool) {
+		tl.Add(PodFrom(pod(node, ip, phase, hostNetwork), false))
+	}
+	agent := func(node string, ready bool) {
+		p := pod(node, "", corev1.PodRunning, true)
+		p.Namespace, p.Name = "kube-system", "cilium-"+node
+		if ready {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		}
+		tl.Add(PodFrom(p, true))
+	}
+	for _, n := range []string{"cp-1", "worker-1", "worker-2", "worker-3", "worker-5"} {
+		agent(n, true)
+	}
+	agent("worker-4", false)
+	add("worker-1", "10.245.0.10", corev1.PodRunning, false)
+	add("worker-1", "10.245.0.11", corev1.PodRunning, false)
+	add("worker-1", "10.245.0.12", corev1.PodPending, false)
+	add("worker-1", "10.244.1.7", corev1.PodRunning, false) // a DaemonSet pod that kept its address
+	add("worker-1", "10.244.1.8", corev1.PodSucceeded, false)
+	add("worker-3", "10.244.3.2", corev1.PodRunning, false)
+	add("worker-3", "10.244.3.3", corev1.PodRunning, false)
+	add("worker-3", "", corev1.PodPending, false)
+	add("worker-4", "10.244.4.2", corev1.PodRunning, false)
+	add("worker-4", "10.244.4.3", corev1.PodFailed, false)
+	add("worker-5", "10.244.5.2", corev1.PodRunning, false)
+	add("cp-1", "10.244.0.2", corev1.PodRunning, false)
+	add("cp-1", "127.1.0.1", corev1.PodRunning, true)
+	sel := labels.SelectorFromSet(labels.Set{migrationLabel: "true"})
+	return Input{
+		Cluster: c, Nodes: nodes, Tally: tl, CiliumNamespace: "kube-system",
+		Endpoints: 3, EndpointsServed: true,
+		NodeConfigs: []NodeConfig{{Name: "cilium-default", Selector: sel}}, NodeConfigsServed: true,
+	}
+}
+
+func TestReportOutputs(t *testing.T) {
+	r := Assemble(midMigration(t))
+	var table bytes.Buffer
+	if err := r.PrintTable(&table, output.NewStyle(&table, "")); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status-table.golden", table.Bytes())
+	for _, f := range []string{"json", "yaml"} {
+		var b bytes.Buffer
+		if err := output.PrintStructured(r, f, &b); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "status."+f+".golden", b.Bytes())
+	}
+}
+
+func TestAssembleMidMigration(t *testing.T) {
+	r := Assemble(midMigration(t))
+	if r.Kind != Kind || r.APIVersion != APIVersion {
+		t.Errorf("type %v", r.TypeMeta)
+	}
+	if want := (Pods{Total: 10, ManagedByCilium: 3, ManagedMethod: MethodEndpoints, OldCIDR: 6, NewCIDR: 3, NoIP: 1}); r.Pods != want {
+		t.Errorf("pods %+v, want %+v", r.Pods, want)
+	}
+	var names []string
+	for _, n := range r.Nodes {
+		names = append(names, n.Name+":"+n.Migration)
+	}
+	want := []string{"worker-1:done", "worker-2:in-progress", "worker-5:in-progress", "worker-3:not-started", "worker-4:not-started", "cp-1:not-started"}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("nodes %v, want %v", names, want)
+	}
+	if !reflect.DeepEqual(r.Rollout.Order, []string{"worker-2", "worker-5", "worker-3", "worker-4", "cp-1"}) ||
+		!reflect.DeepEqual(r.Rollout.DoneNodes, []string{"worker-1"}) ||
+		r.Rollout.Done != 1 || r.Rollout.InProgress != 2 || r.Rollout.Remaining != 5 || r.Rollout.Nodes != 6 {
+		t.Errorf("rollout %+v", r.Rollout)
+	}
+	w1 := r.Nodes[0]
+	if w1.Phase != "done" || !w1.Selected || w1.Cordoned || !w1.CiliumAgent.Ready || w1.CiliumAgent.Pod != "cilium-worker-1" ||
+		w1.Pods != (NodePods{OldCIDR: 1, NewCIDR: 3}) || w1.PhaseTime != "2026-11-21T10:00:00Z" {
+		t.Errorf("worker-1 %+v", w1)
+	}
+	if w5 := r.Nodes[2]; w5.Phase != "half-done" {
+		t.Errorf("worker-5 keeps the unknown phase: %+v", w5)
+	}
+	if r.Next.Command != "kubectl cni-migrate node worker-2" || r.Next.Stage != StageMigrateNodes || !strings.Contains(r.Next.Reason, "stopped at phase drained") {
+		t.Errorf("next %+v", r.Next)
+	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], `cni-migrate.io/phase="half-done"`) {
+		t.Errorf("warnings %q", r.Warnings)
+	}
+}
+
+func TestRolloutOrder(t *testing.T) {
+	nodes := []Node{
+		{Name: "cp-2", ControlPlane: true, Migration: MigrationNotStarted},
+		{Name: "b", Migration: MigrationNotStarted},
+		{Name: "cp-1", ControlPlane: true, Migration: MigrationInProgress},
+		{Name: "a", Migration: MigrationNotStarted},
+		{Name: "z", Migration: MigrationInProgress},
+		{Name: "cp-0", ControlPlane: true, Migration: MigrationDone},
+		{Name: "y", Migration: MigrationDone},
+		{Name: "x", Migration: MigrationDone},
+	}
+	SortRollout(nodes)
+	var got []string
+	for _, n := range nodes {
+		got = append(got, n.Name)
+	}
+	// Done first (workers, then control plane), then the nodes in progress
+	// (a control-plane node in progress before unstarted workers), then
+	// workers, then control-plane nodes; each group by name.
+	want := []string{"x", "y", "cp-0", "z", "cp-1", "a", "b", "cp-2"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("order %v, want %v", got, want)
+	}
+}
+
+func TestNextStep(t *testing.T) {
+	install := "kubectl cni-migrate values --output-dir . && helm install cilium cilium/cilium --version " +
+		ciliumver.Default().HelmChartVersion() + " --namespace kube-system --values values-initial.yaml"
+	mode := Cilium{Installed: true, Namespace: "kube-system", Version: "1.18.11", MigrationMode: true, NodeConfigs: []string{"cilium-default"}}
+	for _, tc := range []struct {
+		name        string
+		oldCNI      string
+		cilium      Cilium
+		ncServed    bool
+		nodes       []Node
+		wantStage   string
+		wantCommand string
+	}{
+		{name: "before Cilium", oldCNI: "flannel", nodes: []Node{{Name: "w1", Migration: MigrationNotStarted}},
+			wantStage: StageInstallCilium, wantCommand: install},
+		{name: "before Cilium, no CNI annotations or nodes", oldCNI: "flannel",
+			wantStage: StageInstallCilium, wantCommand: install},
+		{name: "Cilium without migration values", oldCNI: "flannel", cilium: Cilium{Installed: true, Namespace: "cilium", Version: "1.17.6"},
+			nodes:     []Node{{Name: "w1", Migration: MigrationNotStarted}},
+			wantStage: StageNotMigration, wantCommand: "kubectl cni-migrate values --output-dir . && helm upgrade cilium cilium/cilium --namespace cilium --version 1.17.6 --values values-initial.yaml"},
+		{name: "finalized, flannel removed", cilium: Cilium{Installed: true, Namespace: "kube-system"},
+			nodes: []Node{{Name: "w1", Migration: MigrationNotStarted}}, wantStage: StageFinalized},
+		{name: "finalized with state kept, flannel left", oldCNI: "flannel", cilium: Cilium{Installed: true, Namespace: "kube-system"},
+			nodes: []Node{{Name: "w1", Migration: MigrationDone}}, wantStage: StageFinalized},
+		{name: "no CiliumNodeConfig yet", oldCNI: "flannel", cilium: Cilium{Installed: true, Namespace: "kube-system", MigrationMode: true}, ncServed: true,
+			nodes: []Node{{Name: "w1", Migration: MigrationNotStarted}}, wantStage: StageApplyNodeConfig, wantCommand: "kubectl cni-migrate nodeconfig --apply"},
+		{name: "first worker", oldCNI: "flannel", cilium: mode, ncServed: true,
+			nodes:     []Node{{Name: "w2", Migration: MigrationNotStarted}, {Name: "cp", ControlPlane: true, Migration: MigrationNotStarted}, {Name: "w1", Migration: MigrationNotStarted}},
+			wantStage: StageMigrateNodes, wantCommand: "kubectl cni-migrate node w1"},
+		{name: "a node in progress goes first", oldCNI: "flannel", cilium: mode, ncServed: true,
+			nodes:     []Node{{Name: "w1", Migration: MigrationDone}, {Name: "w2", Migration: MigrationNotStarted}, {Name: "w3", Phase: "rebooted", Migration: MigrationInProgress}},
+			wantStage: StageMigrateNodes, wantCommand: "kubectl cni-migrate node w3"},
+		{name: "control plane last", oldCNI: "flannel", cilium: mode, ncServed: true,
+			nodes:     []Node{{Name: "a-cp", ControlPlane: true, Migration: MigrationNotStarted}, {Name: "w1", Migration: MigrationDone}, {Name: "z", Migration: MigrationNotStarted}},
+			wantStage: StageMigrateNodes, wantCommand: "kubectl cni-migrate node z"},
+		{name: "only the control plane left", oldCNI: "flannel", cilium: mode, ncServed: true,
+			nodes:     []Node{{Name: "cp", ControlPlane: true, Migration: MigrationNotStarted}, {Name: "w1", Migration: MigrationDone}},
+			wantStage: StageMigrateNodes, wantCommand: "kubectl cni-migrate node cp"},
+		{name: "all done", oldCNI: "flannel", cilium: mode, ncServed: true,
+			nodes:     []Node{{Name: "cp", ControlPlane: true, Migration: MigrationDone}, {Name: "w1", Migration: MigrationDone}},
+			wantStage: StageFinalize, wantCommand: "kubectl cni-migrate finalize"},
+		{name: "all done, flannel already gone", cilium: mode, ncServed: true,
+			nodes:     []Node{{Name: "w1", Migration: MigrationDone}},
+			wantStage: StageFinalize, wantCommand: "kubectl cni-migrate finalize"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Report{Cluster: Cluster{OldCNI: tc.oldCNI, Cilium: tc.cilium}, Nodes: tc.nodes}
+			SortRollout(r.Nodes)
+			for _, n := range r.Nodes {
+				switch n.Migration {
+				case MigrationDone:
+					r.Rollout.Done++
+				case MigrationInProgress:
+					r.Rollout.InProgress++
+					r.Rollout.Order = append(r.Rollout.Order, n.Name)
+				default:
+					r.Rollout.Order = append(r.Rollout.Order, n.Name)
+				}
+			}
+			r.Rollout.Remaining = len(r.Rollout.Order)
+			got := NextStep(r, tc.ncServed)
+			if got.Stage != tc.wantStage || got.Command != tc.wantCommand || got.Reason == "" {
+				t.Errorf("got %+v, want stage %s command %q", got, tc.wantStage, tc.wantCommand)
+			}
+		})
+	}
+}
+
+// TestAssembleBeforeCilium: a plain Flannel cluster without any of the
+// plugin's annotations.
+func TestAssembleBeforeCilium(t *testing.T) {
+	c := &detect.Cluster{
+		CNI:      &detect.CNI{Name: "flannel", Network: "10.244.0.0/16"},
+		PodCIDRs: []detect.SourcedCIDR{{CIDR: "10.244.0.0/16"}},
+		Nodes:    []detect.Node{{Name: "cp", ControlPlane: true, Ready: true}, {Name: "w1", Ready: true}},
+	}
+	nw, warnings := NetworksOf(c)
+	if len(warnings) != 0 {
+		t.Fatal(warnings)
+	}
+	tl := NewTally(nw)
+	tl.Add(Pod{Node: "w1", IP: mustAddr("10.244.1.2"), Phase: corev1.PodRunning})
+	tl.Add(Pod{Node: "w1", IP: mustAddr("10.244.1.3"), Phase: corev1.PodRunning})
+	r := Assemble(Input{Cluster: c, Nodes: []corev1.Node{node("w1", false, "", false, false), node("cp", true, "", false, false)}, Tally: tl, CiliumNamespace: "kube-system"})
+	if r.Pods != (Pods{Total: 2, OldCIDR: 2, ManagedMethod: MethodNone}) {
+		t.Errorf("pods %+v", r.Pods)
+	}
+	if r.Cluster.Cilium.Installed || r.Cluster.Cilium.Namespace != "" || len(r.Cluster.Cilium.PodCIDRs) != 0 {
+		t.Errorf("cilium %+v", r.Cluster.Cilium)
+	}
+	if r.Next.Stage != StageInstallCilium || r.Rollout.Remaining != 2 || r.Rollout.Order[0] != "w1" || r.Nodes[0].Phase != "none" {
+		t.Errorf("next %+v rollout %+v nodes %+v", r.Next, r.Rollout, r.Nodes)
+	}
+	if len(r.Warnings) != 0 {
+		t.Errorf("warnings %q", r.Warnings)
+	}
+	// JSON lists are [] rather than null, for scripts.
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("null")) {
+		t.Errorf("null in %s", data)
+	}
+}
+
+func TestAssembleWarnings(t *testing.T) {
+	in := midMigration(t)
+	in.EndpointsServed = false
+	in.Nodes[4].Labels = map[string]string{} // worker-1 done but not selected
+	in.Tally.Add(Pod{Node: "worker-3", IP: mustAddr("192.168.7.7"), Phase: corev1.PodRunning})
+	r := Assemble(in)
+	if r.Pods.ManagedMethod != MethodPodIPs || r.Pods.ManagedByCilium != 3 || r.Pods.Other != 1 {
+		t.Errorf("pods %+v", r.Pods)
+	}
+	all := strings.Join(r.Warnings, "\n")
+	for _, want := range []string{"CiliumEndpoints cannot be listed", "1 pod has an address in neither", "node worker-1 is migrated but no CiliumNodeConfig selects it"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings lack %q:\n%s", want, all)
+		}
+	}
+	// An agent not Ready on a migrated node.
+	in = midMigration(t)
+	in.Tally.Nodes["worker-1"].AgentReady = false
+	if all := strings.Join(Assemble(in).Warnings, "\n"); !strings.Contains(all, "node worker-1 is migrated but its Cilium agent is not Ready") {
+		t.Errorf("warnings %s", all)
+	}
+}
