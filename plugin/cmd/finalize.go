@@ -143,8 +143,26 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return cl.Classify(err, "listing nodes")
 	}
-	if left := finalize.NotDone(nodes.Items); len(left) > 0 {
-		return finalize.NotDoneError(left)
+	upgraded, err := finalize.Upgraded(ctx, cl.Kube, ns)
+	if err != nil {
+		return cl.Classify(err, "reading cilium-config")
+	}
+	served, err := nodeconfig.Served(cl.Kube.Discovery())
+	if err != nil {
+		return cl.Classify(err, "reading the cilium.io API versions")
+	}
+	ncVersion := finalize.NodeConfigAPIVersion(served)
+	exists, err := finalize.NodeConfigExists(ctx, cl.Dynamic, ncVersion, ns, o.ncName)
+	if err != nil {
+		return cl.Classify(err, "reading the CiliumNodeConfig")
+	}
+	// Once Cilium runs with its final values and the CiliumNodeConfig is
+	// gone, the nodes were finalized (and their state maybe cleaned): only
+	// the remaining clean-up steps are left to do.
+	if finished := upgraded && !exists; !finished {
+		if left := finalize.NotDone(nodes.Items); len(left) > 0 {
+			return finalize.NotDoneError(left)
+		}
 	}
 	dry := o.dryRun != cmdutil.DryRunNone
 	serverDry := o.dryRun == cmdutil.DryRunServer
@@ -154,10 +172,6 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 	}
 
 	// 1-2: final values and the Helm upgrade.
-	upgraded, err := finalize.Upgraded(ctx, cl.Kube, ns)
-	if err != nil {
-		return cl.Classify(err, "reading cilium-config")
-	}
 	if !upgraded {
 		p, initial, final, warnings, err := generateValues(c, proposal.Options{}, o.user, o.valuesFile)
 		if err != nil {
@@ -217,16 +231,12 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 	}
 
 	// 3-4: restart the agents, then drop the CiliumNodeConfig.
-	exists, err := finalize.NodeConfigExists(ctx, cl.Dynamic, ns, o.ncName)
-	if err != nil {
-		return cl.Classify(err, "reading the CiliumNodeConfig")
-	}
 	if exists {
 		say("%srestarting the Cilium agents (DaemonSet %s/%s)", prefix, ns, c.Cilium.DaemonSet)
 		if err := finalize.RestartAgents(ctx, cl.Kube, ns, c.Cilium.DaemonSet, o.timeout, serverDry, time.Now()); err != nil {
 			return cl.Classify(err, "restarting the Cilium agents")
 		}
-		if _, err := finalize.DeleteNodeConfig(ctx, cl.Dynamic, ns, o.ncName, serverDry); err != nil {
+		if _, err := finalize.DeleteNodeConfig(ctx, cl.Dynamic, ncVersion, ns, o.ncName, serverDry); err != nil {
 			return cl.Classify(err, "deleting the CiliumNodeConfig")
 		}
 		say("%sdeleted CiliumNodeConfig %s/%s", prefix, ns, o.ncName)

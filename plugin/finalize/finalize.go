@@ -48,12 +48,14 @@ func (o Object) String() string {
 	return strings.ToLower(o.Kind) + "/" + o.Name + " -n " + o.Namespace
 }
 
-// NotDone returns the names of the nodes whose migration is not done, in
-// name order.
+// NotDone returns the names of the nodes whose migration is not done (a
+// node being rolled back is not), in name order.
 func NotDone(nodes []corev1.Node) []string {
 	var out []string
 	for i := range nodes {
-		if nodes[i].Annotations[migrate.AnnotationPhase] != string(migrate.PhaseDone) {
+		a := nodes[i].Annotations
+		_, rollingBack := a[migrate.AnnotationRollbackWasUnschedulable]
+		if a[migrate.AnnotationPhase] != string(migrate.PhaseDone) || a[migrate.AnnotationRollbackPhase] != "" || rollingBack {
 			out = append(out, nodes[i].Name)
 		}
 	}
@@ -143,44 +145,55 @@ func RolledOut(d *appsv1.DaemonSet) bool {
 	return s.ObservedGeneration >= d.Generation && s.UpdatedNumberScheduled == s.DesiredNumberScheduled && s.NumberAvailable == s.DesiredNumberScheduled
 }
 
-// NodeConfigExists reports whether the CiliumNodeConfig exists in either
-// apiVersion (a cluster without the CRD has none).
-func NodeConfigExists(ctx context.Context, dyn dynamic.Interface, ns, name string) (bool, error) {
-	for _, v := range []string{"cilium.io/v2", "cilium.io/v2alpha1"} {
-		_, err := dyn.Resource(nodeconfig.GVR(v)).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case err == nil:
-			return true, nil
-		case apierrors.IsNotFound(err):
-		default:
-			return false, err
+// NodeConfigAPIVersion picks the apiVersion to reach CiliumNodeConfigs
+// through: cilium.io/v2 when served, else v2alpha1, else "" (no CRD). The
+// same objects are visible through every served version, and asking for a
+// deprecated one only earns a warning.
+func NodeConfigAPIVersion(served []string) string {
+	for _, want := range []string{"cilium.io/v2", "cilium.io/v2alpha1"} {
+		for _, s := range served {
+			if s == want {
+				return want
+			}
 		}
 	}
-	return false, nil
+	return ""
 }
 
-// DeleteNodeConfig deletes the CiliumNodeConfig in either apiVersion. It
-// returns whether one existed.
-func DeleteNodeConfig(ctx context.Context, dyn dynamic.Interface, ns, name string, dryRun bool) (bool, error) {
-	found := false
+// NodeConfigExists reports whether the CiliumNodeConfig exists; apiVersion
+// "" (no CRD) means it does not.
+func NodeConfigExists(ctx context.Context, dyn dynamic.Interface, apiVersion, ns, name string) (bool, error) {
+	if apiVersion == "" {
+		return false, nil
+	}
+	_, err := dyn.Resource(nodeconfig.GVR(apiVersion)).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	}
+	return false, err
+}
+
+// DeleteNodeConfig deletes the CiliumNodeConfig. It returns whether one
+// existed.
+func DeleteNodeConfig(ctx context.Context, dyn dynamic.Interface, apiVersion, ns, name string, dryRun bool) (bool, error) {
+	if apiVersion == "" {
+		return false, nil
+	}
 	opts := metav1.DeleteOptions{}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
-	for _, v := range []string{"cilium.io/v2", "cilium.io/v2alpha1"} {
-		err := dyn.Resource(nodeconfig.GVR(v)).Namespace(ns).Delete(ctx, name, opts)
-		switch {
-		case err == nil:
-			found = true
-		case apierrors.IsNotFound(err):
-		default:
-			return found, err
-		}
-		if found {
-			break
-		}
+	err := dyn.Resource(nodeconfig.GVR(apiVersion)).Namespace(ns).Delete(ctx, name, opts)
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
 	}
-	return found, nil
+	return false, err
 }
 
 // OldCNIObjects lists the objects of the old CNI: for Flannel its

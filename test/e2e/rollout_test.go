@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/fixture"
+)
+
+// rolloutSummary is the part of `rollout -o json` the test reads.
+type rolloutSummary struct {
+	Kind  string `json:"kind"`
+	Nodes []struct {
+		Name       string `json:"name"`
+		PhaseAfter string `json:"phaseAfter"`
+		Result     string `json:"result"`
+	} `json:"nodes"`
+	Result string `json:"result"`
+}
+
+// TestRolloutFinalize migrates a 6-node Flannel cluster with one rollout
+// (--batch 2, control plane last), checks during a pause between batches
+// that a second rollout is refused by the lease and that finalize refuses
+// to run, then finalizes with --remove-old-cni.
+func TestRolloutFinalize(t *testing.T) {
+	c, ctx := migrationCluster(t, 6)
+	relaxPDBs(t, ctx, c, "payments", "db")
+	runNode(t, c, "nodeconfig", "--apply").expect(t, 0)
+	reboot := rebootScript(t) + " {{.Node}}"
+	valuesDir := t.TempDir()
+
+	runNode(t, c, "finalize", "--output-dir", valuesDir).expect(t, 15, "6 nodes are not migrated yet")
+
+	start := time.Now()
+	first := startPlugin(t, c, nil, "rollout", "--batch", "2", "--pause-between", "20s", "--reboot-command", reboot, "-o", "json")
+	first.waitFor(t, "pausing 20s before batch 2/4", 5*time.Minute)
+
+	t.Run("halfway", func(t *testing.T) {
+		second := runNode(t, c, "rollout", "--batch", "2", "--reboot-command", reboot)
+		second.expect(t, 18, "another rollout holds Lease kube-system/cni-migrate-rollout")
+		if !strings.Contains(second.stderr, "--force-unlock") {
+			t.Errorf("the refusal does not name --force-unlock: %s", second.stderr)
+		}
+		fin := runNode(t, c, "finalize", "--output-dir", valuesDir)
+		fin.expect(t, 15, "4 nodes are not migrated yet")
+		for _, n := range []string{"control-plane", "worker-3", "worker-4", "worker-5"} {
+			if !strings.Contains(fin.stderr, n) {
+				t.Errorf("finalize does not list %s: %s", n, fin.stderr)
+			}
+		}
+	})
+
+	r := first.wait(t, 15*time.Minute)
+	r.expect(t, 0)
+	t.Logf("TIMING rollout of 6 nodes, batch 2, 3 pauses of 20s: %v", time.Since(start).Round(time.Second))
+	var s rolloutSummary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	var order []string
+	for _, n := range s.Nodes {
+		order = append(order, n.Name)
+		if n.PhaseAfter != "done" {
+			t.Errorf("node %s ended in phase %q (%s)", n.Name, n.PhaseAfter, n.Result)
+		}
+	}
+	if got := strings.Join(order, " "); got != "worker-1 worker-2 worker-3 worker-4 worker-5 control-plane" {
+		t.Errorf("rollout order %s", got)
+	}
+	for _, want := range []string{"batch 1/4: [worker-1 worker-2]", "batch 2/4: [worker-3 worker-4]", "batch 3/4: [worker-5]", "batch 4/4: [control-plane]"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q", want)
+		}
+	}
+	// The control plane went last: its phase time is the latest.
+	cp := getNode(t, ctx, c, "control-plane").Annotations["cni-migrate.io/phase-time"]
+	for _, w := range []string{"worker-1", "worker-2", "worker-3", "worker-4", "worker-5"} {
+		if wt := getNode(t, ctx, c, w).Annotations["cni-migrate.io/phase-time"]; wt > cp {
+			t.Errorf("%s finished at %s, after the control plane (%s)", w, wt, cp)
+		}
+	}
+	// A second rollout finds nothing to do; the lease was released.
+	runNode(t, c, "rollout", "--reboot-command", reboot).expect(t, 0, "all 6 nodes are migrated")
+
+	t.Run("finalize", func(t *testing.T) {
+		fin := runNode(t, c, "finalize", "--output-dir", valuesDir)
+		fin.expect(t, 16, "Cilium still runs with its migration values")
+		for _, want := range []string{"cni.customConf: true -> false", "policyEnforcementMode: never -> default", "helm upgrade cilium cilium/cilium --version " + nodeTestCilium} {
+			if !strings.Contains(fin.stderr, want) {
+				t.Errorf("finalize output lacks %q", want)
+			}
+		}
+		helm := filepath.Join(c.Cache, "bin", "helm")
+		chart := fixture.CiliumChart(c.Cluster, nodeTestCilium)
+		args := []string{"finalize", "--output-dir", valuesDir, "--yes", "--helm", helm, "--chart", chart, "--remove-old-cni"}
+		fin = runNode(t, c, args...)
+		fin.expect(t, 0, "")
+		for _, want := range []string{"daemonset/kube-flannel-ds -n kube-flannel", "configmap/kube-flannel-cfg -n kube-flannel", "namespace/kube-flannel", "deleted CiliumNodeConfig kube-system/cilium-default"} {
+			if !strings.Contains(fin.stderr, want) {
+				t.Errorf("finalize output lacks %q", want)
+			}
+		}
+		cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cm.Data["custom-cni-conf"] != "false" || cm.Data["enable-policy"] != "default" {
+			t.Errorf("cilium-config after finalize: custom-cni-conf=%q enable-policy=%q", cm.Data["custom-cni-conf"], cm.Data["enable-policy"])
+		}
+		gvr := schema.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumnodeconfigs"}
+		if _, err := c.Dynamic.Resource(gvr).Namespace("kube-system").Get(ctx, "cilium-default", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("CiliumNodeConfig still there: %v", err)
+		}
+		if _, err := c.Client.AppsV1().DaemonSets("kube-flannel").Get(ctx, "kube-flannel-ds", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("flannel DaemonSet still there: %v", err)
+		}
+		for _, kind := range []string{"clusterrole", "clusterrolebinding"} {
+			var err error
+			if kind == "clusterrole" {
+				_, err = c.Client.RbacV1().ClusterRoles().Get(ctx, "flannel", metav1.GetOptions{})
+			} else {
+				_, err = c.Client.RbacV1().ClusterRoleBindings().Get(ctx, "flannel", metav1.GetOptions{})
+			}
+			if !apierrors.IsNotFound(err) {
+				t.Errorf("%s flannel still there: %v", kind, err)
+			}
+		}
+		if ns, err := c.Client.CoreV1().Namespaces().Get(ctx, "kube-flannel", metav1.GetOptions{}); err == nil && ns.DeletionTimestamp == nil {
+			t.Errorf("namespace kube-flannel is not being deleted")
+		}
+		nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes.Items {
+			for k := range n.Annotations {
+				if strings.HasPrefix(k, "cni-migrate.io/") {
+					t.Errorf("node %s keeps annotation %s", n.Name, k)
+				}
+			}
+			if _, ok := n.Labels["io.cilium.migration/cilium-default"]; ok {
+				t.Errorf("node %s keeps the migration label", n.Name)
+			}
+		}
+		// Finalize again: everything is recognised as done.
+		again := runNode(t, c, args...)
+		again.expect(t, 0, "")
+		if !strings.Contains(again.stderr, "helm upgrade done") || !strings.Contains(again.stderr, "is gone") {
+			t.Errorf("second finalize did not recognise the finished steps:\n%s", again.stderr)
+		}
+	})
+}
