@@ -48,14 +48,12 @@ func (o Object) String() string {
 	return strings.ToLower(o.Kind) + "/" + o.Name + " -n " + o.Namespace
 }
 
-// NotDone returns the names of the nodes whose migration is not done (a
-// node being rolled back is not), in name order.
+// NotDone returns the names of the nodes whose migration is not done, in
+// name order.
 func NotDone(nodes []corev1.Node) []string {
 	var out []string
 	for i := range nodes {
-		a := nodes[i].Annotations
-		_, rollingBack := a[migrate.AnnotationRollbackWasUnschedulable]
-		if a[migrate.AnnotationPhase] != string(migrate.PhaseDone) || a[migrate.AnnotationRollbackPhase] != "" || rollingBack {
+		if nodes[i].Annotations[migrate.AnnotationPhase] != string(migrate.PhaseDone) {
 			out = append(out, nodes[i].Name)
 		}
 	}
