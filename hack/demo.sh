@@ -69,22 +69,45 @@ step "5. Apply the CiliumNodeConfig"
 run "$KUBECTL" cni-migrate nodeconfig --apply --dry-run=server -o yaml
 run "$KUBECTL" cni-migrate nodeconfig --apply
 
-if "$KUBECTL" cni-migrate node --help >/dev/null 2>&1; then
-  step "6. Migrate a worker node"
-  note "simulation: the reboot command changes the node's bootID, as a real reboot would"
-  reboot="$DEMO_DIR/reboot-node"
-  cat > "$reboot" <<'SCRIPT'
+# The demo's reboot: a new bootID, as the kubelet reports after a real reboot.
+reboot="$DEMO_DIR/reboot-node"
+cat > "$reboot" <<'SCRIPT'
 #!/usr/bin/env bash
 # Simulated reboot for the demo: a new bootID, as the kubelet reports after a reboot.
 set -euo pipefail
 kubectl patch node "$1" --subresource=status --type=merge -p "{\"status\":{\"nodeInfo\":{\"bootID\":\"$(cat /proc/sys/kernel/random/uuid)\"}}}" >/dev/null
 SCRIPT
-  chmod +x "$reboot"
-  note "plan warned that PodDisruptionBudget demo/payments allows no disruption: relax it, or the drain waits"
-  run "$KUBECTL" -n demo patch pdb payments --type merge -p '{"spec":{"maxUnavailable":1}}'
-  run "$KUBECTL" cni-migrate node worker-1 --timeout 2m --reboot=command --reboot-command "$reboot {{.Node}}"
-  run "$KUBECTL" get pods -A -o wide --field-selector spec.nodeName=worker-1
+chmod +x "$reboot"
+
+step "6. Migrate one worker node"
+note "plan warned that PodDisruptionBudget demo/payments allows no disruption: relax the budgets, or the drain waits"
+run "$KUBECTL" -n demo patch pdb payments --type merge -p '{"spec":{"maxUnavailable":2}}'
+run "$KUBECTL" -n demo patch pdb db --type merge -p '{"spec":{"maxUnavailable":2}}'
+note "simulation: the reboot command gives the node a new bootID, as a real reboot would (users pass e.g. 'ssh {{.Node}} sudo systemctl reboot')"
+run "$KUBECTL" cni-migrate node worker-1 --timeout 2m --reboot-command "$reboot {{.Node}}"
+run "$KUBECTL" get pods -A -o wide --field-selector spec.nodeName=worker-1
+
+if "$KUBECTL" cni-migrate status --help >/dev/null 2>&1; then
+  step "7. Status halfway"
+  run "$KUBECTL" cni-migrate status
 fi
 
+step "8. Roll out the other nodes, two workers at a time, the control plane last"
+run "$KUBECTL" cni-migrate rollout --batch 2 --timeout 2m --reboot-command "$reboot {{.Node}}"
+
+if "$KUBECTL" cni-migrate status --help >/dev/null 2>&1; then
+  step "9. Status after the rollout"
+  run "$KUBECTL" cni-migrate status
+fi
+
+step "10. Finalize: final values, helm upgrade, restart Cilium, remove the CiliumNodeConfig and Flannel"
+note "without --yes, finalize writes values-final.yaml and prints the helm upgrade for you to run (exit 16)"
+run "$KUBECTL" cni-migrate finalize --output-dir "$DEMO_DIR/values" || true
+note "users run: kubectl cni-migrate finalize --yes --remove-old-cni (helm on PATH, chart cilium/cilium)"
+run "$KUBECTL" cni-migrate finalize --output-dir "$DEMO_DIR/values" --yes --remove-old-cni \
+  --helm "$E2E_CACHE/bin/helm" --chart "$E2E_CACHE/cilium/$CILIUM/chart"
+run "$KUBECTL" get ds -A
+run "$KUBECTL" cni-migrate plan || true
+
 step "Done"
-echo "The demo ran every migration step this version of kubectl cni-migrate has."
+echo "The cluster went from Flannel to Cilium, node by node. KEEP=1 make demo leaves it running."
