@@ -63,5 +63,13 @@ demo: build e2e-tools e2e-cluster-bin
 	KUBECTL=$(KUBECTL) E2E_CACHE=$(E2E_CACHE) E2E_CLUSTER_BIN=$(E2E_CLUSTER_BIN) BIN_DIR=$(abspath bin) \
 		DEMO_DIR=$(abspath _out/demo) KEEP=$(KEEP) bash hack/demo.sh
 
+# Measures `kubectl cni-migrate status` against `kubectl get pods -A -o json` on
+# a kwok cluster: 1000 nodes and 30000 pods by default (about 20 minutes on 2
+# cores); BENCH_NODES=50 BENCH_PODS=1500 for a quick run; see
+# test/e2e/cmd/bench-status for the other BENCH_* settings. Not part of `make test`.
+.PHONY: bench-status
+bench-status: build e2e-tools
+	cd test/e2e && GOWORK=off E2E_CACHE=$(E2E_CACHE) PLUGIN_BIN_DIR=$(abspath $(dir $(BIN))) $(GO) run ./cmd/bench-status
+
 clean:
 	rm -rf bin dist _out
