@@ -152,11 +152,12 @@ func main() {
 	}
 }
 
-// nodeMaskSize gives each node a podCIDR block big enough for its pods and
-// small enough that 10.244.0.0/16 has a block for every node.
+// nodeMaskSize gives each node a podCIDR block: a /24 when 10.244.0.0/16
+// has one for every node, else the largest block that does, as long as
+// it holds the node's pods, its DaemonSet pods and the gateway.
 func nodeMaskSize(nodes, podsPerNode int) (int, error) {
-	mask := min(24, 32-bits.Len(uint(podsPerNode+8))) // room for DaemonSet pods and the gateway
-	if need := 16 + bits.Len(uint(nodes-1)); need > mask {
+	mask := max(24, 16+bits.Len(uint(nodes-1)))
+	if 1<<(32-mask) < podsPerNode+8 {
 		return 0, fmt.Errorf("%d nodes with %d pods each do not fit in 10.244.0.0/16", nodes, podsPerNode)
 	}
 	return mask, nil
