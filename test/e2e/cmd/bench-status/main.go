@@ -232,7 +232,9 @@ func run(ctx context.Context, cfg config) error {
 		if err := os.MkdirAll(valuesDir, 0o755); err != nil {
 			return err
 		}
-		if out, err := plugin(ctx, c, cfg, "values", "--cilium-version", cfg.cilium, "--output-dir", valuesDir); err != nil {
+		// Cilium's pool (10.245.0.0/16) is split like the node podCIDRs.
+		if out, err := plugin(ctx, c, cfg, "values", "--cilium-version", cfg.cilium, "--output-dir", valuesDir,
+			"--cluster-pool-mask-size", strconv.Itoa(mask)); err != nil {
 			return fmt.Errorf("values: %w\n%s", err, out)
 		}
 		if err := fixture.CiliumCRDs(ctx, c, cfg.cilium); err != nil {
@@ -261,7 +263,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 
 	t = time.Now()
-	ciliumPods, err := createPods(ctx, kc, cfg)
+	ciliumPods, err := createPods(ctx, kc, cfg, mask)
 	if err != nil {
 		return err
 	}
@@ -296,9 +298,10 @@ func commandEnv(c *cluster.Cluster, cfg config) []string {
 
 // createPods spreads cfg.pods pods over the workers (spec.nodeName set) in
 // ten namespaces, from cfg.workers goroutines. Pods on migrated workers
-// get an address in Cilium's pool (a /26 per node), the others one from
-// their node's podCIDR. It returns the number of pods on Cilium's pool.
-func createPods(ctx context.Context, kc kubernetes.Interface, cfg config) (int, error) {
+// get an address in Cilium's pool (a /mask block per node), the others
+// one from their node's podCIDR. It returns the number of pods on
+// Cilium's pool.
+func createPods(ctx context.Context, kc kubernetes.Interface, cfg config, mask int) (int, error) {
 	const namespaces = 10
 	for i := range namespaces {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%02d", i)}}
@@ -310,7 +313,7 @@ func createPods(ctx context.Context, kc kubernetes.Interface, cfg config) (int, 
 	ciliumIP := func(node, slot int) string {
 		a := pool.Addr().As4()
 		v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-		v += uint32(node)*64 + uint32(slot) + 2
+		v += uint32(node)<<(32-mask) + uint32(slot) + 2
 		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
 	}
 	workers := cfg.workerCount()
