@@ -26,6 +26,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 )
 
 // APIVersion and Kind of the report's JSON form (docs/status-schema.md).
@@ -127,8 +128,9 @@ type Rollout struct {
 	// DoneNodes lists the migrated nodes.
 	DoneNodes []string `json:"doneNodes"`
 	// Order lists the nodes not done in the order a rollout takes them:
-	// nodes in progress first, then workers, then control-plane nodes,
-	// each group by name.
+	// workers under way (a phase recorded) first, then the other workers,
+	// then control-plane nodes under way, then the other control-plane
+	// nodes, each group by name (see SortRollout).
 	Order []string `json:"order"`
 }
 
@@ -382,35 +384,41 @@ func defaultLabelValue() string {
 	return v
 }
 
-// migrationRank orders done nodes first, then nodes in progress, then the
-// nodes not started.
-func migrationRank(m string) int {
-	switch m {
-	case MigrationDone:
-		return 0
-	case MigrationInProgress:
-		return 1
-	}
-	return 2
-}
-
-// RolloutLess orders nodes as a rollout takes them: the nodes already done
-// first (so the list reads as progress), then the nodes in progress, then
-// the rest; within each group workers before control-plane nodes, then by
-// name.
-func RolloutLess(a, b Node) bool {
-	if ra, rb := migrationRank(a.Migration), migrationRank(b.Migration); ra != rb {
-		return ra < rb
-	}
-	if a.ControlPlane != b.ControlPlane {
-		return !a.ControlPlane
-	}
-	return a.Name < b.Name
-}
-
-// SortRollout sorts nodes with RolloutLess.
+// SortRollout puts nodes in the order a rollout takes them, the order of
+// `kubectl cni-migrate rollout` (plugin/rollout): the nodes done first (so
+// the list reads as progress; workers, then control-plane nodes, by name),
+// then workers under way (a phase recorded, not done), then the other
+// workers, then control-plane nodes under way, then the other
+// control-plane nodes, each group by name. A phase this plugin does not
+// know counts as under way.
 func SortRollout(nodes []Node) {
-	sort.SliceStable(nodes, func(i, j int) bool { return RolloutLess(nodes[i], nodes[j]) })
+	var done []Node
+	var todo []rollout.Node
+	byName := map[string]Node{}
+	for _, n := range nodes {
+		if n.Migration == MigrationDone {
+			done = append(done, n)
+			continue
+		}
+		phase := migrate.Phase(n.Phase)
+		if n.Phase == migrate.PhaseNone.String() {
+			phase = migrate.PhaseNone
+		}
+		byName[n.Name] = n
+		todo = append(todo, rollout.Node{Name: n.Name, ControlPlane: n.ControlPlane, Phase: phase})
+	}
+	sort.SliceStable(done, func(i, j int) bool {
+		if done[i].ControlPlane != done[j].ControlPlane {
+			return !done[i].ControlPlane
+		}
+		return done[i].Name < done[j].Name
+	})
+	ordered, _ := rollout.Order(todo)
+	out := append(nodes[:0:0], done...)
+	for _, n := range ordered {
+		out = append(out, byName[n.Name])
+	}
+	copy(nodes, out)
 }
 
 // NextStep says what to run next, from a report whose nodes, rollout and

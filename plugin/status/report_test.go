@@ -173,24 +173,27 @@ func TestAssembleMidMigration(t *testing.T) {
 
 func TestRolloutOrder(t *testing.T) {
 	nodes := []Node{
-		{Name: "cp-2", ControlPlane: true, Migration: MigrationNotStarted},
-		{Name: "b", Migration: MigrationNotStarted},
-		{Name: "cp-1", ControlPlane: true, Migration: MigrationInProgress},
-		{Name: "a", Migration: MigrationNotStarted},
-		{Name: "z", Migration: MigrationInProgress},
-		{Name: "cp-0", ControlPlane: true, Migration: MigrationDone},
-		{Name: "y", Migration: MigrationDone},
-		{Name: "x", Migration: MigrationDone},
+		{Name: "cp-2", ControlPlane: true, Phase: "none", Migration: MigrationNotStarted},
+		{Name: "b", Phase: "none", Migration: MigrationNotStarted},
+		{Name: "cp-1", ControlPlane: true, Phase: "drained", Migration: MigrationInProgress},
+		{Name: "c", Phase: "none", Migration: MigrationInProgress}, // labelled by hand, no phase
+		{Name: "a", Phase: "none", Migration: MigrationNotStarted},
+		{Name: "z", Phase: "rebooted", Migration: MigrationInProgress},
+		{Name: "w", Phase: "half-done", Migration: MigrationInProgress}, // unknown phase: under way
+		{Name: "cp-0", ControlPlane: true, Phase: "done", Migration: MigrationDone},
+		{Name: "y", Phase: "done", Migration: MigrationDone},
+		{Name: "x", Phase: "done", Migration: MigrationDone},
 	}
 	SortRollout(nodes)
 	var got []string
 	for _, n := range nodes {
 		got = append(got, n.Name)
 	}
-	// Done first (workers, then control plane), then the nodes in progress
-	// (a control-plane node in progress before unstarted workers), then
-	// workers, then control-plane nodes; each group by name.
-	want := []string{"x", "y", "cp-0", "z", "cp-1", "a", "b", "cp-2"}
+	// Done first (workers, then control plane), then as `rollout` takes
+	// them: workers under way, the other workers, control-plane nodes
+	// under way (after every worker: `node` refuses them before), the
+	// other control-plane nodes; each group by name.
+	want := []string{"x", "y", "cp-0", "w", "z", "a", "b", "c", "cp-1", "cp-2"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("order %v, want %v", got, want)
 	}
@@ -231,6 +234,9 @@ func TestNextStep(t *testing.T) {
 		{name: "control plane last", oldCNI: "flannel", cilium: mode, ncServed: true,
 			nodes:     []Node{{Name: "a-cp", ControlPlane: true, Migration: MigrationNotStarted}, {Name: "w1", Migration: MigrationDone}, {Name: "z", Migration: MigrationNotStarted}},
 			wantStage: StageMigrateNodes, wantCommand: "kubectl cni-migrate node z"},
+		{name: "a control-plane node under way waits for the workers", oldCNI: "flannel", cilium: mode, ncServed: true,
+			nodes:     []Node{{Name: "cp", ControlPlane: true, Phase: "drained", Migration: MigrationInProgress}, {Name: "w1", Migration: MigrationNotStarted}},
+			wantStage: StageMigrateNodes, wantCommand: "kubectl cni-migrate node w1"},
 		{name: "only the control plane left", oldCNI: "flannel", cilium: mode, ncServed: true,
 			nodes:     []Node{{Name: "cp", ControlPlane: true, Migration: MigrationNotStarted}, {Name: "w1", Migration: MigrationDone}},
 			wantStage: StageMigrateNodes, wantCommand: "kubectl cni-migrate node cp"},
