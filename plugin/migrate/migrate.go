@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os/exec"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -79,6 +80,10 @@ type Options struct {
 	// ResumeCommand is the command line that continues an unfinished run
 	// (printed on interrupts and failures).
 	ResumeCommand string
+
+	// Direction is DirectionMigrate (the zero value: node, rollout) or
+	// DirectionRollback (rollback).
+	Direction Direction
 }
 
 // Validate checks the options that do not need the cluster.
@@ -121,7 +126,7 @@ func ExecRunner(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 	return c.Run()
 }
 
-// Migrator runs the per-node steps.
+// Migrator runs the per-node steps, in the direction Options.Direction says.
 type Migrator struct {
 	cl       *kube.Clients
 	opts     Options
@@ -139,12 +144,15 @@ func New(cl *kube.Clients, opts Options, progress *Progress, run CommandRunner) 
 	return &Migrator{cl: cl, opts: opts, progress: progress, now: time.Now, run: run}
 }
 
-// Target is a node to migrate and its state when the run began.
+// Target is a node to migrate (or roll back) and its state when the run
+// began.
 type Target struct {
 	Name         string
 	ControlPlane bool
 	InternalIP   string
 	State        State
+	// Labelled says whether the node carries the migration label's key.
+	Labelled bool
 }
 
 // Plan is what Preflight found: the nodes in the order they will be
@@ -156,12 +164,28 @@ type Plan struct {
 	Pool      []netip.Prefix
 	// NodeConfig is "apiVersion namespace/name" of the CiliumNodeConfig.
 	NodeConfig string
+	// CNIConfFile is where the CiliumNodeConfig makes the agent write its
+	// CNI configuration, as a path on the node (write-cni-conf-when-ready
+	// without the agent's /host mount; DefaultCNIConfFile when not set).
+	CNIConfFile string
+	// OldCNI is the CNI the cluster migrates from (nil when not detected).
+	OldCNI *detect.CNI
 }
+
+// DefaultCNIConfFile is the CNI configuration the Cilium agent writes on a
+// node the CiliumNodeConfig selects (write-cni-conf-when-ready in
+// values-initial.yaml's CiliumNodeConfig, /host being the host's root).
+const DefaultCNIConfFile = "/etc/cni/net.d/05-cilium.conflist"
+
+func (m *Migrator) rollback() bool { return m.opts.Direction == DirectionRollback }
 
 // Preflight checks, before anything changes, that the named nodes can be
 // migrated, and orders them (workers first, control-plane nodes last).
 // Nodes already done need nothing, so when all are done nothing else is
-// checked.
+// checked. In DirectionRollback it checks that they can be rolled back
+// instead (the migration not finalized: Cilium in migration mode, the
+// CiliumNodeConfig there) and keeps the order given; nodes never migrated
+// need nothing.
 func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names []string) (*Plan, error) {
 	nodes, err := m.cl.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -171,7 +195,8 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 	for i := range nodes.Items {
 		byName[nodes.Items[i].Name] = &nodes.Items[i]
 	}
-	plan := &Plan{}
+	key, value, _ := nodeconfig.ParseLabel(m.opts.NodeLabel)
+	plan := &Plan{OldCNI: cluster.CNI}
 	seen := map[string]bool{}
 	allDone := true
 	for _, name := range names {
@@ -187,19 +212,34 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 		if err != nil {
 			return nil, err
 		}
-		allDone = allDone && st.Phase.Done()
-		plan.Targets = append(plan.Targets, Target{Name: name, ControlPlane: isControlPlane(n), InternalIP: internalIP(n), State: st})
+		_, labelled := n.Labels[key]
+		if m.rollback() {
+			allDone = allDone && RollbackPlan(st, labelled) == nil
+		} else {
+			if st.RollingBack() {
+				return nil, errs.Newf(errs.Precondition, "finish it first: kubectl cni-migrate rollback "+name+" (then migrate the node again)",
+					"node %s is being rolled back (rollback phase %s recorded in %s)", name, st.Rollback, AnnotationRollbackPhase)
+			}
+			allDone = allDone && st.Phase.Done()
+		}
+		plan.Targets = append(plan.Targets, Target{Name: name, ControlPlane: isControlPlane(n), InternalIP: internalIP(n), State: st, Labelled: labelled})
 	}
-	// Workers first, control-plane nodes last, each group in the order given.
-	sort.SliceStable(plan.Targets, func(i, j int) bool {
-		return !plan.Targets[i].ControlPlane && plan.Targets[j].ControlPlane
-	})
+	if !m.rollback() {
+		// Workers first, control-plane nodes last, each group in the order given.
+		sort.SliceStable(plan.Targets, func(i, j int) bool {
+			return !plan.Targets[i].ControlPlane && plan.Targets[j].ControlPlane
+		})
+	}
 	if allDone {
 		return plan, nil
 	}
 
 	c := cluster.Cilium
 	if !c.Installed {
+		if m.rollback() {
+			return nil, errs.New(errs.Precondition, "Cilium is not installed, so no node runs on it",
+				"nothing to roll back with this command; remove the node labels and cni-migrate.io/ annotations by hand if they are left over")
+		}
 		return nil, errs.New(errs.Precondition, "Cilium is not installed",
 			"install it beside the old CNI first: kubectl cni-migrate values --output-dir . && helm install cilium cilium/cilium --namespace kube-system --values values-initial.yaml")
 	}
@@ -212,6 +252,10 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 			"Cilium runs in namespace %s (DaemonSet %s), not %s", c.Namespace, c.DaemonSet, plan.Namespace)
 	}
 	if !c.MigrationMode {
+		if m.rollback() {
+			return nil, errs.Newf(errs.Precondition, "a rollback node by node works only between node and finalize; see docs/rollback.md (After finalize)",
+				"Cilium %s in %s is not in migration mode (cilium-config custom-cni-conf is not \"true\"): the migration was finalized, so Cilium's agents own the CNI config of every node and removing a node's label changes nothing", c.Version, c.Namespace)
+		}
 		return nil, errs.Newf(errs.Precondition, "install or upgrade Cilium with values-initial.yaml (cni.customConf=true) from kubectl cni-migrate values",
 			"Cilium %s in %s is not in migration mode (cilium-config custom-cni-conf is not \"true\"): restarting its agent would take over the node's network at once", c.Version, c.Namespace)
 	}
@@ -223,29 +267,43 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 			"the cilium-config ConfigMap in %s has no cluster-pool-ipv4-cidr: the dual-overlay migration needs Cilium's cluster-pool IPAM", c.Namespace)
 	}
 
-	sel, ref, err := m.nodeConfigSelector(ctx, plan.Namespace)
+	cfg, err := m.nodeConfig(ctx, plan.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	plan.NodeConfig = ref
-	key, value, _ := nodeconfig.ParseLabel(m.opts.NodeLabel)
+	sel := cfg.selector
+	plan.NodeConfig, plan.CNIConfFile = cfg.ref, cfg.cniConfFile
 	for _, t := range plan.Targets {
-		if t.State.Phase.Done() {
+		with := labels.Set{}
+		for k, v := range byName[t.Name].Labels {
+			with[k] = v
+		}
+		without := labels.Set{}
+		for k, v := range with {
+			if k != key {
+				without[k] = v
+			}
+		}
+		with[key] = value
+		if m.rollback() {
+			if len(RollbackPlan(t.State, t.Labelled)) <= 1 {
+				continue // nothing to roll back, or only the uncordon of a node never labelled
+			}
+			if sel.Matches(without) {
+				return nil, errs.Newf(errs.Precondition, "pass the label it selects with --node-label (and its name with --nodeconfig-name)",
+					"CiliumNodeConfig %s selects node %s even without the label %s (selector %q): removing that label would not hand the node back to the old CNI", plan.NodeConfig, t.Name, m.opts.NodeLabel, sel.String())
+			}
+		} else if t.State.Phase.Done() {
 			continue
 		}
-		set := labels.Set{}
-		for k, v := range byName[t.Name].Labels {
-			set[k] = v
-		}
-		set[key] = value
-		if !sel.Matches(set) {
+		if !sel.Matches(with) {
 			return nil, errs.Newf(errs.Precondition,
 				"pass the label it selects with --node-label, or re-apply it with kubectl cni-migrate nodeconfig --apply --node-label "+m.opts.NodeLabel,
-				"CiliumNodeConfig %s selects %q, which node %s does not match even with the label %s", ref, sel.String(), t.Name, m.opts.NodeLabel)
+				"CiliumNodeConfig %s selects %q, which node %s does not match even with the label %s", plan.NodeConfig, sel.String(), t.Name, m.opts.NodeLabel)
 		}
 	}
 
-	if !m.opts.AllowControlPlane {
+	if !m.opts.AllowControlPlane && !m.rollback() {
 		before := map[string]bool{}
 		for _, t := range plan.Targets {
 			if t.ControlPlane && !t.State.Phase.Done() {
@@ -270,18 +328,27 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 	return plan, nil
 }
 
-// nodeConfigSelector finds the CiliumNodeConfig (through cilium.io/v2 when
-// served, else v2alpha1, so a deprecated version is not asked for when a
-// newer one serves the same object) and returns its node selector and
-// "apiVersion ns/name".
-func (m *Migrator) nodeConfigSelector(ctx context.Context, ns string) (labels.Selector, string, error) {
+// nodeConfigInfo is what the migration reads from the CiliumNodeConfig.
+type nodeConfigInfo struct {
+	selector labels.Selector
+	// ref is "apiVersion ns/name".
+	ref string
+	// cniConfFile is write-cni-conf-when-ready as a path on the node.
+	cniConfFile string
+}
+
+// nodeConfig finds the CiliumNodeConfig (through cilium.io/v2 when served,
+// else v2alpha1, so a deprecated version is not asked for when a newer one
+// serves the same object) and returns its node selector, its
+// "apiVersion ns/name" and the CNI configuration file it has agents write.
+func (m *Migrator) nodeConfig(ctx context.Context, ns string) (nodeConfigInfo, error) {
 	name := m.opts.NodeConfigName
 	served, err := nodeconfig.Served(m.cl.Kube.Discovery())
 	if err != nil {
-		return nil, "", m.cl.Classify(err, "reading the cilium.io API versions")
+		return nodeConfigInfo{}, m.cl.Classify(err, "reading the cilium.io API versions")
 	}
 	if len(served) == 0 {
-		return nil, "", errs.New(errs.Precondition, "this cluster has no CiliumNodeConfig CRD",
+		return nodeConfigInfo{}, errs.New(errs.Precondition, "this cluster has no CiliumNodeConfig CRD",
 			"install Cilium with values-initial.yaml first (kubectl cni-migrate values), then kubectl cni-migrate nodeconfig --apply")
 	}
 	for _, v := range []string{"cilium.io/v2", "cilium.io/v2alpha1"} {
@@ -293,24 +360,40 @@ func (m *Migrator) nodeConfigSelector(ctx context.Context, ns string) (labels.Se
 			break
 		}
 		if err != nil {
-			return nil, "", m.cl.Classify(err, fmt.Sprintf("reading CiliumNodeConfig %s/%s", ns, name))
+			return nodeConfigInfo{}, m.cl.Classify(err, fmt.Sprintf("reading CiliumNodeConfig %s/%s", ns, name))
 		}
-		ref := fmt.Sprintf("%s %s/%s", v, ns, name)
-		raw, found := u.Object["spec"].(map[string]any)["nodeSelector"]
+		info := nodeConfigInfo{ref: fmt.Sprintf("%s %s/%s", v, ns, name), cniConfFile: DefaultCNIConfFile}
+		spec, _ := u.Object["spec"].(map[string]any)
+		raw, found := spec["nodeSelector"]
 		if !found || raw == nil {
-			return nil, "", errs.Newf(errs.Precondition, "re-apply it with kubectl cni-migrate nodeconfig --apply", "CiliumNodeConfig %s has no spec.nodeSelector", ref)
+			return nodeConfigInfo{}, errs.Newf(errs.Precondition, "re-apply it with kubectl cni-migrate nodeconfig --apply", "CiliumNodeConfig %s has no spec.nodeSelector", info.ref)
 		}
 		var ls metav1.LabelSelector
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw.(map[string]any), &ls); err != nil {
-			return nil, "", errs.Newf(errs.Precondition, "re-apply it with kubectl cni-migrate nodeconfig --apply", "CiliumNodeConfig %s has an unreadable spec.nodeSelector: %v", ref, err)
+		rawMap, isMap := raw.(map[string]any)
+		if !isMap {
+			err = fmt.Errorf("not an object")
+		} else {
+			err = runtime.DefaultUnstructuredConverter.FromUnstructured(rawMap, &ls)
 		}
-		sel, err := metav1.LabelSelectorAsSelector(&ls)
 		if err != nil {
-			return nil, "", errs.Newf(errs.Precondition, "re-apply it with kubectl cni-migrate nodeconfig --apply", "CiliumNodeConfig %s has an invalid spec.nodeSelector: %v", ref, err)
+			return nodeConfigInfo{}, errs.Newf(errs.Precondition, "re-apply it with kubectl cni-migrate nodeconfig --apply", "CiliumNodeConfig %s has an unreadable spec.nodeSelector: %v", info.ref, err)
 		}
-		return sel, ref, nil
+		if info.selector, err = metav1.LabelSelectorAsSelector(&ls); err != nil {
+			return nodeConfigInfo{}, errs.Newf(errs.Precondition, "re-apply it with kubectl cni-migrate nodeconfig --apply", "CiliumNodeConfig %s has an invalid spec.nodeSelector: %v", info.ref, err)
+		}
+		if defaults, ok := spec["defaults"].(map[string]any); ok {
+			if f, ok := defaults["write-cni-conf-when-ready"].(string); ok && strings.HasPrefix(f, "/host/") {
+				info.cniConfFile = strings.TrimPrefix(f, "/host")
+			}
+		}
+		return info, nil
 	}
-	return nil, "", errs.Newf(errs.Precondition,
+	if m.rollback() {
+		return nodeConfigInfo{}, errs.Newf(errs.Precondition,
+			"a rollback node by node works only between node and finalize (finalize deletes it); if it was deleted by hand, re-create it first: kubectl cni-migrate nodeconfig --apply --name "+name+" --node-label "+m.opts.NodeLabel,
+			"CiliumNodeConfig %s/%s not found (served as %s)", ns, name, strings.Join(served, ", "))
+	}
+	return nodeConfigInfo{}, errs.Newf(errs.Precondition,
 		fmt.Sprintf("create it with kubectl cni-migrate nodeconfig --apply --name %s --node-label %s", name, m.opts.NodeLabel),
 		"CiliumNodeConfig %s/%s not found (served as %s)", ns, name, strings.Join(served, ", "))
 }
@@ -339,17 +422,22 @@ func internalIP(n *corev1.Node) string {
 	return ""
 }
 
-// Run migrates the plan's nodes one after the other and stops at the first
-// that fails. The summary lists every node, including those not begun.
+// Run migrates (or rolls back) the plan's nodes one after the other and
+// stops at the first that fails. The summary lists every node, including
+// those not begun.
 func (m *Migrator) Run(ctx context.Context, plan *Plan) (*Summary, error) {
 	s := &Summary{APIVersion: "cni-migrate.io/v1alpha1", Kind: "NodeMigration", Result: "ok"}
+	if m.rollback() {
+		s.Kind = "NodeRollback"
+	}
 	if m.opts.DryRun {
 		s.DryRun = "server"
 	}
 	var firstErr error
 	for _, t := range plan.Targets {
 		if firstErr != nil {
-			s.Nodes = append(s.Nodes, NodeResult{Name: t.Name, PhaseBefore: t.State.Phase, PhaseAfter: t.State.Phase, Result: ResultNotStarted, Steps: []StepResult{}})
+			s.Nodes = append(s.Nodes, NodeResult{Name: t.Name, PhaseBefore: t.State.Phase, PhaseAfter: t.State.Phase,
+				RollbackPhaseBefore: t.State.Rollback, RollbackPhaseAfter: t.State.Rollback, Result: ResultNotStarted, Steps: []StepResult{}})
 			continue
 		}
 		res, err := m.migrateNode(ctx, plan, t)
@@ -382,6 +470,9 @@ func (m *Migrator) stepWhat(s Step) string {
 		return "evicting pods"
 	case StepLabel:
 		return "setting " + m.opts.NodeLabel
+	case StepUnlabel:
+		key, _, _ := nodeconfig.ParseLabel(m.opts.NodeLabel)
+		return "removing " + key
 	case StepRestartAgent:
 		return "waiting for a new Cilium agent to be Ready"
 	case StepReboot:
@@ -394,24 +485,60 @@ func (m *Migrator) stepWhat(s Step) string {
 	return ""
 }
 
+// position is what a node's annotations record: the migration's phase and
+// the rollback's.
+type position struct {
+	phase    Phase
+	rollback RollbackPhase
+}
+
+// after returns the position a step records when it completes.
+func (m *Migrator) after(p position, s Step) position {
+	if !m.rollback() {
+		return position{phase: s.Phase()}
+	}
+	if s == StepUncordon {
+		return position{} // the rollback's last step clears every annotation
+	}
+	return position{phase: p.phase, rollback: s.RollbackPhase()}
+}
+
 func (m *Migrator) migrateNode(ctx context.Context, plan *Plan, t Target) (res NodeResult, err error) {
-	res = NodeResult{Name: t.Name, PhaseBefore: t.State.Phase, PhaseAfter: t.State.Phase, Steps: []StepResult{}}
-	if t.State.Phase.Done() {
-		since := ""
-		if !t.State.PhaseTime.IsZero() {
-			since = " since " + t.State.PhaseTime.UTC().Format(time.RFC3339)
+	res = NodeResult{Name: t.Name, PhaseBefore: t.State.Phase, PhaseAfter: t.State.Phase,
+		RollbackPhaseBefore: t.State.Rollback, RollbackPhaseAfter: t.State.Rollback, Steps: []StepResult{}}
+	var steps []Step
+	if m.rollback() {
+		steps = RollbackPlan(t.State, t.Labelled)
+		if steps == nil {
+			key, _, _ := nodeconfig.ParseLabel(m.opts.NodeLabel)
+			m.progress.Printf("%s: not migrated (phase none, no label %s); nothing to roll back", t.Name, key)
+			res.Result = ResultNotMigrated
+			return res, nil
 		}
-		m.progress.Printf("%s: already migrated (phase done%s); nothing to do", t.Name, since)
-		res.Result = ResultAlreadyDone
-		return res, nil
+	} else {
+		if t.State.Phase.Done() {
+			since := ""
+			if !t.State.PhaseTime.IsZero() {
+				since = " since " + t.State.PhaseTime.UTC().Format(time.RFC3339)
+			}
+			m.progress.Printf("%s: already migrated (phase done%s); nothing to do", t.Name, since)
+			res.Result = ResultAlreadyDone
+			return res, nil
+		}
+		steps = StepsFrom(t.State.Phase)
 	}
 	start := m.now()
 	defer func() { res.Seconds = seconds(m.now().Sub(start)) }()
-	phase := t.State.Phase
-	for _, step := range StepsFrom(phase) {
+	pos := position{phase: t.State.Phase, rollback: t.State.Rollback}
+	record := func(p position) {
+		if !m.opts.DryRun {
+			res.PhaseAfter, res.RollbackPhaseAfter = p.phase, p.rollback
+		}
+	}
+	for _, step := range steps {
 		if ctx.Err() != nil {
 			res.Result = ResultInterrupted
-			err := m.interrupted(t.Name, step, phase)
+			err := m.interrupted(t.Name, step, pos)
 			res.Error = err.Error()
 			return res, err
 		}
@@ -422,7 +549,7 @@ func (m *Migrator) migrateNode(ctx context.Context, plan *Plan, t Target) (res N
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
-				err = m.interrupted(t.Name, step, phase)
+				err = m.interrupted(t.Name, step, pos)
 				sr.Result, res.Result = ResultInterrupted, ResultInterrupted
 				sr.Seconds = seconds(task.Stop("interrupted", ""))
 			case errs.Code(err) == errs.WaitingForReboot:
@@ -434,32 +561,34 @@ func (m *Migrator) migrateNode(ctx context.Context, plan *Plan, t Target) (res N
 			}
 			res.Steps = append(res.Steps, sr)
 			res.Error = err.Error()
-			if !m.opts.DryRun {
-				res.PhaseAfter = phase
-			}
+			record(pos)
 			return res, err
 		}
 		sr.Result = ResultDone
 		sr.Seconds = seconds(task.Done(detail))
 		res.Steps = append(res.Steps, sr)
-		phase = step.Phase()
-		if !m.opts.DryRun {
-			res.PhaseAfter = phase
-		}
+		pos = m.after(pos, step)
+		record(pos)
 	}
 	res.Result = ResultMigrated
+	if m.rollback() {
+		res.Result = ResultRolledBack
+	}
 	if m.opts.DryRun {
 		res.Result = ResultDryRun
 	}
 	return res, nil
 }
 
-func (m *Migrator) interrupted(node string, step Step, phase Phase) error {
+func (m *Migrator) interrupted(node string, step Step, p position) error {
 	fix := "run the same command again to continue"
 	if m.opts.ResumeCommand != "" {
 		fix = "run " + m.opts.ResumeCommand + " to continue"
 	}
-	return errs.Newf(errs.Interrupted, fix, "interrupted during step %s of node %s; its phase %s is recorded", step, node, phase)
+	if m.rollback() {
+		return errs.Newf(errs.Interrupted, fix, "interrupted during rollback step %s of node %s; its rollback phase %s is recorded", step, node, p.rollback)
+	}
+	return errs.Newf(errs.Interrupted, fix, "interrupted during step %s of node %s; its phase %s is recorded", step, node, p.phase)
 }
 
 func (m *Migrator) runStep(ctx context.Context, plan *Plan, t Target, step Step) (string, error) {
@@ -468,12 +597,12 @@ func (m *Migrator) runStep(ctx context.Context, plan *Plan, t Target, step Step)
 		return m.cordon(ctx, t.Name)
 	case StepDrain:
 		return m.drain(ctx, t.Name)
-	case StepLabel:
+	case StepLabel, StepUnlabel:
 		return m.label(ctx, t.Name)
 	case StepRestartAgent:
 		return m.restartAgent(ctx, plan, t.Name)
 	case StepReboot:
-		return m.reboot(ctx, t)
+		return m.reboot(ctx, plan, t)
 	case StepVerify:
 		return m.verify(ctx, plan, t.Name)
 	case StepUncordon:
@@ -530,13 +659,24 @@ func (m *Migrator) patchNode(ctx context.Context, name string, patch map[string]
 	return nil
 }
 
-// record writes a completed phase (and extra annotations; nil deletes).
-func (m *Migrator) record(ctx context.Context, name string, p Phase, extra map[string]any) error {
-	ann := map[string]any{AnnotationPhase: string(p), AnnotationPhaseTime: m.now().UTC().Format(time.RFC3339)}
+// record writes the phase a completed step records (and extra
+// annotations; nil deletes): the migration's phase, or in a rollback the
+// rollback phase.
+func (m *Migrator) record(ctx context.Context, name string, s Step, extra map[string]any) error {
+	ann := m.phaseAnnotations(s)
 	for k, v := range extra {
 		ann[k] = v
 	}
 	return m.patchNode(ctx, name, map[string]any{"metadata": map[string]any{"annotations": ann}})
+}
+
+// phaseAnnotations are the annotations that record a completed step.
+func (m *Migrator) phaseAnnotations(s Step) map[string]any {
+	now := m.now().UTC().Format(time.RFC3339)
+	if m.rollback() {
+		return map[string]any{AnnotationRollbackPhase: string(s.RollbackPhase()), AnnotationPhaseTime: now}
+	}
+	return map[string]any{AnnotationPhase: string(s.Phase()), AnnotationPhaseTime: now}
 }
 
 // setUnschedulable cordons or uncordons with kubectl's cordon helper.
@@ -562,29 +702,38 @@ func (m *Migrator) cordon(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if st.WasUnschedulable == nil {
-		// Written before cordoning, so a run interrupted between the two
-		// still knows the node's original state. Clear what an earlier,
-		// rolled-back migration may have left.
+	// Whether the node was cordoned before: written before cordoning, so a
+	// run interrupted between the two still knows the node's original state.
+	// Clear what an earlier migration (or rolled-back migration) left of a
+	// reboot: the reboot step records a fresh bootID.
+	wasKey, was, original := AnnotationWasUnschedulable, st.WasUnschedulable, n.Spec.Unschedulable
+	if m.rollback() {
+		wasKey, was, original = AnnotationRollbackWasUnschedulable, st.RollbackWasUnschedulable, rollbackOriginallyUnschedulable(st, n.Spec.Unschedulable)
+	}
+	if was == nil {
 		if err := m.patchNode(ctx, name, map[string]any{"metadata": map[string]any{"annotations": map[string]any{
-			AnnotationWasUnschedulable: strconv.FormatBool(n.Spec.Unschedulable),
-			AnnotationBootID:           nil,
-			AnnotationReboot:           nil,
+			wasKey:           strconv.FormatBool(original),
+			AnnotationBootID: nil,
+			AnnotationReboot: nil,
 		}}}); err != nil {
 			return "", err
 		}
+		was = &original
 	}
 	detail := ""
 	if n.Spec.Unschedulable {
 		detail = "was already cordoned"
-		if st.WasUnschedulable != nil && !*st.WasUnschedulable {
+		if !*was {
 			detail = "cordoned by an earlier run"
+			if m.rollback() && st.RollbackWasUnschedulable == nil {
+				detail = "cordoned by the migration"
+			}
 		}
 	}
 	if err := m.setUnschedulable(ctx, n, true); err != nil {
 		return "", err
 	}
-	return m.dryNote(detail), m.record(ctx, name, PhaseCordoned, nil)
+	return m.dryNote(detail), m.record(ctx, name, StepCordon, nil)
 }
 
 func (m *Migrator) drainHelper(ctx context.Context) *drain.Helper {
@@ -651,7 +800,7 @@ func (m *Migrator) drain(ctx context.Context, name string) (string, error) {
 	if len(pods) == 0 {
 		detail = "no pods to move"
 	}
-	return m.dryNote(detail), m.record(ctx, name, PhaseDrained, nil)
+	return m.dryNote(detail), m.record(ctx, name, StepDrain, nil)
 }
 
 // drainListError turns the drain helper's refusals (pods with local
@@ -694,16 +843,20 @@ func (m *Migrator) drainBlocked(ctx context.Context, name string) error {
 	return DrainBlockedError(name, m.opts.DrainTimeout, remaining, BlockingPDBs(remaining, pdbs))
 }
 
+// label sets the migration label, or in a rollback removes it, in the same
+// patch as the phase that records it.
 func (m *Migrator) label(ctx context.Context, name string) (string, error) {
 	key, value, _ := nodeconfig.ParseLabel(m.opts.NodeLabel)
+	var v any = value
+	step, detail := StepLabel, m.opts.NodeLabel
+	if m.rollback() {
+		v, step, detail = nil, StepUnlabel, "removed "+key
+	}
 	err := m.patchNode(ctx, name, map[string]any{"metadata": map[string]any{
-		"labels": map[string]any{key: value},
-		"annotations": map[string]any{
-			AnnotationPhase:     string(PhaseLabelled),
-			AnnotationPhaseTime: m.now().UTC().Format(time.RFC3339),
-		},
+		"labels":      map[string]any{key: v},
+		"annotations": m.phaseAnnotations(step),
 	}})
-	return m.dryNote(m.opts.NodeLabel), err
+	return m.dryNote(detail), err
 }
 
 func agentListOptions(node string) metav1.ListOptions {
@@ -729,7 +882,7 @@ func (m *Migrator) restartAgent(ctx context.Context, plan *Plan, name string) (s
 		}
 	}
 	if m.opts.DryRun {
-		return m.dryNote("would delete " + strings.Join(oldNames, ", ")), m.record(ctx, name, PhaseAgentRestarted, nil)
+		return m.dryNote("would delete " + strings.Join(oldNames, ", ")), m.record(ctx, name, StepRestartAgent, nil)
 	}
 	start := m.now()
 	p, err := m.waitAgent(ctx, plan.Namespace, name, old)
@@ -740,7 +893,7 @@ func (m *Migrator) restartAgent(ctx context.Context, plan *Plan, name string) (s
 	if len(oldNames) > 0 {
 		detail = fmt.Sprintf("%s replaced %s, Ready after %s", p.Name, strings.Join(oldNames, ", "), formatDuration(m.now().Sub(start)))
 	}
-	return detail, m.record(ctx, name, PhaseAgentRestarted, nil)
+	return detail, m.record(ctx, name, StepRestartAgent, nil)
 }
 
 // waitAgent watches until a Cilium agent pod on node that is not in old is
@@ -833,15 +986,22 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-func (m *Migrator) reboot(ctx context.Context, t Target) (string, error) {
+func (m *Migrator) reboot(ctx context.Context, plan *Plan, t Target) (string, error) {
 	name := t.Name
 	if m.opts.Reboot == RebootSkip {
+		if m.rollback() {
+			m.progress.Printf("%s", CNIConfigRestore(name, plan))
+		}
 		left := m.leftBehind(ctx, name)
-		return m.dryNote("skipped: " + left), m.record(ctx, name, PhaseRebooted, map[string]any{AnnotationReboot: RebootSkip})
+		return m.dryNote("skipped: " + left), m.record(ctx, name, StepReboot, map[string]any{AnnotationReboot: RebootSkip})
 	}
 	n, st, err := m.getNode(ctx, name)
 	if err != nil {
 		return "", err
+	}
+	if m.rollback() && (!st.HasBootID || n.Status.NodeInfo.BootID == st.BootID) {
+		// Not rebooted yet: what the reboot does not restore.
+		m.progress.Printf("%s", CNIConfigRestore(name, plan))
 	}
 	recorded := st.BootID
 	if !st.HasBootID {
@@ -863,7 +1023,7 @@ func (m *Migrator) reboot(ctx context.Context, t Target) (string, error) {
 			}
 			what = "would run " + ShellJoin(argv)
 		}
-		return m.dryNote(what), m.record(ctx, name, PhaseRebooted, map[string]any{AnnotationReboot: m.opts.Reboot})
+		return m.dryNote(what), m.record(ctx, name, StepReboot, map[string]any{AnnotationReboot: m.opts.Reboot})
 	}
 	if !rebooted && m.opts.Reboot == RebootManual {
 		resume := "run the same command again"
@@ -871,6 +1031,10 @@ func (m *Migrator) reboot(ctx context.Context, t Target) (string, error) {
 			resume = "run " + m.opts.ResumeCommand
 		}
 		detail := fmt.Sprintf("bootID %s recorded; reboot the node now", shortID(recorded))
+		if m.rollback() {
+			return detail, errs.Newf(errs.WaitingForReboot, "restore the old CNI's config on it as printed above, reboot it (e.g. ssh "+name+" sudo systemctl reboot), wait until it is Ready, then "+resume+" to continue",
+				"node %s waits for a manual reboot (its Cilium agent restarted without the CiliumNodeConfig; bootID %s recorded)", name, shortID(recorded))
+		}
 		return detail, errs.Newf(errs.WaitingForReboot, "reboot it (e.g. ssh "+name+" sudo systemctl reboot), wait until it is Ready, then "+resume+" to continue",
 			"node %s waits for a manual reboot (its Cilium agent runs; bootID %s recorded)", name, shortID(recorded))
 	}
@@ -969,7 +1133,7 @@ func (m *Migrator) reboot(ctx context.Context, t Target) (string, error) {
 		}
 	}
 	detail := fmt.Sprintf("bootID %s -> %s, Ready", shortID(recorded), shortID(n.Status.NodeInfo.BootID))
-	return detail, m.record(ctx, name, PhaseRebooted, map[string]any{AnnotationReboot: m.opts.Reboot})
+	return detail, m.record(ctx, name, StepReboot, map[string]any{AnnotationReboot: m.opts.Reboot})
 }
 
 // waitRebooted watches a node until its bootID differs from old and it is
@@ -991,7 +1155,7 @@ func (m *Migrator) waitRebooted(ctx context.Context, name, old string) (*corev1.
 		}, nodes.Watch,
 		func(e watch.Event) (bool, error) {
 			n, ok := e.Object.(*corev1.Node)
-			if !ok || e.Type == watch.Deleted {
+			if !ok || e.Type == watch.Deleted || n.Name != name {
 				return false, nil
 			}
 			last = n
@@ -1017,6 +1181,11 @@ func commandNotRunnable(err error) bool {
 // leftBehind says what a skipped reboot leaves on the node.
 func (m *Migrator) leftBehind(ctx context.Context, name string) string {
 	s := "the old CNI's interfaces (e.g. flannel.1, cni0) and iptables rules stay on the node until it next reboots"
+	one, many := "1 pod keeps its old address", "%d pods keep their old addresses"
+	if m.rollback() {
+		s = "the pods left on the node (DaemonSet pods) are not restarted"
+		one, many = "1 pod keeps its Cilium address", "%d pods keep their Cilium addresses"
+	}
 	l, err := m.cl.Kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
 	if err != nil {
 		return s
@@ -1033,7 +1202,7 @@ func (m *Migrator) leftBehind(ctx context.Context, name string) string {
 	}
 	sort.Strings(kept)
 	if len(kept) > 0 {
-		s += fmt.Sprintf("; %s until restarted (%s)", plural(len(kept), "1 pod keeps its old address", fmt.Sprintf("%d pods keep their old addresses", len(kept))), list(kept))
+		s += fmt.Sprintf("; %s until restarted (%s)", plural(len(kept), one, fmt.Sprintf(many, len(kept))), list(kept))
 	}
 	return s
 }
@@ -1068,16 +1237,70 @@ func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string,
 		return "", m.cl.Classify(err, "creating probe Job "+plan.Namespace+"/"+job.Name)
 	}
 	if m.opts.DryRun {
-		return m.dryNote("would run probe Job " + plan.Namespace + "/" + job.Name), m.record(ctx, name, PhaseVerified, nil)
+		return m.dryNote("would run probe Job " + plan.Namespace + "/" + job.Name), m.record(ctx, name, StepVerify, nil)
 	}
-	ip, err := m.waitProbe(ctx, plan, name, created)
+	check, where, err := m.probeExpect(ctx, plan, name)
+	if err != nil {
+		return "", err
+	}
+	ip, err := m.waitProbe(ctx, plan, name, created, check)
 	if err != nil {
 		return "", err
 	}
 	if err := m.deleteJob(ctx, plan.Namespace, job.Name, false); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("probe pod got %s (in %s) and reached the API server", ip, poolString(plan.Pool)), m.record(ctx, name, PhaseVerified, nil)
+	return fmt.Sprintf("probe pod got %s (%s) and reached the API server", ip, where), m.record(ctx, name, StepVerify, nil)
+}
+
+// addrCheck returns the error for a probe address the verification does
+// not accept (nil when it does); keep says what is left for the user.
+type addrCheck func(ip, keep string) error
+
+// probeExpect says which addresses the probe pod on a node may get: one in
+// Cilium's pool when migrating; when rolling back, one outside Cilium's
+// pool and in the node's spec.podCIDRs (the range the old CNI allocates
+// from: flannel's with the Kubernetes subnet manager). where describes the
+// accepted range for the step's detail.
+func (m *Migrator) probeExpect(ctx context.Context, plan *Plan, name string) (check addrCheck, where string, err error) {
+	pool := poolString(plan.Pool)
+	if !m.rollback() {
+		return func(ip, keep string) error {
+			if InPool(ip, plan.Pool) {
+				return nil
+			}
+			return errs.Newf(errs.VerificationFailed,
+				fmt.Sprintf("%s; check that CiliumNodeConfig %s selects the node and that its agent restarted after the label, then run the same command again", keep, plan.NodeConfig),
+				"the probe pod on node %s got address %s, outside Cilium's pod CIDR %s: new pods there still use the old CNI", name, ip, pool)
+		}, "in " + pool, nil
+	}
+	n, _, err := m.getNode(ctx, name)
+	if err != nil {
+		return nil, "", err
+	}
+	var cidrs []netip.Prefix
+	for _, c := range n.Spec.PodCIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			cidrs = append(cidrs, p.Masked())
+		}
+	}
+	where = "outside Cilium's pod CIDR " + pool
+	if len(cidrs) > 0 {
+		where = fmt.Sprintf("in %s, the node's podCIDR, outside Cilium's %s", poolString(cidrs), pool)
+	}
+	return func(ip, keep string) error {
+		if InPool(ip, plan.Pool) {
+			return errs.Newf(errs.VerificationFailed,
+				fmt.Sprintf("%s; on the node, remove %s and restore the old CNI's config as printed at the reboot step (docs/rollback.md), then run the same command again", keep, plan.CNIConfFile),
+				"the probe pod on node %s got address %s, inside Cilium's pod CIDR %s: new pods there still use Cilium's CNI config", name, ip, pool)
+		}
+		if len(cidrs) > 0 && !InPool(ip, cidrs) {
+			return errs.Newf(errs.VerificationFailed,
+				fmt.Sprintf("%s; check which CNI config the node's container runtime uses (the first file in %s), then run the same command again", keep, path.Dir(plan.CNIConfFile)),
+				"the probe pod on node %s got address %s, outside the node's podCIDR %s, the old CNI's range", name, ip, poolString(cidrs))
+		}
+		return nil
+	}, where, nil
 }
 
 // deleteJob deletes a probe Job and its pods; with wait it watches until
@@ -1128,8 +1351,8 @@ type errProbe struct{ err error }
 func (e errProbe) Error() string { return e.err.Error() }
 
 // waitProbe watches the probe Job's pod until it succeeds, and checks its
-// address against Cilium's pool as soon as it has one.
-func (m *Migrator) waitProbe(ctx context.Context, plan *Plan, node string, job *batchv1.Job) (string, error) {
+// address with check as soon as it has one.
+func (m *Migrator) waitProbe(ctx context.Context, plan *Plan, node string, job *batchv1.Job, check addrCheck) (string, error) {
 	ns := plan.Namespace
 	wctx, cancel := context.WithTimeout(ctx, m.opts.ProbeTimeout)
 	defer cancel()
@@ -1145,10 +1368,8 @@ func (m *Migrator) waitProbe(ctx context.Context, plan *Plan, node string, job *
 		last = p
 		if p.Status.PodIP != "" {
 			ip = p.Status.PodIP
-			if !InPool(ip, plan.Pool) {
-				return false, errProbe{errs.Newf(errs.VerificationFailed,
-					fmt.Sprintf("%s; check that CiliumNodeConfig %s selects the node and that its agent restarted after the label, then run the same command again", keep, plan.NodeConfig),
-					"the probe pod on node %s got address %s, outside Cilium's pod CIDR %s: new pods there still use the old CNI", node, ip, poolString(plan.Pool))}
+			if err := check(ip, keep); err != nil {
+				return false, errProbe{err}
 			}
 		}
 		switch p.Status.Phase {
@@ -1198,12 +1419,33 @@ func (m *Migrator) uncordon(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	detail := ""
+	if m.rollback() {
+		if rollbackLeaveCordoned(st) {
+			detail = "left cordoned: it was cordoned before the rollback"
+		} else if err := m.setUnschedulable(ctx, n, false); err != nil {
+			return "", err
+		}
+		// The node is not migrated any more: no cni-migrate.io/ annotation
+		// is left, so node and rollout see it as never migrated.
+		clear := map[string]any{}
+		for _, a := range Annotations() {
+			if _, ok := n.Annotations[a]; ok {
+				clear[a] = nil
+			}
+		}
+		if len(clear) > 0 {
+			if err := m.patchNode(ctx, name, map[string]any{"metadata": map[string]any{"annotations": clear}}); err != nil {
+				return "", err
+			}
+		}
+		return m.dryNote(strings.TrimPrefix(detail+"; annotations cleared (phase none)", "; ")), nil
+	}
 	if st.WasUnschedulable != nil && *st.WasUnschedulable {
 		detail = "left cordoned: it was cordoned before the migration"
 	} else if err := m.setUnschedulable(ctx, n, false); err != nil {
 		return "", err
 	}
-	return m.dryNote(detail), m.record(ctx, name, PhaseDone, nil)
+	return m.dryNote(detail), m.record(ctx, name, StepUncordon, nil)
 }
 
 // onceWriter passes on each distinct line once.

@@ -44,6 +44,7 @@ type world struct {
 	cluster *detect.Cluster
 	probeIP atomic.Value
 	uid     atomic.Int64
+	boots   atomic.Int64
 	stderr  *bytes.Buffer
 	mu      sync.Mutex
 }
@@ -176,13 +177,14 @@ func (w *world) migrator(opts Options, run CommandRunner) *Migrator {
 	return New(cl, opts, NewProgress(w.stderr, false, output.Style{}, nil), run)
 }
 
-// reboots returns a CommandRunner that changes the node's bootID.
+// reboots returns a CommandRunner that changes the node's bootID (to
+// boot-2, then boot-3, ...).
 func (w *world) reboots(calls *[][]string) CommandRunner {
 	return func(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
 		w.mu.Lock()
 		*calls = append(*calls, argv)
 		w.mu.Unlock()
-		patch := []byte(`{"status":{"nodeInfo":{"bootID":"boot-2"}}}`)
+		patch := []byte(fmt.Sprintf(`{"status":{"nodeInfo":{"bootID":"boot-%d"}}}`, w.boots.Add(1)+1))
 		_, err := w.kube.CoreV1().Nodes().Patch(ctx, argv[len(argv)-1], types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 		return err
 	}

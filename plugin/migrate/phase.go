@@ -4,6 +4,13 @@
 // cni-migrate.io/) before the next begins, so an interrupted or failed run
 // is resumed by running the same command again.
 //
+// The same steps run the other way for a rollback (DirectionRollback):
+// cordon, drain, unlabel, restart the agent, reboot, verify that new pods
+// get the old CNI's addresses, uncordon and clear the annotations. A
+// rollback records its progress in its own annotation,
+// cni-migrate.io/rollback-phase, so the migration's phase keeps saying how
+// far the migration had gone until the rollback ends.
+//
 // The package holds no command-line code: plugin/cmd parses flags into
 // Options and calls Migrator. The annotations, the Phase type and its
 // ordering are exported for the other commands (status, rollout, finalize,
@@ -40,12 +47,23 @@ const (
 	// RebootManual or RebootSkip ("skip": the node still has the old CNI's
 	// interfaces and iptables rules until it next reboots).
 	AnnotationReboot = AnnotationPrefix + "reboot"
+	// AnnotationRollbackPhase is the last rollback step completed on the
+	// node (a RollbackPhase). It exists only while a rollback is under way:
+	// the rollback's last step removes it with every other annotation.
+	AnnotationRollbackPhase = AnnotationPrefix + "rollback-phase"
+	// AnnotationRollbackWasUnschedulable is "true" when the node was
+	// cordoned before the rollback began (by someone else than the
+	// migration), "false" otherwise; it is written before the rollback
+	// cordons the node, and the rollback's last step leaves such a node
+	// cordoned.
+	AnnotationRollbackWasUnschedulable = AnnotationPrefix + "rollback-was-unschedulable"
 )
 
-// Annotations lists every annotation the migration writes on a node, for
-// commands that clean them up (rollback).
+// Annotations lists every annotation the migration and the rollback write
+// on a node, for commands that clean them up (rollback, finalize).
 func Annotations() []string {
-	return []string{AnnotationPhase, AnnotationPhaseTime, AnnotationWasUnschedulable, AnnotationBootID, AnnotationReboot}
+	return []string{AnnotationPhase, AnnotationPhaseTime, AnnotationWasUnschedulable, AnnotationBootID, AnnotationReboot,
+		AnnotationRollbackPhase, AnnotationRollbackWasUnschedulable}
 }
 
 // Phase is the last step completed on a node. The zero value, PhaseNone,
@@ -129,6 +147,8 @@ const (
 	StepReboot       Step = "reboot"
 	StepVerify       Step = "verify"
 	StepUncordon     Step = "uncordon"
+	// StepUnlabel is the rollback's counterpart of StepLabel.
+	StepUnlabel Step = "unlabel"
 )
 
 // Steps returns every step in order.
@@ -176,6 +196,17 @@ type State struct {
 	HasBootID bool
 	// Reboot is how the reboot step was done, "" before it.
 	Reboot string
+	// Rollback is the last rollback step completed (RollbackNone when no
+	// rollback is under way, or before its first step completed).
+	Rollback RollbackPhase
+	// RollbackWasUnschedulable is nil until a rollback recorded it.
+	RollbackWasUnschedulable *bool
+}
+
+// RollingBack reports whether a rollback has begun on the node and not
+// ended: it wrote its first annotation and has not cleared them yet.
+func (s State) RollingBack() bool {
+	return s.Rollback != RollbackNone || s.RollbackWasUnschedulable != nil
 }
 
 // StateOf reads the migration state from a node's annotations. An unknown
@@ -199,6 +230,15 @@ func StateOf(n *corev1.Node) (State, error) {
 	}
 	s.BootID, s.HasBootID = a[AnnotationBootID]
 	s.Reboot = a[AnnotationReboot]
+	if s.Rollback, err = ParseRollbackPhase(a[AnnotationRollbackPhase]); err != nil {
+		return s, errs.Newf(errs.Precondition,
+			fmt.Sprintf("fix or remove it (kubectl annotate node %s %s-), then run the command again", n.Name, AnnotationRollbackPhase),
+			"node %s has annotation %s=%q, which is not a rollback phase this plugin knows (%s)", n.Name, AnnotationRollbackPhase, a[AnnotationRollbackPhase], rollbackPhaseList())
+	}
+	if v, ok := a[AnnotationRollbackWasUnschedulable]; ok {
+		b := v == "true"
+		s.RollbackWasUnschedulable = &b
+	}
 	return s, nil
 }
 

@@ -27,9 +27,16 @@ const (
 	ResultDryRun = "dry-run"
 	// ResultDone is the result of a step that completed.
 	ResultDone = "done"
+	// ResultRolledBack: every remaining rollback step ran; the node is back
+	// on the old CNI and not migrated (phase none).
+	ResultRolledBack = "rolled-back"
+	// ResultNotMigrated: a rollback found nothing to undo (phase none, no
+	// migration label); nothing was changed.
+	ResultNotMigrated = "not-migrated"
 )
 
-// Summary is the machine-readable result of `node -o json`.
+// Summary is the machine-readable result of `node -o json` (kind
+// NodeMigration) and `rollback -o json` (kind NodeRollback).
 type Summary struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
@@ -48,12 +55,16 @@ type NodeResult struct {
 	Name string `json:"name"`
 	// PhaseBefore and PhaseAfter are the recorded phases ("" before the
 	// first step).
-	PhaseBefore Phase        `json:"phaseBefore"`
-	PhaseAfter  Phase        `json:"phaseAfter"`
-	Result      string       `json:"result"`
-	Error       string       `json:"error,omitempty"`
-	Steps       []StepResult `json:"steps"`
-	Seconds     float64      `json:"durationSeconds"`
+	PhaseBefore Phase `json:"phaseBefore"`
+	PhaseAfter  Phase `json:"phaseAfter"`
+	// RollbackPhaseBefore and RollbackPhaseAfter are the recorded rollback
+	// phases (omitted when none: always for node).
+	RollbackPhaseBefore RollbackPhase `json:"rollbackPhaseBefore,omitempty"`
+	RollbackPhaseAfter  RollbackPhase `json:"rollbackPhaseAfter,omitempty"`
+	Result              string        `json:"result"`
+	Error               string        `json:"error,omitempty"`
+	Steps               []StepResult  `json:"steps"`
+	Seconds             float64       `json:"durationSeconds"`
 }
 
 // StepResult is one step that ran.
@@ -80,7 +91,7 @@ func PrintSummary(w io.Writer, s *Summary, style output.Style) {
 		// Pad before colouring: escape codes have no width.
 		word := fmt.Sprintf("%-20s", n.Result)
 		switch n.Result {
-		case ResultMigrated, ResultAlreadyDone, ResultDryRun:
+		case ResultMigrated, ResultAlreadyDone, ResultDryRun, ResultRolledBack, ResultNotMigrated:
 			word = style.Green(word)
 		case ResultFailed:
 			word = style.Red(word)
@@ -90,6 +101,13 @@ func PrintSummary(w io.Writer, s *Summary, style output.Style) {
 		line := fmt.Sprintf("  %-20s %s phase %s", n.Name, word, n.PhaseAfter)
 		if n.PhaseBefore != n.PhaseAfter {
 			line = fmt.Sprintf("  %-20s %s phase %s -> %s", n.Name, word, n.PhaseBefore, n.PhaseAfter)
+		}
+		if n.RollbackPhaseBefore != RollbackNone || n.RollbackPhaseAfter != RollbackNone {
+			if n.RollbackPhaseBefore != n.RollbackPhaseAfter {
+				line += fmt.Sprintf(", rollback phase %s -> %s", n.RollbackPhaseBefore, n.RollbackPhaseAfter)
+			} else {
+				line += fmt.Sprintf(", rollback phase %s", n.RollbackPhaseAfter)
+			}
 		}
 		if len(n.Steps) > 0 {
 			line += fmt.Sprintf(", %d %s in %s", len(n.Steps), plural(len(n.Steps), "step", "steps"), formatDuration(time.Duration(n.Seconds*float64(time.Second))))

@@ -1,0 +1,52 @@
+package migrate
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// FlannelCNIConf is the file flannel's install-cni init container writes
+// (kube-flannel.yml: cp -f /etc/kube-flannel/cni-conf.json
+// /etc/cni/net.d/10-flannel.conflist).
+const FlannelCNIConf = "10-flannel.conflist"
+
+// CiliumBackupSuffix is what the Cilium agent appends to the other CNI
+// configurations in the CNI directory when it writes its own with
+// cni-exclusive=true (daemon/cmd/cni: cleanupOtherCNI).
+const CiliumBackupSuffix = ".cilium_bak"
+
+// CNIConfigRestore is the instruction a rollback prints at its reboot step:
+// what neither the agent restart nor the reboot restores on the node, and
+// the commands that do, to run as root on the node.
+//
+// The facts behind it (Cilium 1.14 to 1.20, daemon/cmd/cni/config.go and
+// the chart's cilium-configmap.yaml): with the CiliumNodeConfig the agent
+// wrote its config (write-cni-conf-when-ready) and, with cni-exclusive,
+// renamed every other *.conf, *.conflist and *.json in that directory to
+// *.cilium_bak. Without the CiliumNodeConfig, cilium-config in migration
+// mode (cni.customConf=true) sets no write-cni-conf-when-ready, and the
+// agent's CNI config manager then does nothing at all: it neither removes
+// its file nor renames the others back, and the preStop cni-uninstall.sh
+// removes nothing with cni.uninstall=false. Container runtimes use the
+// first config file in name order (containerd's go-cni, CRI-O), so
+// 05-cilium.conflist keeps winning over 10-flannel.conflist until removed.
+func CNIConfigRestore(node string, plan *Plan) string {
+	file := DefaultCNIConfFile
+	if plan != nil && plan.CNIConfFile != "" {
+		file = plan.CNIConfFile
+	}
+	dir := path.Dir(file)
+	var b strings.Builder
+	fmt.Fprintf(&b, "the reboot does not restore the node's CNI config: Cilium's agent no longer manages %s, so its %s stays there and, sorting first, keeps new pods on Cilium\n", dir, path.Base(file))
+	fmt.Fprintf(&b, "before the reboot, as root on %s:\n", node)
+	fmt.Fprintf(&b, "  rm -f %s\n", ShellQuote(file))
+	if plan != nil && plan.OldCNI != nil && plan.OldCNI.Name == "flannel" {
+		conf := path.Join(dir, FlannelCNIConf)
+		fmt.Fprintf(&b, "  mv -n %[1]s%[2]s %[1]s\n", ShellQuote(conf), CiliumBackupSuffix)
+		fmt.Fprintf(&b, "(flannel's install-cni init container also rewrites %s when its pod on the node restarts; see docs/rollback.md)", FlannelCNIConf)
+	} else {
+		fmt.Fprintf(&b, "  then rename the old CNI's config back: mv -n %s/NAME%s %s/NAME (not 05-cilium.conf%s; see docs/rollback.md)", dir, CiliumBackupSuffix, dir, CiliumBackupSuffix)
+	}
+	return b.String()
+}
