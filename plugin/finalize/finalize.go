@@ -48,12 +48,14 @@ func (o Object) String() string {
 	return strings.ToLower(o.Kind) + "/" + o.Name + " -n " + o.Namespace
 }
 
-// NotDone returns the names of the nodes whose migration is not done, in
-// name order.
+// NotDone returns the names of the nodes whose migration is not done (a
+// node being rolled back is not), in name order.
 func NotDone(nodes []corev1.Node) []string {
 	var out []string
 	for i := range nodes {
-		if nodes[i].Annotations[migrate.AnnotationPhase] != string(migrate.PhaseDone) {
+		a := nodes[i].Annotations
+		_, rollingBack := a[migrate.AnnotationRollbackWasUnschedulable]
+		if a[migrate.AnnotationPhase] != string(migrate.PhaseDone) || a[migrate.AnnotationRollbackPhase] != "" || rollingBack {
 			out = append(out, nodes[i].Name)
 		}
 	}

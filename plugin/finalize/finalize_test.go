@@ -28,6 +28,14 @@ func TestNotDone(t *testing.T) {
 	if strings.Join(got, ",") != "cp,w-2" {
 		t.Fatalf("got %v", got)
 	}
+	// A node being rolled back is not done, whatever its migration phase says.
+	back := node("w-3", "done", nil)
+	back.Annotations[migrate.AnnotationRollbackPhase] = "drained"
+	begun := node("w-4", "done", nil)
+	begun.Annotations[migrate.AnnotationRollbackWasUnschedulable] = "false"
+	if got := NotDone(append(nodes, back, begun)); strings.Join(got, ",") != "cp,w-2,w-3,w-4" {
+		t.Fatalf("with rollbacks: %v", got)
+	}
 	err := NotDoneError(got)
 	if errs.Code(err) != errs.Precondition || !strings.Contains(err.Error(), "2 nodes are not migrated yet: cp, w-2") ||
 		!strings.Contains(err.Error(), "kubectl cni-migrate node cp w-2") {
