@@ -59,7 +59,8 @@ stdout. Exit codes: 10 drain blocked, 11 agent not Ready, 12 verification
 failed, 13 reboot failed, 14 waiting for a manual reboot, 15 precondition,
 130 interrupted (see docs/exit-codes.md).`
 
-// migrateFlags are the per-node step flags, shared by node and rollout.
+// migrateFlags are the per-node step flags, shared by node and rollout (and
+// by rollback, without --allow-control-plane).
 type migrateFlags struct {
 	opts          migrate.Options
 	reboot        string
@@ -67,10 +68,16 @@ type migrateFlags struct {
 }
 
 func (f *migrateFlags) add(cmd *cobra.Command) {
+	f.addStepFlags(cmd)
+	cmd.Flags().BoolVar(&f.opts.AllowControlPlane, "allow-control-plane", false, "migrate a control-plane node although workers are not migrated yet")
+}
+
+// addStepFlags adds the flags of the steps themselves: everything but the
+// ordering of nodes.
+func (f *migrateFlags) addStepFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.opts.NodeLabel, "node-label", nodeconfig.DefaultLabel, "node label (key=value) that the CiliumNodeConfig selects")
 	fl.StringVar(&f.opts.NodeConfigName, "nodeconfig-name", nodeconfig.DefaultName, "name of the CiliumNodeConfig, in Cilium's namespace")
-	fl.BoolVar(&f.opts.AllowControlPlane, "allow-control-plane", false, "migrate a control-plane node although workers are not migrated yet")
 	fl.DurationVar(&f.opts.DrainTimeout, "timeout", migrate.DefaultDrainTimeout, "how long the drain may take before giving up (0: wait forever)")
 	fl.IntVar(&f.opts.GracePeriodSeconds, "grace-period", -1, "seconds each evicted pod gets to terminate (negative: the pod's own)")
 	fl.BoolVar(&f.opts.DeleteEmptyDirData, "delete-emptydir-data", false, "drain pods that use emptyDir volumes (their data is lost)")
@@ -105,9 +112,12 @@ func (f *migrateFlags) complete(cmd *cobra.Command, namespace string, serverDryR
 	return nil
 }
 
+// nodeOptions are the options of node and of rollback, which runs the same
+// steps the other way (direction).
 type nodeOptions struct {
 	*common
 	migrateFlags
+	direction    migrate.Direction
 	names        []string
 	output       string
 	dryRun       cmdutil.DryRunStrategy
@@ -163,6 +173,7 @@ func (o *nodeOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.namespaceSet = o.opts.Namespace != ""
 	o.commandLine, o.resume, o.kubectlFlags = commandLines(cmd, args)
 	o.opts.ResumeCommand = o.resume
+	o.opts.Direction = o.direction
 	return nil
 }
 
@@ -205,6 +216,13 @@ func (o *nodeOptions) Run(ctx context.Context) error {
 		mode := ""
 		if o.opts.DryRun {
 			mode = " (server dry run: every write is sent with dryRun=All)"
+		}
+		if o.direction == migrate.DirectionRollback {
+			back := "the old CNI"
+			if plan.OldCNI != nil {
+				back = plan.OldCNI.Name
+			}
+			mode = ", rolling back to " + back + mode
 		}
 		fmt.Fprintf(errOut, "Cilium in %s, pod CIDR %s, %s, reboot: %s%s\n",
 			plan.Namespace, prefixes(plan), plan.NodeConfig, o.opts.Reboot, mode)
@@ -263,7 +281,15 @@ func (o *nodeOptions) printScript(ctx context.Context) error {
 			}
 		}
 	}
-	script, err := migrate.Script(o.opts, migrate.ScriptInput{Nodes: o.names, Namespace: ns, KubectlFlags: o.kubectlFlags, Command: o.commandLine})
+	in := migrate.ScriptInput{Nodes: o.names, Namespace: ns, KubectlFlags: o.kubectlFlags, Command: o.commandLine}
+	var script string
+	var err error
+	if o.direction == migrate.DirectionRollback {
+		in.OldCNI = "flannel" // the CNI node and rollout migrate from
+		script, err = migrate.RollbackScript(o.opts, in)
+	} else {
+		script, err = migrate.Script(o.opts, in)
+	}
 	if err != nil {
 		return err
 	}

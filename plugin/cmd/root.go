@@ -100,6 +100,7 @@ func NewCmdCNIMigrate(streams genericiooptions.IOStreams, info BuildInfo, env En
 		newCmdFinalize(c),
 		newCmdRollout(c),
 		newCmdNode(c),
+		newCmdRollback(c),
 		newCmdStatus(c),
 		newCmdVersion(c, info),
 	)
