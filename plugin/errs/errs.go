@@ -40,19 +40,22 @@ const (
 	DrainBlocked = 10
 	// AgentNotReady: the Cilium agent on a node was not Ready in time.
 	AgentNotReady = 11
-	// VerificationFailed: the probe pod on a migrated node did not get an
-	// address in Cilium's pod CIDR or could not reach the API server; the
-	// node stays cordoned.
+	// VerificationFailed: the probe pod on a node did not get an address
+	// from the network it should be on now (node: Cilium's pod CIDR;
+	// rollback: the old CNI's, outside Cilium's) or could not reach the API
+	// server; the node stays cordoned.
 	VerificationFailed = 12
 	// RebootFailed: the reboot command failed or the node did not come
 	// back (new bootID, Ready) in time.
 	RebootFailed = 13
-	// WaitingForReboot: --reboot=manual recorded the node's bootID and
-	// waits for the user to reboot it; run the command again afterwards.
+	// WaitingForReboot: --reboot=manual (node, rollback) recorded the node's
+	// bootID and waits for the user to reboot it; run the command again
+	// afterwards.
 	WaitingForReboot = 14
 	// Precondition: the cluster or node is not ready for this step of the
 	// migration (Cilium not in migration mode, CiliumNodeConfig missing or
-	// not selecting the node, a control-plane node before the workers).
+	// not selecting the node, a control-plane node before the workers, a
+	// rollback after finalize or a node being rolled back).
 	Precondition = 15
 	// WaitingForUpgrade: finalize wrote values-final.yaml and waits for the
 	// helm upgrade the user runs; run finalize again afterwards.
@@ -135,10 +138,10 @@ func Codes() []ExitCode {
 		{Forbidden, "forbidden", "the credentials were rejected or lack a permission the command needs"},
 		{DrainBlocked, "drain-blocked", "a drain did not finish: a PodDisruptionBudget allowed no eviction within --timeout, or pods need --delete-emptydir-data or --force; the node stays cordoned"},
 		{AgentNotReady, "agent-not-ready", "the restarted Cilium agent on a node was not Ready within --agent-timeout"},
-		{VerificationFailed, "verification-failed", "the probe pod on a migrated node got no Cilium address or could not reach the API server; the node stays cordoned"},
+		{VerificationFailed, "verification-failed", "the probe pod on the node got an address from the wrong network (node: not in Cilium's pod CIDR; rollback: not back in the old CNI's) or could not reach the API server; the node stays cordoned"},
 		{RebootFailed, "reboot-failed", "the reboot command failed or the node did not come back (new bootID, Ready) within --reboot-timeout"},
-		{WaitingForReboot, "waiting-for-reboot", "`node --reboot=manual` waits for you to reboot the node; run the same command again afterwards"},
-		{Precondition, "precondition", "the cluster is not ready for this step: Cilium not in migration mode, CiliumNodeConfig missing or not selecting the node, node missing, control-plane node before the workers"},
+		{WaitingForReboot, "waiting-for-reboot", "`node` or `rollback` with `--reboot=manual` waits for you to reboot the node; run the same command again afterwards"},
+		{Precondition, "precondition", "the cluster is not ready for this step: Cilium not in migration mode, CiliumNodeConfig missing or not selecting the node, node missing, control-plane node before the workers, rollback after finalize, node being rolled back"},
 		{WaitingForUpgrade, "waiting-for-upgrade", "finalize wrote values-final.yaml; run the helm upgrade it printed, then finalize again"},
 		{HelmFailed, "helm-failed", "the helm upgrade finalize ran with --yes failed; fix it and run finalize again"},
 		{Locked, "locked", "another rollout holds the Lease kube-system/cni-migrate-rollout; wait for it, or --force-unlock a dead one"},
