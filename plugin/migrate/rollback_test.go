@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
@@ -298,5 +300,53 @@ func TestRollbackPreflight(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+func TestRollbackServerDryRun(t *testing.T) {
+	w, ctx := rollbackWorld(t)
+	w.kube.ClearActions()
+	opts := rollbackOptions(t)
+	opts.DryRun = true
+	var calls [][]string
+	s, err := w.run(ctx, opts, w.reboots(&calls), "worker-1")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, w.stderr)
+	}
+	if s.DryRun != "server" || s.Kind != "NodeRollback" || s.Nodes[0].Result != ResultDryRun || s.Nodes[0].PhaseAfter != PhaseDone ||
+		s.Nodes[0].RollbackPhaseAfter != RollbackNone || len(s.Nodes[0].Steps) != 7 || len(calls) != 0 {
+		t.Errorf("summary %+v calls %v", s, calls)
+	}
+	writes := 0
+	for _, a := range w.kube.Actions() {
+		var dry []string
+		switch a := a.(type) {
+		case k8stesting.PatchActionImpl:
+			dry = a.PatchOptions.DryRun
+		case k8stesting.CreateActionImpl:
+			if a.GetResource().Resource == "pods" && a.GetSubresource() == "" {
+				continue // the test's DaemonSet and Job controllers (the fake applies dry-run deletes)
+			}
+			dry = a.CreateOptions.DryRun
+			if ev, ok := a.Object.(*policyv1.Eviction); ok {
+				dry = ev.DeleteOptions.DryRun
+			}
+		case k8stesting.DeleteActionImpl:
+			dry = a.DeleteOptions.DryRun
+		case k8stesting.UpdateActionImpl:
+			dry = a.UpdateOptions.DryRun
+		default:
+			continue
+		}
+		writes++
+		if len(dry) != 1 || dry[0] != metav1.DryRunAll {
+			t.Errorf("%s %s sent without dry run", a.GetVerb(), a.GetResource().Resource)
+		}
+	}
+	if writes == 0 {
+		t.Error("no write was sent")
+	}
+	if !strings.Contains(w.stderr.String(), "rm -f /etc/cni/net.d/05-cilium.conflist") {
+		t.Errorf("the dry run does not say what the reboot leaves:\n%s", w.stderr)
 	}
 }
