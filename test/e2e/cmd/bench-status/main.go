@@ -449,8 +449,25 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); retur
 // runOnce runs a command with stdout counted and discarded, and returns
 // its wall time, peak RSS and the number of API requests it logged, and
 // its stderr.
-func runOnce(ctx context.Context, env []string, args []string, requests func(stderr string) int) (result, string, error) {
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+//
+// The peak RSS comes from GNU time (timeBin) when there is one: os/exec
+// starts children with vfork, and Linux then carries the parent's own
+// high-water mark (this benchmark, with the Cilium simulation's caches)
+// into the child's ru_maxrss. time(1) is small and forks normally.
+func runOnce(ctx context.Context, env []string, timeBin string, args []string, requests func(stderr string) int) (result, string, error) {
+	var rssFile string
+	full := args
+	if timeBin != "" {
+		f, err := os.CreateTemp("", "bench-status-rss-")
+		if err != nil {
+			return result{}, "", err
+		}
+		rssFile = f.Name()
+		f.Close()
+		defer os.Remove(rssFile)
+		full = append([]string{timeBin, "-f", "%M", "-o", rssFile}, args...)
+	}
+	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
 	cmd.Env = env
 	var out countWriter
 	var errOut bytes.Buffer
@@ -461,7 +478,15 @@ func runOnce(ctx context.Context, env []string, args []string, requests func(std
 	if err != nil {
 		return r, "", fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, tail(errOut.String(), 20))
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	if rssFile != "" {
+		data, err := os.ReadFile(rssFile)
+		if err != nil {
+			return r, "", err
+		}
+		if r.rssKiB, err = strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err != nil {
+			return r, "", fmt.Errorf("time -f %%M wrote %q: %w", data, err)
+		}
+	} else if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.rssKiB = ru.Maxrss
 	}
 	r.requests = requests(errOut.String())
@@ -502,11 +527,16 @@ func measure(ctx context.Context, c *cluster.Cluster, cfg config, totalPods, end
 		{"kubectl get pods -A -o json", []string{"kubectl", "get", "pods", "-A", "-o", "json", "-v=6", "--cache-dir", cacheDir},
 			func(s string) int { return len(kubectlRequests.FindAllString(s, -1)) }},
 	}
+	timeBin, err := exec.LookPath("/usr/bin/time")
+	if err != nil {
+		timeBin = ""
+		logf("no /usr/bin/time: the peak RSS figures include the benchmark's own (see runOnce)")
+	}
 	results := make([][]result, len(commands))
 	var statusStderr string
 	for run := range cfg.runs {
 		for i, cmd := range commands {
-			r, stderr, err := runOnce(ctx, env, cmd.args, cmd.requests)
+			r, stderr, err := runOnce(ctx, env, timeBin, cmd.args, cmd.requests)
 			if err != nil {
 				return err
 			}
