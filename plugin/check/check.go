@@ -77,6 +77,7 @@ func Run(in Input) []Result {
 		out = append(out, kubeProxyCheck(c, p))
 	}
 	out = append(out, pdbCheck(c), ciliumCheck(c, p), nodesReadyCheck(c))
+	out = append(out, migrationChecks(c, p)...)
 	out = append(out, permissionsCheck(in))
 	return out
 }
@@ -260,6 +261,9 @@ func pdbCheck(c *detect.Cluster) Result {
 
 func ciliumCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 	cl := c.Cilium
+	if r, ok := inPlaceCiliumCheck(c, p); ok {
+		return r
+	}
 	switch {
 	case !cl.Installed:
 		return pass(IDCilium, "Cilium is not installed yet: install it with values-initial.yaml")

@@ -65,7 +65,7 @@ func TestRun(t *testing.T) {
 			c.BlockingPDBs = []detect.PDB{{Namespace: "shop", Name: "db", ExpectedPods: 3}}
 		}, id: IDPDB, status: Warn, has: "shop/db"},
 		{name: "cilium absent passes", id: IDCilium, status: Pass},
-		{name: "cilium owner fails", tweak: func(c *detect.Cluster, _ *Input) { c.Cilium = detect.Cilium{Installed: true, Version: "1.17.6"} }, id: IDCilium, status: Fail},
+		{name: "cilium owner fails", tweak: func(c *detect.Cluster, _ *Input) { c.Cilium = detect.Cilium{Installed: true, Version: "1.17.6"} }, opts: proposal.Options{Strategy: proposal.DualOverlay}, id: IDCilium, status: Fail},
 		{name: "cilium migration mode other minor warns", tweak: func(c *detect.Cluster, _ *Input) {
 			c.Cilium = detect.Cilium{Installed: true, MigrationMode: true, Version: "1.17.6"}
 		}, opts: proposal.Options{CiliumVersion: "1.18"}, id: IDCilium, status: Warn, has: "1.17.6"},

@@ -19,6 +19,7 @@ type proposalFlags struct {
 
 func (f *proposalFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
+	addStrategyFlag(cmd, &f.opts.Strategy)
 	fl.StringVar(&f.opts.CiliumVersion, "cilium-version", "", "Cilium release to migrate to, 1.14 to 1.20 (default: the installed one, else "+ciliumver.Default().String()+")")
 	fl.StringVar(&f.opts.PodCIDR, "pod-cidr", "", "Cilium's cluster-pool pod CIDR (default: the first of 10.245.0.0/16, 10.246.0.0/16, ... that overlaps nothing)")
 	fl.IntVar(&f.opts.MaskSize, "cluster-pool-mask-size", 0, "prefix length of each node's pod block (default: the installed Cilium's, else 24)")
@@ -58,7 +59,7 @@ func generateValues(c *detect.Cluster, opts proposal.Options, user map[string]an
 	if unsafe := proposal.Safety(c, p); len(unsafe) > 0 {
 		return nil, nil, nil, nil, unsafe[0]
 	}
-	initial, final, warnings, err := values.Generate(values.Input{
+	in := values.Input{
 		Version:              p.Version,
 		PodCIDR:              p.PodCIDR,
 		MaskSize:             p.MaskSize,
@@ -71,6 +72,15 @@ func generateValues(c *detect.Cluster, opts proposal.Options, user map[string]an
 		OperatorReplicas:     p.OperatorReplicas,
 		User:                 user,
 		UserFile:             userFile,
-	})
+	}
+	in.Strategy, in.IPv4NativeRoutingCIDR = p.Strategy, p.IPv4NativeRoutingCIDR
+	initial, final, warnings, err := values.Generate(in)
 	return p, initial, final, warnings, err
+}
+
+// addStrategyFlag adds --strategy, shared by plan, values, node and rollout.
+func addStrategyFlag(cmd *cobra.Command, strategy *string) {
+	cmd.Flags().StringVar(strategy, "strategy", "",
+		"migration method: dual-overlay (node by node: drain, reboot) or in-place (Cilium takes every node at once, pods are restarted namespace by namespace) (default: the installed Cilium's, else dual-overlay)")
+	_ = cmd.RegisterFlagCompletionFunc("strategy", cobra.FixedCompletions(proposal.Strategies(), cobra.ShellCompDirectiveNoFileComp))
 }

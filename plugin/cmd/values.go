@@ -21,7 +21,10 @@ const valuesExample = `  # Write values-initial.yaml and values-final.yaml into 
   kubectl cni-migrate values
 
   # Your own chart values on top (maps merge, lists replace, null deletes)
-  kubectl cni-migrate values --values my-cilium.yaml --output-dir .`
+  kubectl cni-migrate values --values my-cilium.yaml --output-dir .
+
+  # Values for the one-shot method: Cilium owns every node's CNI config at once
+  kubectl cni-migrate values --strategy in-place --output-dir .`
 
 type valuesOptions struct {
 	*common
@@ -127,5 +130,8 @@ func (o *valuesOptions) Run(ctx context.Context) error {
 	}
 	fmt.Fprintf(o.streams.ErrOut, "next: helm install cilium cilium/cilium --version %s --namespace %s --values %s\n",
 		p.Version.HelmChartVersion(), ns, paths[0])
+	if p.Strategy == proposal.InPlace {
+		fmt.Fprintln(o.streams.ErrOut, "then: kubectl cni-migrate rollout --strategy in-place (restarts the pods still on the old network, namespace by namespace)")
+	}
 	return nil
 }

@@ -42,7 +42,8 @@ func TestDocsPlanSchema(t *testing.T) {
 	}
 	walk(reflect.TypeOf(Report{}))
 	for _, id := range []string{check.IDCNI, check.IDBackend, check.IDPodCIDR, check.IDPoolCapacity, check.IDServiceCIDR,
-		check.IDTunnelPort, check.IDNetworkPolicy, check.IDKubeProxy, check.IDPDB, check.IDCilium, check.IDNodesReady, check.IDPermissions} {
+		check.IDTunnelPort, check.IDNetworkPolicy, check.IDKubeProxy, check.IDPDB, check.IDCilium, check.IDNodesReady, check.IDPermissions,
+		check.IDStrategy, check.IDPodSNAT} {
 		if !strings.Contains(doc, "`"+id+"`") {
 			t.Errorf("check id %q is not documented", id)
 		}

@@ -57,11 +57,23 @@ func New(c *detect.Cluster, p *proposal.Proposal, results []check.Result) *Repor
 		r.Summary.Next = "fix the FAILed checks, then run `kubectl cni-migrate plan` again"
 	case c.Cilium.Installed && c.Cilium.MigrationMode:
 		r.Summary.Next = "migrate nodes one by one, workers first (see docs/user-guide.md)"
+	case p != nil && p.Strategy == proposal.InPlace && c.Cilium.Installed:
+		r.Summary.Next = "kubectl cni-migrate rollout --strategy in-place (restarts the pods still on the old network, namespace by namespace)"
+	case p != nil && p.Strategy == proposal.InPlace:
+		r.Summary.Next = "kubectl cni-migrate values --strategy in-place --output-dir . && helm install cilium cilium/cilium --version " +
+			p.Version.HelmChartVersion() + " --namespace kube-system --values values-initial.yaml"
 	default:
 		r.Summary.Next = "kubectl cni-migrate values --output-dir . && helm install cilium cilium/cilium --version " +
 			p.Version.HelmChartVersion() + " --namespace kube-system --values values-initial.yaml"
 	}
 	return r
+}
+
+func strategyFrom(p *proposal.Proposal) string {
+	if p.StrategySource == "" || p.StrategySource == "default" {
+		return ""
+	}
+	return " (" + p.StrategySource + ")"
 }
 
 // DeepCopyObject makes Report a runtime.Object for kubectl's printers.
@@ -134,10 +146,17 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 	}
 	if p != nil {
 		fmt.Fprintln(tw, s.Bold("PROPOSAL"))
-		row("  strategy", p.Strategy)
-		row("  cilium", p.CiliumVersion+" (CiliumNodeConfig "+p.NodeConfigAPIVersion+")")
+		row("  strategy", p.Strategy+strategyFrom(p))
+		if p.Strategy == proposal.InPlace {
+			row("  cilium", p.CiliumVersion+" (owning every node's CNI config at once, no CiliumNodeConfig)")
+		} else {
+			row("  cilium", p.CiliumVersion+" (CiliumNodeConfig "+p.NodeConfigAPIVersion+")")
+		}
 		row("  pod CIDR", fmt.Sprintf("%s, /%d per node (%s)", p.PodCIDR, p.MaskSize, p.PodCIDRSource))
 		row("  tunnel", fmt.Sprintf("%s, UDP port %d", p.TunnelProtocol, p.TunnelPort))
+		if p.IPv4NativeRoutingCIDR != "" {
+			row("  no SNAT to", p.IPv4NativeRoutingCIDR+" (ipv4NativeRoutingCIDR while the migration runs, see check pod-snat)")
+		}
 		if p.KubeProxyReplacement {
 			row("  kube-proxy", fmt.Sprintf("replaced by Cilium (k8sServiceHost %s, k8sServicePort %d)", p.K8sServiceHost, p.K8sServicePort))
 		} else {

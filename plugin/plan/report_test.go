@@ -60,7 +60,7 @@ func TestReportOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := New(c, p, check.Run(check.Input{Cluster: c, Proposal: p, Access: &access.Result{Checked: 31, Missing: []access.Need{}}}))
-	if !r.Summary.Safe || r.Summary.Warn != 3 {
+	if !r.Summary.Safe || r.Summary.Warn != 4 {
 		t.Errorf("summary %+v", r.Summary)
 	}
 	var table bytes.Buffer

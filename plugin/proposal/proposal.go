@@ -19,12 +19,49 @@ import (
 
 // Strategy names.
 const (
-	// DualOverlay is the official node-by-node method.
+	// DualOverlay is the official node-by-node method: Cilium beside the old
+	// CNI, a CiliumNodeConfig hands one node at a time over to it.
 	DualOverlay = "dual-overlay"
+	// InPlace is the one-shot method of seed 000: Cilium owns the CNI
+	// configuration of every node at once, and the pods still on the old
+	// network are restarted, namespace by namespace, instead of draining
+	// and rebooting nodes.
+	InPlace = "in-place"
 )
+
+// Strategies lists the strategy names, the default first.
+func Strategies() []string { return []string{DualOverlay, InPlace} }
+
+// ValidateStrategy checks a --strategy value ("" means choose).
+func ValidateStrategy(s string) error {
+	switch s {
+	case "", DualOverlay, InPlace:
+		return nil
+	}
+	return errs.Newf(errs.Usage, "use --strategy dual-overlay or --strategy in-place", "--strategy %q is not a migration strategy", s)
+}
+
+// DetectStrategy says which strategy an installed Cilium was set up for:
+// in-place when it owns the CNI configuration (custom-cni-conf off) while
+// the old CNI is still there, dual-overlay when it runs in migration mode,
+// "" when Cilium is not installed (or nothing is left to migrate).
+func DetectStrategy(c *detect.Cluster) (strategy, reason string) {
+	switch {
+	case !c.Cilium.Installed:
+		return "", ""
+	case c.Cilium.MigrationMode:
+		return DualOverlay, "the installed Cilium runs in migration mode (custom-cni-conf true)"
+	case c.CNI != nil:
+		return InPlace, fmt.Sprintf("the installed Cilium owns the CNI configuration (custom-cni-conf false) while %s is still there", c.CNI.Name)
+	}
+	return "", ""
+}
 
 // Options are the user's wishes; zero values mean "choose for me".
 type Options struct {
+	// Strategy is DualOverlay or InPlace; "" takes the installed Cilium's
+	// (DetectStrategy), else DualOverlay.
+	Strategy       string
 	CiliumVersion  string
 	PodCIDR        string
 	MaskSize       int
@@ -38,7 +75,9 @@ const DefaultMaskSize = 24
 // Proposal is the resolved migration setup. Its JSON form is part of
 // `plan -o json`.
 type Proposal struct {
-	Strategy             string            `json:"strategy"`
+	Strategy string `json:"strategy"`
+	// StrategySource says why: --strategy, the installed Cilium, or the default.
+	StrategySource       string            `json:"strategySource"`
 	CiliumVersion        string            `json:"ciliumVersion"`
 	Version              ciliumver.Version `json:"-"`
 	NodeConfigAPIVersion string            `json:"nodeConfigAPIVersion"`
@@ -55,6 +94,13 @@ type Proposal struct {
 	// anti-affinity would leave a second replica pending), else 0 (chart
 	// default).
 	OperatorReplicas int `json:"operatorReplicas,omitempty"`
+	// IPv4NativeRoutingCIDR is set while the migration runs when Cilium's
+	// pod CIDR and the old pod network(s) together make exactly one CIDR:
+	// Cilium then does not masquerade its pods' traffic to old pods (see
+	// docs/snat.md). Empty otherwise; SNATNote says why.
+	IPv4NativeRoutingCIDR string `json:"ipv4NativeRoutingCIDR,omitempty"`
+	// SNATNote explains IPv4NativeRoutingCIDR, or why it is not set.
+	SNATNote string `json:"snatNote,omitempty"`
 
 	prefix netip.Prefix
 }
@@ -64,6 +110,9 @@ func (p *Proposal) Prefix() netip.Prefix { return p.prefix }
 
 // ValidateOptions checks the syntax of the user's options, without a cluster.
 func ValidateOptions(o Options) error {
+	if err := ValidateStrategy(o.Strategy); err != nil {
+		return err
+	}
 	if o.CiliumVersion != "" {
 		if _, err := ciliumver.Parse(o.CiliumVersion); err != nil {
 			return err
@@ -95,7 +144,13 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 	if err := ValidateOptions(o); err != nil {
 		return nil, err
 	}
-	p := &Proposal{Strategy: DualOverlay}
+	p := &Proposal{Strategy: DualOverlay, StrategySource: "default"}
+	if s, why := DetectStrategy(c); s != "" {
+		p.Strategy, p.StrategySource = s, why
+	}
+	if o.Strategy != "" {
+		p.Strategy, p.StrategySource = o.Strategy, "--strategy"
+	}
 
 	// Version: the user's, else the installed Cilium's, else the default.
 	switch {
@@ -187,6 +242,7 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 	if len(c.Nodes) == 1 {
 		p.OperatorReplicas = 1
 	}
+	p.IPv4NativeRoutingCIDR, p.SNATNote = SNATExclusion(c, p.prefix)
 	return p, nil
 }
 

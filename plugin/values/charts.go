@@ -5,9 +5,11 @@ import "github.com/cni-migrate/kubectl-cni-migrate/plugin/ciliumver"
 // chartRules are the differences between the Cilium Helm charts that matter
 // to the migration values. Every key the migration sets exists with the same
 // name and type in every supported chart (operator.unmanagedPodWatcher.restart,
-// routingMode, tunnelProtocol, tunnelPort, cni.customConf, cni.uninstall,
-// ipam.mode, ipam.operator.clusterPoolIPv4PodCIDRList and
-// clusterPoolIPv4MaskSize, policyEnforcementMode, bpf.hostLegacyRouting,
+// routingMode, tunnelProtocol, tunnelPort, cni.customConf, cni.exclusive,
+// cni.uninstall, ipv4NativeRoutingCIDR (a string, written to cilium-config
+// as ipv4-native-routing-cidr when not empty), ipam.mode,
+// ipam.operator.clusterPoolIPv4PodCIDRList and clusterPoolIPv4MaskSize,
+// policyEnforcementMode, bpf.hostLegacyRouting,
 // k8sServiceHost, k8sServicePort, cluster.name, operator.replicas); only the
 // points below differ.
 //

@@ -102,13 +102,13 @@ func TestChartTableMatchesCharts(t *testing.T) {
 			}
 			// Every key the migration sets is in values.yaml.
 			for _, key := range []string{"routingMode:", "tunnelProtocol:", "tunnelPort:", "policyEnforcementMode:", "k8sServiceHost:", "k8sServicePort:",
-				"customConf:", "uninstall:", "clusterPoolIPv4PodCIDRList:", "clusterPoolIPv4MaskSize:", "hostLegacyRouting:", "unmanagedPodWatcher:", "restart:"} {
+				"customConf:", "exclusive:", "uninstall:", "ipv4NativeRoutingCIDR:", "clusterPoolIPv4PodCIDRList:", "clusterPoolIPv4MaskSize:", "hostLegacyRouting:", "unmanagedPodWatcher:", "restart:"} {
 				if !strings.Contains(values, key) {
 					t.Errorf("values.yaml has no %s", key)
 				}
 			}
 			// The configmap maps the migration's keys to agent options.
-			for _, opt := range []string{"routing-mode:", "tunnel-protocol:", "tunnel-port:", "custom-cni-conf:", "enable-policy:", "enable-host-legacy-routing:", "kube-proxy-replacement:", "cluster-name:", "cluster-pool-ipv4-cidr:", "cluster-pool-ipv4-mask-size:"} {
+			for _, opt := range []string{"routing-mode:", "tunnel-protocol:", "tunnel-port:", "custom-cni-conf:", "cni-exclusive:", "ipv4-native-routing-cidr:", "enable-policy:", "enable-host-legacy-routing:", "kube-proxy-replacement:", "cluster-name:", "cluster-pool-ipv4-cidr:", "cluster-pool-ipv4-mask-size:"} {
 				if !strings.Contains(configmap, opt) {
 					t.Errorf("cilium-configmap.yaml writes no %s", opt)
 				}

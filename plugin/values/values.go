@@ -1,8 +1,9 @@
-// Package values makes the Helm values for the dual-overlay migration to
-// Cilium: values-initial.yaml installs Cilium next to the old CNI without
-// taking over any node, values-final.yaml is applied with `helm upgrade` once
-// every node is migrated. The user's --values file is merged on top of both
-// the way Helm merges several values files.
+// Package values makes the Helm values for the migration to Cilium:
+// values-initial.yaml installs Cilium next to the old CNI (dual-overlay:
+// taking over no node; in-place: owning every node's CNI configuration at
+// once), values-final.yaml is applied with `helm upgrade` once every node
+// and pod is migrated. The user's --values file is merged on top of both the
+// way Helm merges several values files.
 package values
 
 import (
@@ -25,8 +26,16 @@ const (
 	FinalFile   = "values-final.yaml"
 )
 
+// Strategies (the same names as package proposal's).
+const (
+	DualOverlay = "dual-overlay"
+	InPlace     = "in-place"
+)
+
 // Input is what the migration values are made from.
 type Input struct {
+	// Strategy is DualOverlay (also when "") or InPlace.
+	Strategy string
 	// Version is the Cilium version to install (a supported minor).
 	Version ciliumver.Version
 	// PodCIDR is Cilium's cluster-pool IPv4 CIDR, e.g. "10.245.0.0/16".
@@ -50,6 +59,11 @@ type Input struct {
 	// OperatorReplicas sets operator.replicas; 0 leaves the chart default (2).
 	// cilium-cli uses 1 on single-node clusters.
 	OperatorReplicas int
+	// IPv4NativeRoutingCIDR, when set, is written as ipv4NativeRoutingCIDR
+	// in values-initial.yaml only: a CIDR made of exactly Cilium's pod CIDR
+	// and the old pod network, so that Cilium does not masquerade its pods'
+	// traffic to old pods (see docs/snat.md and proposal.SNATExclusion).
+	IPv4NativeRoutingCIDR string
 	// User holds the values of the user's --values file, merged on top.
 	User map[string]any
 	// UserFile names that file in comments and warnings ("" if none).
@@ -170,9 +184,11 @@ func Generate(in Input) (initial, final *Doc, warnings []string, err error) {
 
 	ini := initialSettings(in, name)
 	fin := finalSettings(ini)
-	initial = newDoc(InitialFile,
-		fmt.Sprintf("install Cilium %s next to the old CNI (dual-overlay migration, first step)", in.Version),
-		in, ini, user)
+	title := fmt.Sprintf("install Cilium %s next to the old CNI (dual-overlay migration, first step)", in.Version)
+	if in.Strategy == InPlace {
+		title = fmt.Sprintf("install Cilium %s owning every node's CNI config, next to the old CNI (in-place migration, first step)", in.Version)
+	}
+	initial = newDoc(InitialFile, title, in, ini, user)
 	final = newDoc(FinalFile,
 		fmt.Sprintf("Cilium %s once every node is migrated (helm upgrade, last step)", in.Version),
 		in, fin, user)
@@ -183,20 +199,38 @@ func Generate(in Input) (initial, final *Doc, warnings []string, err error) {
 }
 
 func initialSettings(in Input, clusterName string) []setting {
+	inPlace := in.Strategy == InPlace
+	watcher := "no restarts of pods Cilium does not manage while the migration runs; they move when their node does"
+	if inPlace {
+		watcher = "no restarts by the operator of pods Cilium does not manage: it deletes them without regard to\n" +
+			"PodDisruptionBudgets; kubectl cni-migrate rollout --strategy in-place evicts them instead"
+	}
 	s := []setting{
-		set("operator.unmanagedPodWatcher.restart", false,
-			"no restarts of pods Cilium does not manage while the migration runs; they move when their node does"),
+		set("operator.unmanagedPodWatcher.restart", false, watcher),
 	}
 	if in.OperatorReplicas == 1 {
 		s = append(s, set("operator.replicas", 1.0, "one operator replica: the cluster has a single node (as cilium-cli does)"))
 	} else if in.OperatorReplicas > 1 {
 		s = append(s, set("operator.replicas", float64(in.OperatorReplicas), "operator replicas"))
 	}
+	routing := "overlay routing, so pods on migrated and unmigrated nodes reach each other"
+	if inPlace {
+		routing = "overlay routing, so pods on Cilium and pods not restarted yet reach each other"
+	}
 	s = append(s,
-		set("routingMode", "tunnel", "overlay routing, so pods on migrated and unmigrated nodes reach each other"),
+		set("routingMode", "tunnel", routing),
 		set("tunnelProtocol", in.TunnelProtocol, "encapsulation of Cilium's overlay"),
 		set("tunnelPort", float64(in.TunnelPort), "Cilium's overlay port, not the old CNI's, so both overlays run side by side"),
-		set("cni.customConf", true, "Cilium writes no CNI config yet; the CiliumNodeConfig turns it on node by node"),
+	)
+	if inPlace {
+		s = append(s,
+			set("cni.customConf", false, "Cilium writes its CNI config on every node as soon as its agent is ready: new pods start on Cilium"),
+			set("cni.exclusive", true, "and renames the old CNI's config files (*.cilium_bak), so no new pod starts on the old network"),
+		)
+	} else {
+		s = append(s, set("cni.customConf", true, "Cilium writes no CNI config yet; the CiliumNodeConfig turns it on node by node"))
+	}
+	s = append(s,
 		set("cni.uninstall", false, "keep the CNI config when a Cilium agent stops"),
 		set("ipam.mode", "cluster-pool", "Cilium hands out pod addresses from its own pool"),
 		set("ipam.operator.clusterPoolIPv4PodCIDRList", []any{in.PodCIDR},
@@ -206,6 +240,12 @@ func initialSettings(in Input, clusterName string) []setting {
 		set("policyEnforcementMode", "never", "no network policy enforcement while pods live on two networks"),
 		set("bpf.hostLegacyRouting", true, "route through the host's stack, which reaches pods still on the old CNI"),
 	)
+	if in.IPv4NativeRoutingCIDR != "" {
+		s = append(s, set("ipv4NativeRoutingCIDR", in.IPv4NativeRoutingCIDR,
+			"exactly Cilium's pod CIDR and the old pod network: Cilium does not masquerade its pods' traffic to\n"+
+				"pods still on the old CNI, which keep seeing the Cilium pod's address (removed in values-final.yaml;\n"+
+				"see docs/snat.md: pkg/datapath/iptables \"cilium masquerade non-cluster\")"))
+	}
 	if in.KubeProxyReplacement {
 		s = append(s,
 			set("kubeProxyReplacement", "true", "the cluster runs no kube-proxy: Cilium handles Services"),
@@ -221,8 +261,10 @@ func initialSettings(in Input, clusterName string) []setting {
 	return s
 }
 
-// finalSettings is the initial settings with the guide's finalize overrides.
+// finalSettings is the initial settings with the guide's finalize overrides,
+// without the settings that only matter while two pod networks coexist.
 func finalSettings(initial []setting) []setting {
+	drop := map[string]bool{pathKey([]string{"ipv4NativeRoutingCIDR"}): true}
 	over := map[string]setting{}
 	for _, o := range []setting{
 		set("operator.unmanagedPodWatcher.restart", true, "migration done: restart pods Cilium does not manage (the chart default)"),
@@ -232,12 +274,15 @@ func finalSettings(initial []setting) []setting {
 	} {
 		over[pathKey(o.path)] = o
 	}
-	out := make([]setting, len(initial))
-	for i, s := range initial {
+	out := make([]setting, 0, len(initial))
+	for _, s := range initial {
+		if drop[pathKey(s.path)] {
+			continue
+		}
 		if o, ok := over[pathKey(s.path)]; ok {
 			s = o
 		}
-		out[i] = s
+		out = append(out, s)
 	}
 	return out
 }
@@ -396,6 +441,19 @@ func (in Input) validate() (chartRules, error) {
 				"give the API server port from the kubeconfig, such as 6443")
 		}
 	}
+	switch in.Strategy {
+	case "", DualOverlay, InPlace:
+	default:
+		return rules, errs.New(errs.Usage, fmt.Sprintf("strategy %q is not dual-overlay or in-place", in.Strategy), "choose dual-overlay or in-place")
+	}
+	if in.IPv4NativeRoutingCIDR != "" {
+		nr, err := netip.ParsePrefix(in.IPv4NativeRoutingCIDR)
+		if err != nil || !nr.Addr().Is4() || nr != nr.Masked() || !nr.Contains(prefix.Addr()) || nr.Bits() > prefix.Bits() {
+			return rules, errs.New(errs.Usage,
+				fmt.Sprintf("ipv4NativeRoutingCIDR %q is not an IPv4 network containing the pod CIDR %s", in.IPv4NativeRoutingCIDR, in.PodCIDR),
+				"leave it empty, or give a CIDR that covers Cilium's pod CIDR and the old pod network")
+		}
+	}
 	if in.OperatorReplicas < 0 {
 		return rules, errs.New(errs.Usage,
 			fmt.Sprintf("operator replicas %d is negative", in.OperatorReplicas),
@@ -469,16 +527,23 @@ func watchList(in Input) []watched {
 	if in.KubeProxyReplacement {
 		kpr = "the cluster has no kube-proxy; without the replacement nothing handles Services"
 	}
+	watcher := "the operator would restart pods on nodes not yet migrated, moving them to Cilium before their node is ready"
+	customConf := "Cilium would write its CNI config on every node at once instead of node by node as the CiliumNodeConfig allows"
+	routing := "the dual-overlay migration needs tunnel routing so that pods on migrated and unmigrated nodes reach each other"
+	if in.Strategy == InPlace {
+		watcher = "the operator would delete pods still on the old network one by one, without regard to PodDisruptionBudgets"
+		customConf = "the in-place migration needs Cilium to write its CNI config on every node, or restarted pods stay on the old network"
+		routing = "the in-place migration needs tunnel routing so that pods on Cilium and pods not restarted yet reach each other"
+	}
 	w := []watched{
-		{path: "operator.unmanagedPodWatcher.restart",
-			initial: "the operator would restart pods on nodes not yet migrated, moving them to Cilium before their node is ready"},
+		{path: "operator.unmanagedPodWatcher.restart", initial: watcher},
 		{path: "routingMode",
-			initial: "the dual-overlay migration needs tunnel routing so that pods on migrated and unmigrated nodes reach each other",
+			initial: routing,
 			final:   "the cluster's pods run on Cilium's overlay; changing the routing mode cuts them off"},
 		{path: "tunnelProtocol", initial: overlay, final: overlayFinal},
 		{path: "tunnelPort", initial: overlay, final: overlayFinal},
 		{path: "cni.customConf",
-			initial: "Cilium would write its CNI config on every node at once instead of node by node as the CiliumNodeConfig allows",
+			initial: customConf,
 			final:   "Cilium would not write its CNI config, so nodes added after the migration get none"},
 		{path: "cni.uninstall",
 			initial: "a stopping Cilium agent would remove its CNI config, and new pods on a migrated node would fall back to the old CNI"},
@@ -492,6 +557,10 @@ func watchList(in Input) []watched {
 		{path: "bpf.hostLegacyRouting",
 			initial: "eBPF host routing bypasses the host's routing table, which carries the traffic to pods still on the old CNI"},
 		{path: "kubeProxyReplacement", initial: kpr, final: kpr, asString: true},
+	}
+	if in.IPv4NativeRoutingCIDR != "" {
+		w = append(w, watched{path: "ipv4NativeRoutingCIDR",
+			initial: "it was chosen to cover exactly Cilium's pod CIDR and the old pod network: a wider one stops masquerading to other networks inside it, a narrower one source-NATs traffic to old pods"})
 	}
 	if in.KubeProxyReplacement {
 		const api = "without kube-proxy Cilium reaches the API server only at this address"

@@ -35,6 +35,8 @@ func baseInput(t *testing.T, version string) Input {
 		TunnelProtocol: "vxlan",
 		TunnelPort:     8473,
 		ClusterName:    "kind-kind",
+		// proposal.SNATExclusion for flannel's 10.244.0.0/16 and 10.245.0.0/16.
+		IPv4NativeRoutingCIDR: "10.244.0.0/15",
 	}
 }
 
@@ -137,6 +139,14 @@ func TestGolden(t *testing.T) {
 		{"1.18-user", user(baseInput(t, "1.18.11"))},
 		{"1.20-kpr", kpr(baseInput(t, "1.20.2"))},
 	}
+	for _, v := range ciliumver.Supported() {
+		in := baseInput(t, v.String())
+		in.Strategy = InPlace
+		tests = append(tests, struct {
+			name string
+			in   Input
+		}{"in-place-" + v.MinorString(), in})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ini, fin, warnings := generate(t, tt.in)
@@ -171,12 +181,14 @@ func TestMigrationValues(t *testing.T) {
 				},
 				"policyEnforcementMode": "never",
 				"bpf":                   map[string]any{"hostLegacyRouting": true},
+				"ipv4NativeRoutingCIDR": "10.244.0.0/15",
 				"kubeProxyReplacement":  "false",
 				"cluster":               map[string]any{"name": "kind-kind"},
 			}
 			if got := ini.Map(); !reflect.DeepEqual(got, want) {
 				t.Errorf("initial values\n got: %#v\nwant: %#v", got, want)
 			}
+			delete(want, "ipv4NativeRoutingCIDR")
 			want["operator"] = map[string]any{"unmanagedPodWatcher": map[string]any{"restart": true}}
 			want["cni"] = map[string]any{"customConf": false, "uninstall": false}
 			want["policyEnforcementMode"] = "default"
@@ -647,5 +659,83 @@ func TestGenerateErrors(t *testing.T) {
 				t.Errorf("error = %q, want one line containing %q with a fix", e.Error(), tt.msg)
 			}
 		})
+	}
+}
+
+// TestInPlaceValues checks what the in-place strategy changes: Cilium owns
+// the CNI config of every node from the install (no CiliumNodeConfig), the
+// operator's unmanaged-pod watcher stays off until values-final.yaml, and
+// the rest is the dual-overlay's.
+func TestInPlaceValues(t *testing.T) {
+	for _, v := range ciliumver.Supported() {
+		t.Run(v.String(), func(t *testing.T) {
+			in := baseInput(t, v.String())
+			dual, dualFin, _ := generate(t, in)
+			in.Strategy = InPlace
+			ini, fin, warnings := generate(t, in)
+			if len(warnings) != 0 {
+				t.Errorf("warnings %q", warnings)
+			}
+			m := ini.Map()
+			for path, want := range map[string]any{
+				"cni.customConf":                       false,
+				"cni.exclusive":                        true,
+				"cni.uninstall":                        false,
+				"operator.unmanagedPodWatcher.restart": false,
+				"routingMode":                          "tunnel",
+				"tunnelPort":                           8473.0,
+				"ipam.mode":                            "cluster-pool",
+				"policyEnforcementMode":                "never",
+				"bpf.hostLegacyRouting":                true,
+				"ipv4NativeRoutingCIDR":                "10.244.0.0/15",
+			} {
+				if got, _ := lookup(m, strings.Split(path, ".")); !reflect.DeepEqual(got, want) {
+					t.Errorf("initial %s = %#v, want %#v", path, got, want)
+				}
+			}
+			// Only cni.customConf and cni.exclusive differ from dual-overlay.
+			dm := dual.Map()
+			dm["cni"] = map[string]any{"customConf": false, "exclusive": true, "uninstall": false}
+			if !reflect.DeepEqual(m, dm) {
+				t.Errorf("in-place initial differs from dual-overlay beyond cni:\n got: %#v\nwant: %#v", m, dm)
+			}
+			fm, dfm := fin.Map(), dualFin.Map()
+			dfm["cni"] = map[string]any{"customConf": false, "exclusive": true, "uninstall": false}
+			if !reflect.DeepEqual(fm, dfm) {
+				t.Errorf("in-place final differs from dual-overlay final beyond cni.exclusive:\n got: %#v\nwant: %#v", fm, dfm)
+			}
+			if _, ok := fm["ipv4NativeRoutingCIDR"]; ok {
+				t.Error("values-final.yaml keeps ipv4NativeRoutingCIDR")
+			}
+			if got, _ := lookup(fm, []string{"operator", "unmanagedPodWatcher", "restart"}); got != true {
+				t.Errorf("final watcher %v", got)
+			}
+			b, _ := ini.YAML()
+			for _, want := range []string{"(in-place migration, first step)", "# and renames the old CNI's config files", "evicts them instead"} {
+				if !strings.Contains(string(b), want) {
+					t.Errorf("initial lacks %q:\n%s", want, b)
+				}
+			}
+		})
+	}
+	// Turning the watcher on in the initial values is worth a warning.
+	in := baseInput(t, "1.20")
+	in.Strategy, in.UserFile = InPlace, "v.yaml"
+	in.User = map[string]any{"operator": map[string]any{"unmanagedPodWatcher": map[string]any{"restart": true}}, "ipv4NativeRoutingCIDR": "10.0.0.0/8"}
+	_, _, warnings := generate(t, in)
+	if len(warnings) != 2 || !strings.Contains(warnings[0], "without regard to PodDisruptionBudgets") || !strings.Contains(warnings[1], "sets ipv4NativeRoutingCIDR to \"10.0.0.0/8\"") {
+		t.Errorf("warnings %q", warnings)
+	}
+	for _, bad := range []func(*Input){
+		func(in *Input) { in.Strategy = "big-bang" },
+		func(in *Input) { in.IPv4NativeRoutingCIDR = "10.246.0.0/16" },
+		func(in *Input) { in.IPv4NativeRoutingCIDR = "10.245.0.0/17" },
+		func(in *Input) { in.IPv4NativeRoutingCIDR = "10.244.0.1/15" },
+	} {
+		in := baseInput(t, "1.20")
+		bad(&in)
+		if _, _, _, err := Generate(in); errs.Code(err) != errs.Usage {
+			t.Errorf("%+v: %v", in, err)
+		}
 	}
 }

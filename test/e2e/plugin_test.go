@@ -253,6 +253,8 @@ func TestPluginOnFlannelCluster(t *testing.T) {
 					"enable-policy":               "never",
 					"enable-host-legacy-routing":  "true",
 					"cluster-name":                "e2e-flannel",
+					// docs/snat.md: flannel's 10.244.0.0/16 and Cilium's 10.245.0.0/16
+					"ipv4-native-routing-cidr": "10.244.0.0/15",
 				})
 				for _, absent := range []string{"write-cni-conf-when-ready", "cni-exclusive"} {
 					if _, ok := initial[absent]; ok {
@@ -270,6 +272,9 @@ func TestPluginOnFlannelCluster(t *testing.T) {
 				})
 				if _, ok := final["write-cni-conf-when-ready"]; !ok {
 					t.Errorf("final values do not let Cilium write its CNI config")
+				}
+				if v, ok := final["ipv4-native-routing-cidr"]; ok {
+					t.Errorf("final values keep ipv4-native-routing-cidr %q", v)
 				}
 				// helm lint also validates the values against values.schema.json
 				// where the chart has one.
