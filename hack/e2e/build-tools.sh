@@ -5,6 +5,9 @@
 #   kwok/stages/*.yaml                  kwok Stage objects (from the kwok module)
 #   cilium/<version>/{chart,crds}       Cilium Helm chart and CRDs per version
 #   manifests/kube-flannel.yml          upstream flannel manifest, unchanged
+#   krew/bin/{kubectl-krew,validate-krew-manifest}
+#                                       krew, for the release tests (step
+#                                       "krew", not part of the default set)
 #
 # Everything comes from the Go module proxy: the binaries are built from the
 # scratch modules next to this script (`tool` directives in their go.mod,
@@ -13,7 +16,7 @@
 # pin it was built from, and is skipped when the stamp matches.
 #
 # Usage: hack/e2e/build-tools.sh [step...]
-#   steps: etcd kube kwok helm cilium flannel (default: all)
+#   steps: etcd kube kwok helm cilium flannel (default: all of these), krew
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +26,7 @@ KUBE_VERSION="v1.34.4"          # must match hack/e2e/kube/go.mod
 ETCD_MODULE_VERSION="v3.6.16"   # must match hack/e2e/etcd/go.mod
 KWOK_VERSION="v0.8.0"           # must match hack/e2e/kwok/go.mod
 HELM_VERSION="v3.19.0"          # must match hack/e2e/helm/go.mod
+KREW_VERSION="v0.4.4"           # must match hack/krew/go.mod
 HELM_K8S_MAJOR="1"
 HELM_K8S_MINOR="34"
 FLANNEL_VERSION="v0.28.4"
@@ -138,6 +142,23 @@ build_helm() {
 	stamp helm "$pin"
 }
 
+# krew and krew's manifest validator, from the scratch module hack/krew (the
+# proxy serves sigs.k8s.io/krew v0.4.4 but no version list, so `go install
+# ...@v0.4.4` fails). kubectl finds krew as the plugin `kubectl-krew`.
+build_krew() {
+	local pin="krew $KREW_VERSION $(sum_of "$HERE/../krew/go.sum")"
+	local dir="$E2E_CACHE/krew/bin"
+	if fresh krew "$pin" "$dir/kubectl-krew" "$dir/validate-krew-manifest"; then
+		log "skip  krew ($KREW_VERSION)"
+		return
+	fi
+	log "build krew ($KREW_VERSION)"
+	mkdir -p "$dir"
+	timed kubectl-krew gobuild ../krew "$dir/kubectl-krew" sigs.k8s.io/krew/cmd/krew
+	timed validate-krew-manifest gobuild ../krew "$dir/validate-krew-manifest" sigs.k8s.io/krew/cmd/validate-krew-manifest
+	stamp krew "$pin"
+}
+
 stage_cilium_one() {
 	local v="$1" dir dst="$E2E_CACHE/cilium/$1"
 	dir="$(moddir "github.com/cilium/cilium@v$v")"
@@ -193,6 +214,7 @@ main() {
 		helm) build_helm ;;
 		cilium) stage_cilium ;;
 		flannel) stage_flannel ;;
+		krew) build_krew ;;
 		*) log "unknown step $s"; exit 2 ;;
 		esac
 	done
