@@ -5,6 +5,10 @@
 #   kwok/stages/*.yaml                  kwok Stage objects (from the kwok module)
 #   cilium/<version>/{chart,crds}       Cilium Helm chart and CRDs per version
 #   manifests/kube-flannel.yml          upstream flannel manifest, unchanged
+#   manifests/calico/*.yaml             upstream Calico manifests, unchanged (step
+#                                       "calico", in the default set): calico.yaml,
+#                                       calico-vxlan.yaml, canal.yaml,
+#                                       tigera-operator.yaml, custom-resources.yaml
 #   krew/bin/{kubectl-krew,validate-krew-manifest}
 #                                       krew, for the release tests (step
 #                                       "krew", not part of the default set)
@@ -30,6 +34,11 @@ KREW_VERSION="v0.4.4"           # must match hack/krew/go.mod
 HELM_K8S_MAJOR="1"
 HELM_K8S_MINOR="34"
 FLANNEL_VERSION="v0.28.4"
+# github.com/projectcalico/calico@latest resolves to this pseudo-version (the
+# module's tags are component tags, not releases); its manifests/ are Calico
+# v3.28.5 (calico/node:v3.28.5, tigera operator v1.34.13).
+CALICO_MODULE_VERSION="v1.11.0-cni-plugin.0.20250813170300-a0db560f0520"
+CALICO_MANIFESTS="calico.yaml calico-vxlan.yaml canal.yaml tigera-operator.yaml custom-resources.yaml"
 # Cilium versions whose chart and CRDs are staged (keep at least one < 1.16,
 # which uses CiliumNodeConfig v2alpha1).
 CILIUM_VERSIONS="${CILIUM_VERSIONS:-1.15.19 1.17.6 1.18.11 1.20.2}"
@@ -201,9 +210,33 @@ stage_flannel() {
 	stamp flannel "flannel $FLANNEL_VERSION"
 }
 
+stage_calico_one() {
+	local dir f dst="$E2E_CACHE/manifests/calico"
+	dir="$(moddir "github.com/projectcalico/calico@$CALICO_MODULE_VERSION")"
+	[[ -n "$dir" ]] || { log "cannot locate github.com/projectcalico/calico@$CALICO_MODULE_VERSION"; exit 1; }
+	rm -rf "$dst"
+	mkdir -p "$dst"
+	for f in $CALICO_MANIFESTS; do
+		install -m 0644 "$dir/manifests/$f" "$dst/$f"
+	done
+}
+
+# Calico's and Canal's manifests, copied unchanged out of the calico module.
+stage_calico() {
+	local pin="calico $CALICO_MODULE_VERSION $CALICO_MANIFESTS" files=() f
+	for f in $CALICO_MANIFESTS; do files+=("$E2E_CACHE/manifests/calico/$f"); done
+	if fresh calico "$pin" "${files[@]}"; then
+		log "skip  calico manifests ($CALICO_MODULE_VERSION)"
+		return
+	fi
+	log "stage calico manifests ($CALICO_MODULE_VERSION)"
+	timed calico stage_calico_one
+	stamp calico "$pin"
+}
+
 main() {
 	local steps=("$@")
-	[[ ${#steps[@]} -gt 0 ]] || steps=(cilium flannel etcd kube kwok helm)
+	[[ ${#steps[@]} -gt 0 ]] || steps=(cilium flannel calico etcd kube kwok helm)
 	log "E2E_CACHE=$E2E_CACHE ($(go version))"
 	local s
 	for s in "${steps[@]}"; do
@@ -215,6 +248,7 @@ main() {
 		cilium) stage_cilium ;;
 		flannel) stage_flannel ;;
 		krew) build_krew ;;
+		calico) stage_calico ;;
 		*) log "unknown step $s"; exit 2 ;;
 		esac
 	done

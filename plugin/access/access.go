@@ -62,8 +62,15 @@ func Needs(ciliumNS, cniNS string) []Need {
 	add("coordination.k8s.io", "leases", "", "kube-system", false, "keep two rollouts from running at once", "get", "create", "update")
 	if cniNS != "" {
 		add("apps", "daemonsets", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI", "delete")
+		add("apps", "deployments", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's controllers (calico-kube-controllers, calico-typha)", "delete")
+		add("policy", "poddisruptionbudgets", "", cniNS, true, "finalize --remove-old-cni deletes the PDBs of the old CNI's controllers", "delete")
+		add("", "services", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's Service (calico-typha)", "delete")
 		add("", "configmaps", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's configuration", "delete")
 		add("", "serviceaccounts", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's ServiceAccount", "delete")
+		add("rbac.authorization.k8s.io", "roles", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's RBAC (weave-net)", "delete")
+		add("rbac.authorization.k8s.io", "rolebindings", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's RBAC (weave-net)", "delete")
+		add("rbac.authorization.k8s.io", "rolebindings", "", "", true, "finalize --remove-old-cni keeps roles other bindings use", "list")
+		add("rbac.authorization.k8s.io", "clusterrolebindings", "", "", true, "finalize --remove-old-cni finds the old CNI's bindings", "list")
 		add("rbac.authorization.k8s.io", "clusterroles", "", "", true, "finalize --remove-old-cni deletes the old CNI's RBAC", "delete")
 		add("rbac.authorization.k8s.io", "clusterrolebindings", "", "", true, "finalize --remove-old-cni deletes the old CNI's RBAC", "delete")
 	}

@@ -68,6 +68,7 @@ func Run(in Input) []Result {
 	out := []Result{cniCheck(c)}
 	if c.CNI != nil {
 		out = append(out, backendCheck(c.CNI))
+		out = append(out, cniChecks(c, p)...)
 	}
 	if p != nil {
 		out = append(out, podCIDRCheck(c, p), capacityCheck(c, p), serviceCIDRCheck(c), tunnelPortCheck(c, p))
@@ -118,37 +119,6 @@ func fromErr(id string, err error) Result {
 	return fail(id, err.Error(), "")
 }
 
-func cniCheck(c *detect.Cluster) Result {
-	if c.Problem != nil {
-		return fromErr(IDCNI, c.Problem)
-	}
-	v := ""
-	if c.CNI.Version != "" {
-		v = " " + c.CNI.Version
-	}
-	return pass(IDCNI, fmt.Sprintf("%s%s found (DaemonSet %s/%s), network %s", c.CNI.Name, v, c.CNI.Namespace, c.CNI.DaemonSet, c.CNI.Network))
-}
-
-func backendCheck(cni *detect.CNI) Result {
-	b := cni.Backend
-	switch b.Type {
-	case "vxlan":
-		return pass(IDBackend, fmt.Sprintf("%s uses the vxlan backend (port %d, VNI %d), the guide's tested path", cni.Name, b.Port, b.VNI))
-	case "host-gw":
-		return warn(IDBackend, "flannel's host-gw backend is outside the guide's tested path (no tunnel: old pods rely on per-node routes while Cilium tunnels)",
-			"rehearse on a staging cluster with the same backend first, or switch flannel to vxlan before migrating")
-	case "wireguard":
-		return warn(IDBackend, fmt.Sprintf("flannel's wireguard backend (port %d) encrypts old-pod traffic only; traffic between old and new pods leaves the tunnel", b.Port),
-			"keep Cilium's own encryption off until finalize, and expect old-to-new pod traffic to be unencrypted during the migration")
-	case "":
-		return warn(IDBackend, "flannel's backend could not be read (no net-conf.json and no node annotation)",
-			"check flannel's ConfigMap and make sure it has a net-conf.json key")
-	default:
-		return fail(IDBackend, fmt.Sprintf("flannel's %s backend is not supported by the dual-overlay method", b.Type),
-			"switch flannel to the vxlan backend (net-conf.json Backend.Type) and restart flannel first")
-	}
-}
-
 func podCIDRCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 	conflicts := cidr.Conflicts(p.Prefix(), proposal.Reserved(c))
 	if len(conflicts) == 0 {
@@ -191,13 +161,16 @@ func serviceCIDRCheck(c *detect.Cluster) Result {
 }
 
 func tunnelPortCheck(c *detect.Cluster, p *proposal.Proposal) Result {
-	if c.CNI == nil || c.CNI.Backend.Port == 0 {
+	if c.CNI == nil || c.CNI.Backend.Port == 0 && len(c.CNI.UDPPorts) == 0 {
 		return pass(IDTunnelPort, fmt.Sprintf("Cilium %s on UDP port %d; the old network uses no tunnel port", p.TunnelProtocol, p.TunnelPort))
 	}
 	for _, err := range proposal.Safety(c, p) {
 		if strings.Contains(err.Error(), "tunnel port") {
 			return fromErr(IDTunnelPort, err)
 		}
+	}
+	if c.CNI.Backend.Port == 0 {
+		return pass(IDTunnelPort, fmt.Sprintf("Cilium %s on UDP port %d differs from the UDP ports %s uses (%s)", p.TunnelProtocol, p.TunnelPort, c.CNI.Name, portList(c.CNI.UDPPorts)))
 	}
 	return pass(IDTunnelPort, fmt.Sprintf("Cilium %s on UDP port %d differs from %s's %s port %d", p.TunnelProtocol, p.TunnelPort, c.CNI.Name, c.CNI.Backend.Type, c.CNI.Backend.Port))
 }
@@ -220,6 +193,10 @@ func networkPolicyCheck(c *detect.Cluster) Result {
 	if c.CNI != nil && !c.CNI.EnforcesPolicy {
 		return warn(IDNetworkPolicy, where+": "+c.CNI.Name+" does not enforce them today, Cilium will after finalize (policy enforcement is off during the migration)",
 			"review them before finalize: traffic they deny but that works today will stop")
+	}
+	if c.CNI != nil {
+		return warn(IDNetworkPolicy, where+": "+c.CNI.Name+" enforces them today; on migrated pods they are not enforced until finalize (policyEnforcementMode=never)",
+			"accept the window, or keep sensitive workloads on unmigrated nodes until finalize")
 	}
 	return warn(IDNetworkPolicy, where+" are not enforced on migrated pods while the migration runs (policyEnforcementMode=never)",
 		"accept the window, or keep sensitive workloads on unmigrated nodes until finalize")
@@ -269,7 +246,7 @@ func ciliumCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 		return pass(IDCilium, "Cilium is not installed yet: install it with values-initial.yaml")
 	case !cl.MigrationMode:
 		return fail(IDCilium, fmt.Sprintf("Cilium %s is installed and owns the CNI configuration (custom-cni-conf off)", cl.Version),
-			"there is nothing to migrate, or reinstall Cilium with values-initial.yaml")
+			"if the migration was finalized there is nothing to migrate (remove the old CNI with kubectl cni-migrate finalize --remove-old-cni); otherwise reinstall Cilium with values-initial.yaml")
 	case p != nil && cl.Version != "" && !strings.HasPrefix(cl.Version, p.Version.MinorString()+"."):
 		return warn(IDCilium, fmt.Sprintf("Cilium %s is installed in migration mode but the plan is for %s", cl.Version, p.CiliumVersion),
 			"plan with --cilium-version "+cl.Version+" or upgrade Cilium first")

@@ -245,11 +245,14 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 	}
 
 	// 5: the old CNI.
-	objs, err := finalize.OldCNIObjects(ctx, cl.Kube, c.CNI)
+	removal, err := finalize.PlanRemoval(ctx, cl.Kube, c)
 	if err != nil {
 		return cl.Classify(err, "listing the old CNI's objects")
 	}
+	objs := removal.Objects
 	switch {
+	case removal.Manual != "":
+		say("The old CNI is not removed by this plugin: %s", removal.Manual)
 	case len(objs) == 0:
 		say("no objects of the old CNI are left")
 	case !o.removeOldCNI:
@@ -264,6 +267,11 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 		}
 		if _, err := finalize.Delete(ctx, cl.Kube, objs, serverDry); err != nil {
 			return cl.Classify(err, "deleting the old CNI")
+		}
+	}
+	if len(objs) > 0 {
+		for _, k := range removal.Kept {
+			say("Kept: %s", k)
 		}
 	}
 

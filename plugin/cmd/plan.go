@@ -68,7 +68,7 @@ func (o *planOptions) Validate() error {
 	if err := output.ValidateFormat(o.output); err != nil {
 		return err
 	}
-	return proposal.ValidateOptions(o.opts)
+	return o.proposalFlags.validate()
 }
 
 func (o *planOptions) Run(ctx context.Context) error {
@@ -76,7 +76,7 @@ func (o *planOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c, err := detectCluster(ctx, cl)
+	c, err := detectClusterWith(ctx, cl, o.override)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,8 @@ import (
 // proposalFlags are the flags of every command that proposes a setup.
 type proposalFlags struct {
 	opts proposal.Options
+	// override is --from and --old-pod-cidr.
+	override detect.Override
 }
 
 func (f *proposalFlags) add(cmd *cobra.Command) {
@@ -28,6 +31,18 @@ func (f *proposalFlags) add(cmd *cobra.Command) {
 	_ = cmd.RegisterFlagCompletionFunc("cilium-version", completeCiliumVersions)
 	_ = cmd.RegisterFlagCompletionFunc("tunnel-protocol", cobra.FixedCompletions([]string{"vxlan", "geneve"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("pod-cidr", cobra.NoFileCompletions)
+	fl.StringVar(&f.override.From, "from", "", "the CNI to migrate from, when detection finds several or none: "+strings.Join(detect.SourceCNIs(), ", "))
+	fl.StringArrayVar(&f.override.OldPodCIDRs, "old-pod-cidr", nil, "the old CNI's pod network instead of the detected one (repeatable; needed with --from when that CNI is not found)")
+	_ = cmd.RegisterFlagCompletionFunc("from", cobra.FixedCompletions(detect.SourceCNIs(), cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("old-pod-cidr", cobra.NoFileCompletions)
+}
+
+// validate checks the syntax of the flags, without a cluster.
+func (f *proposalFlags) validate() error {
+	if err := f.override.Validate(); err != nil {
+		return err
+	}
+	return proposal.ValidateOptions(f.opts)
 }
 
 func completeCiliumVersions(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -40,13 +55,19 @@ func completeCiliumVersions(*cobra.Command, []string, string) ([]string, cobra.S
 
 // detectCluster reads and analyses the cluster.
 func detectCluster(ctx context.Context, cl *kube.Clients) (*detect.Cluster, error) {
-	snap, err := detect.Fetch(ctx, cl.Kube)
+	return detectClusterWith(ctx, cl, detect.Override{})
+}
+
+// detectClusterWith is detectCluster with the user's word on the old CNI
+// (--from, --old-pod-cidr) over detection's.
+func detectClusterWith(ctx context.Context, cl *kube.Clients, ov detect.Override) (*detect.Cluster, error) {
+	snap, err := detect.Fetch(ctx, cl.Kube, cl.Dynamic)
 	if err != nil {
 		return nil, cl.Classify(err, "reading the cluster")
 	}
 	snap.KubeconfigCluster = cl.ClusterName
 	snap.APIServerURL = cl.Server
-	return detect.Analyze(snap), nil
+	return detect.AnalyzeWith(snap, ov), nil
 }
 
 // generateValues resolves the proposal for the cluster, refuses an unsafe

@@ -77,7 +77,7 @@ func (o *valuesOptions) Complete() error {
 }
 
 func (o *valuesOptions) Validate() error {
-	if err := proposal.ValidateOptions(o.opts); err != nil {
+	if err := o.proposalFlags.validate(); err != nil {
 		return err
 	}
 	if o.outputDir != "" {
@@ -99,7 +99,7 @@ func (o *valuesOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c, err := detectCluster(ctx, cl)
+	c, err := detectClusterWith(ctx, cl, o.override)
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
-
-	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 )
 
 // Well-known names.
@@ -30,7 +28,11 @@ const (
 
 // Analyze turns a Snapshot into a Cluster. It never fails: what it cannot
 // make sense of is left out, and a cluster it cannot migrate gets Problem.
-func Analyze(s *Snapshot) *Cluster {
+func Analyze(s *Snapshot) *Cluster { return AnalyzeWith(s, Override{}) }
+
+// AnalyzeWith is Analyze with the user's word on the old CNI (--from,
+// --old-pod-cidr) over detection's.
+func AnalyzeWith(s *Snapshot, ov Override) *Cluster {
 	c := &Cluster{
 		KubernetesVersion: s.ServerVersion,
 		APIServer:         s.APIServerURL,
@@ -56,26 +58,11 @@ func Analyze(s *Snapshot) *Cluster {
 	}
 	sort.Slice(c.Nodes, func(i, j int) bool { return c.Nodes[i].Name < c.Nodes[j].Name })
 
-	var flannels []*appsv1.DaemonSet
-	for i := range s.DaemonSets {
-		ds := &s.DaemonSets[i]
-		switch {
-		case isCiliumDS(ds):
-			analyzeCilium(s, ds, &c.Cilium)
-			c.CNIsSeen = append(c.CNIsSeen, SeenCNI{"cilium", "DaemonSet " + ds.Namespace + "/" + ds.Name})
-		case isFlannelDS(ds):
-			flannels = append(flannels, ds)
-			c.CNIsSeen = append(c.CNIsSeen, SeenCNI{"flannel", "DaemonSet " + ds.Namespace + "/" + ds.Name})
-		default:
-			if name := otherCNI(ds); name != "" {
-				c.CNIsSeen = append(c.CNIsSeen, SeenCNI{name, "DaemonSet " + ds.Namespace + "/" + ds.Name})
-			}
-		}
+	var cniCIDRs []SourcedCIDR
+	c.CNI, cniCIDRs, c.Problem = chooseProvider(s, c, findProviders(s, c), ov)
+	if c.CNI != nil && (c.CNI.Name == "calico" || c.CNI.Name == "canal") {
+		c.CalicoPolicies = s.CalicoPolicies
 	}
-	if len(flannels) == 1 {
-		c.CNI = analyzeFlannel(s, flannels[0])
-	}
-	c.Problem = problem(c, len(flannels))
 
 	// Pod networks: the CNI's own, then what the control plane says.
 	addCIDR := func(list *[]SourcedCIDR, cidr, source string, guessed bool) {
@@ -92,8 +79,8 @@ func Analyze(s *Snapshot) *Cluster {
 			*list = append(*list, SourcedCIDR{CIDR: p, Source: source, Guessed: guessed})
 		}
 	}
-	if c.CNI != nil && c.CNI.Network != "" {
-		addCIDR(&c.PodCIDRs, c.CNI.Network, c.CNI.Name+" net-conf.json Network", false)
+	for _, pc := range cniCIDRs {
+		addCIDR(&c.PodCIDRs, pc.CIDR, pc.Source, pc.Guessed)
 	}
 	if v := staticPodFlag(s.SystemPods, "kube-controller-manager", "--cluster-cidr"); v != "" {
 		addCIDR(&c.PodCIDRs, v, "kube-controller-manager --cluster-cidr", false)
@@ -105,6 +92,16 @@ func Analyze(s *Snapshot) *Cluster {
 				addCIDR(&c.PodCIDRs, pc, "node "+n.Name+" spec.podCIDRs", false)
 			}
 		}
+	}
+
+	// A provider that takes pod addresses from the nodes' podCIDRs and has
+	// no network setting of its own (kube-router) uses the control plane's.
+	if c.CNI != nil && c.CNI.Network == "" && c.CNI.IPAM == "kubernetes" {
+		var nets []string
+		for _, pc := range c.PodCIDRs {
+			nets = append(nets, pc.CIDR)
+		}
+		c.CNI.Network = strings.Join(nets, ",")
 	}
 
 	// Service networks, from the most to the least authoritative source.
@@ -138,41 +135,6 @@ func Analyze(s *Snapshot) *Cluster {
 		}
 	}
 	return c
-}
-
-func problem(c *Cluster, flannels int) error {
-	var others []string
-	for _, s := range c.CNIsSeen {
-		if s.Name != "flannel" && s.Name != "cilium" {
-			others = append(others, s.Name+" ("+s.Object+")")
-		}
-	}
-	seen := func() string {
-		var all []string
-		for _, s := range c.CNIsSeen {
-			all = append(all, s.Name+" ("+s.Object+")")
-		}
-		return strings.Join(all, ", ")
-	}
-	switch {
-	case flannels > 1 || (flannels == 1 && len(others) > 0):
-		return errs.Newf(errs.Unsupported, "remove the provider that is not in use, then run plan again",
-			"more than one network provider found: %s", seen())
-	case flannels == 1:
-		return nil
-	case len(others) > 0:
-		return errs.Newf(errs.Unsupported, "this version migrates from Flannel only",
-			"found %s", strings.Join(others, ", "))
-	case c.Cilium.Installed && !c.Cilium.MigrationMode:
-		return errs.Newf(errs.Unsupported, "there is nothing to migrate",
-			"Cilium %s already owns the network (DaemonSet %s/%s, custom-cni-conf off)", c.Cilium.Version, c.Cilium.Namespace, c.Cilium.DaemonSet)
-	case c.Cilium.Installed:
-		return errs.New(errs.Unsupported, "Cilium runs in migration mode but no old network provider was found",
-			"run `kubectl cni-migrate finalize` if the migration is complete")
-	default:
-		return errs.New(errs.Unsupported, "no supported network provider found (looked for DaemonSets of flannel, canal, calico, weave, kube-router, cilium)",
-			"this version migrates from Flannel; check --context points at the right cluster")
-	}
 }
 
 func analyzeNode(n *corev1.Node) Node {
@@ -308,21 +270,29 @@ func ParseFlannelNetConf(data string) (network string, b Backend, err error) {
 }
 
 func analyzeFlannel(s *Snapshot, ds *appsv1.DaemonSet) *CNI {
-	cni := &CNI{Name: "flannel", Namespace: ds.Namespace, DaemonSet: ds.Name, IPAM: "kubernetes"}
+	cni := flannelLike(s, ds, "flannel", "kube-flannel-cfg")
 	for _, ctr := range ds.Spec.Template.Spec.Containers {
 		if strings.Contains(ctr.Image, "flannel") {
 			cni.Version = imageTag(ctr.Image)
 			break
 		}
 	}
+	return cni
+}
+
+// flannelLike reads flannel's net-conf.json from the ConfigMaps the
+// DaemonSet mounts (or fallbackCM), else the backend from the node
+// annotations: flannel's own DaemonSet, and Canal's.
+func flannelLike(s *Snapshot, ds *appsv1.DaemonSet, name, fallbackCM string) *CNI {
+	cni := &CNI{Name: name, Namespace: ds.Namespace, DaemonSet: ds.Name, IPAM: "kubernetes"}
 	names := mountedConfigMaps(ds)
-	names = append(names, "kube-flannel-cfg")
-	for _, name := range names {
-		cm := s.ConfigMap(ds.Namespace, name)
+	names = append(names, fallbackCM)
+	for _, cmName := range names {
+		cm := s.ConfigMap(ds.Namespace, cmName)
 		if cm == nil || cm.Data["net-conf.json"] == "" {
 			continue
 		}
-		cni.ConfigMap = name
+		cni.ConfigMap = cmName
 		if network, b, err := ParseFlannelNetConf(cm.Data["net-conf.json"]); err == nil {
 			cni.Network, cni.Backend = network, b
 		}
@@ -340,6 +310,7 @@ func analyzeFlannel(s *Snapshot, ds *appsv1.DaemonSet) *CNI {
 			}
 		}
 	}
+	cni.UDPPorts = uniqueInts(cni.Backend.Port)
 	return cni
 }
 

@@ -10,11 +10,6 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 )
@@ -25,48 +20,20 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // from the API.
 func loadSnapshot(t *testing.T, files ...string) *Snapshot {
 	t.Helper()
-	s := &Snapshot{ServerVersion: "v1.34.4", ConfigMaps: map[string]*corev1.ConfigMap{}, KubeconfigCluster: "kind-dev", APIServerURL: "https://192.168.10.10:6443"}
-	dec := scheme.Codecs.UniversalDeserializer()
+	var streams [][]byte
 	for _, f := range files {
 		data, err := os.ReadFile(filepath.Join("testdata", f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, doc := range strings.Split(string(data), "\n---\n") {
-			if strings.TrimSpace(doc) == "" {
-				continue
-			}
-			obj, _, err := dec.Decode([]byte(doc), nil, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			addToSnapshot(t, s, obj)
-		}
+		streams = append(streams, data)
 	}
+	s, err := LoadSnapshot(streams...)
+	if err != nil {
+		t.Fatalf("%v: %v", files, err)
+	}
+	s.ServerVersion, s.KubeconfigCluster, s.APIServerURL = "v1.34.4", "kind-dev", "https://192.168.10.10:6443"
 	return s
-}
-
-func addToSnapshot(t *testing.T, s *Snapshot, obj runtime.Object) {
-	switch o := obj.(type) {
-	case *corev1.Node:
-		s.Nodes = append(s.Nodes, *o)
-	case *appsv1.DaemonSet:
-		s.DaemonSets = append(s.DaemonSets, *o)
-	case *corev1.ConfigMap:
-		s.ConfigMaps[cmKey(o.Namespace, o.Name)] = o
-	case *corev1.Pod:
-		s.SystemPods = append(s.SystemPods, *o)
-	case *networkingv1.NetworkPolicy:
-		s.NetworkPolicies = append(s.NetworkPolicies, NamespacedName{o.Namespace, o.Name})
-	case *policyv1.PodDisruptionBudget:
-		s.PDBs = append(s.PDBs, *o)
-	case *networkingv1.ServiceCIDR:
-		s.ServiceCIDRs = append(s.ServiceCIDRs, o.Spec.CIDRs...)
-	case *corev1.Service:
-		s.KubernetesServiceIP = o.Spec.ClusterIP
-	default:
-		t.Fatalf("fixture kind %T not handled", obj)
-	}
 }
 
 // result is what the golden files hold: the Cluster and its Problem.
@@ -82,7 +49,9 @@ func TestAnalyzeGolden(t *testing.T) {
 		files []string
 		// tweak adjusts the snapshot for cases no fixture file covers.
 		tweak func(*Snapshot)
-		check func(t *testing.T, c *Cluster)
+		// override is what --from and --old-pod-cidr say.
+		override Override
+		check    func(t *testing.T, c *Cluster)
 	}{
 		{
 			name:  "flannel-kubeadm",
@@ -160,6 +129,125 @@ func TestAnalyzeGolden(t *testing.T) {
 		{name: "calico", files: []string{"common-nodes.yaml", "calico.yaml"}},
 		{name: "flannel-and-calico", files: []string{"common-nodes.yaml", "flannel-daemonset.yaml", "flannel-configmap.yaml", "calico.yaml"}},
 		{name: "nothing", files: []string{"common-nodes.yaml"}},
+		{
+			name:  "canal",
+			files: []string{"common-nodes.yaml", "kubeadm.yaml", "canal.yaml", "workloads.yaml"},
+			check: func(t *testing.T, c *Cluster) {
+				want := Backend{Type: "vxlan", Port: 8472, PortDefaulted: true, VNI: 1}
+				if c.Problem != nil || c.CNI == nil || c.CNI.Name != "canal" || c.CNI.Network != "10.244.0.0/16" || c.CNI.Backend != want ||
+					!c.CNI.EnforcesPolicy || c.CNI.ConfigMap != "canal-config" || c.CNI.Version != "v3.28.5" || c.CNI.IPAM != "kubernetes" {
+					t.Errorf("canal: %+v (%v)", c.CNI, c.Problem)
+				}
+				if len(c.PodCIDRs) == 0 || c.PodCIDRs[0].Source != "canal canal-config net-conf.json Network" {
+					t.Errorf("pod CIDRs %+v", c.PodCIDRs)
+				}
+			},
+		},
+		{
+			name:  "calico-manifest-ipip",
+			files: []string{"plain-nodes.yaml", "kubeadm.yaml", "calico-manifest.yaml"},
+			check: func(t *testing.T, c *Cluster) {
+				cni := c.CNI
+				if c.Problem != nil || cni == nil || cni.Install != "manifest" || cni.Routing != "bgp" || cni.Backend.Type != "ipip" || cni.Backend.Port != 0 ||
+					cni.NodeAddressAutodetection != "first-found" || cni.IPAM != "calico" || cni.ConfigMap != "calico-config" || len(cni.UDPPorts) != 1 || cni.UDPPorts[0] != 4789 {
+					t.Fatalf("calico: %+v (%v)", cni, c.Problem)
+				}
+				if len(cni.Pools) != 1 || cni.Pools[0].CIDR != "10.244.0.0/16" || cni.Pools[0].BlockSize != 26 || !cni.Pools[0].NATOutgoing {
+					t.Errorf("pools %+v", cni.Pools)
+				}
+			},
+		},
+		{
+			name:  "calico-vxlan",
+			files: []string{"plain-nodes.yaml", "kubeadm.yaml", "calico-vxlan.yaml"},
+			check: func(t *testing.T, c *Cluster) {
+				cni := c.CNI
+				want := Backend{Type: "vxlan", Port: 4789, PortDefaulted: true, VNI: 4096, MTU: 1450}
+				if c.Problem != nil || cni == nil || cni.Backend != want || cni.Routing != "" || cni.Network != "10.245.0.0/16" ||
+					cni.NodeAddressAutodetection != "kubernetes-internal-ip" || len(cni.Pools) != 2 || !cni.Pools[1].Disabled {
+					t.Fatalf("calico: %+v (%v)", cni, c.Problem)
+				}
+				if len(c.CalicoPolicies) != 2 {
+					t.Errorf("calico policies %+v", c.CalicoPolicies)
+				}
+				var cidrs []string
+				for _, pc := range c.PodCIDRs {
+					cidrs = append(cidrs, pc.CIDR)
+				}
+				if strings.Join(cidrs, ",") != "10.245.0.0/16,10.246.0.0/16,10.244.0.0/16" {
+					t.Errorf("pod CIDRs %v: every pool, disabled ones too, is reserved", cidrs)
+				}
+			},
+		},
+		{
+			name:  "calico-operator",
+			files: []string{"plain-nodes.yaml", "kubeadm.yaml", "calico-operator.yaml"},
+			check: func(t *testing.T, c *Cluster) {
+				cni := c.CNI
+				if c.Problem != nil || cni == nil || cni.Install != "operator" || cni.Installation != "default" || cni.Namespace != "calico-system" ||
+					cni.Backend.Type != "vxlan-cross-subnet" || cni.Backend.Port != 4789 || cni.NodeAddressAutodetection != "first-found" ||
+					len(cni.Pools) != 1 || cni.Pools[0].CIDR != "192.168.0.0/16" || cni.Routing != "bgp" {
+					t.Fatalf("calico: %+v (%v)", cni, c.Problem)
+				}
+			},
+		},
+		{
+			name:  "weave",
+			files: []string{"plain-nodes.yaml", "kubeadm.yaml", "weave.yaml"},
+			check: func(t *testing.T, c *Cluster) {
+				cni := c.CNI
+				want := Backend{Type: "fastdp", Port: 6784, PortDefaulted: true, MTU: 1376}
+				if c.Problem != nil || cni == nil || cni.Name != "weave" || cni.Network != "10.40.0.0/16" || cni.Backend != want || !cni.EnforcesPolicy ||
+					cni.IPAM != "weave" || cni.Version != "2.8.1" || len(cni.UDPPorts) != 2 {
+					t.Fatalf("weave: %+v (%v)", cni, c.Problem)
+				}
+			},
+		},
+		{
+			name:  "kube-router",
+			files: []string{"plain-nodes.yaml", "kubeadm.yaml", "kube-router.yaml"},
+			tweak: dropKubeProxy,
+			check: func(t *testing.T, c *Cluster) {
+				cni := c.CNI
+				if c.Problem != nil || cni == nil || cni.Name != "kube-router" || cni.Routing != "bgp" || !cni.ServiceProxy || !cni.EnforcesPolicy ||
+					cni.Backend.Type != "ipip-cross-subnet" || cni.Backend.MTU != 1480 || cni.Network != "10.244.0.0/16" || cni.ConfigMap != "kube-router-cfg" {
+					t.Fatalf("kube-router: %+v (%v)", cni, c.Problem)
+				}
+				if c.KubeProxy.Present {
+					t.Errorf("kube-proxy %+v", c.KubeProxy)
+				}
+			},
+		},
+		{name: "canal-and-weave", files: []string{"common-nodes.yaml", "canal.yaml", "weave.yaml"}},
+		{
+			name: "canal-and-weave-from-weave", files: []string{"common-nodes.yaml", "canal.yaml", "weave.yaml"},
+			override: Override{From: "weave"},
+			check: func(t *testing.T, c *Cluster) {
+				if c.Problem != nil || c.CNI == nil || c.CNI.Name != "weave" || len(c.CNIsSeen) != 2 || len(c.PodCIDRs) != 2 || c.PodCIDRs[1].CIDR != "10.244.0.0/16" {
+					t.Fatalf("%+v (%v)", c.CNI, c.Problem)
+				}
+			},
+		},
+		{
+			name: "nothing-from-calico", files: []string{"plain-nodes.yaml"},
+			override: Override{From: "calico", OldPodCIDRs: []string{"10.50.0.0/16", "10.51.0.0/16"}},
+			check: func(t *testing.T, c *Cluster) {
+				if c.Problem != nil || c.CNI == nil || c.CNI.Name != "calico" || c.CNI.Network != "10.50.0.0/16,10.51.0.0/16" || c.CNI.UDPPorts[0] != 4789 ||
+					c.CNI.Override != "--from calico --old-pod-cidr 10.50.0.0/16 --old-pod-cidr 10.51.0.0/16" || c.PodCIDRs[0].Source != "--old-pod-cidr" {
+					t.Fatalf("%+v (%v)", c.CNI, c.Problem)
+				}
+			},
+		},
+		{name: "nothing-from-calico-without-cidr", files: []string{"plain-nodes.yaml"}, override: Override{From: "calico"}},
+		{
+			name: "flannel-old-pod-cidr", files: []string{"common-nodes.yaml", "flannel-daemonset.yaml", "flannel-configmap.yaml"},
+			override: Override{OldPodCIDRs: []string{"10.244.0.0/15"}},
+			check: func(t *testing.T, c *Cluster) {
+				if c.Problem != nil || c.CNI == nil || c.CNI.Network != "10.244.0.0/15" || c.CNI.Backend.Port != 8472 || c.PodCIDRs[0].CIDR != "10.244.0.0/15" {
+					t.Fatalf("%+v (%v)", c.CNI, c.Problem)
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,7 +255,7 @@ func TestAnalyzeGolden(t *testing.T) {
 			if tt.tweak != nil {
 				tt.tweak(s)
 			}
-			c := Analyze(s)
+			c := AnalyzeWith(s, tt.override)
 			if tt.check != nil {
 				tt.check(t, c)
 			}
@@ -197,6 +285,17 @@ func TestAnalyzeGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dropKubeProxy removes kube-proxy, as clusters whose CNI proxies Services do.
+func dropKubeProxy(s *Snapshot) {
+	var keep []appsv1.DaemonSet
+	for _, ds := range s.DaemonSets {
+		if ds.Name != "kube-proxy" {
+			keep = append(keep, ds)
+		}
+	}
+	s.DaemonSets = keep
 }
 
 func TestParseFlannelNetConf(t *testing.T) {

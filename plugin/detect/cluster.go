@@ -30,6 +30,9 @@ type Cluster struct {
 	Cilium    Cilium    `json:"cilium"`
 
 	NetworkPolicies []NamespacedName `json:"networkPolicies"`
+	// CalicoPolicies are Calico's own NetworkPolicies and
+	// GlobalNetworkPolicies (namespace ""), which Cilium does not read.
+	CalicoPolicies []NamespacedName `json:"calicoPolicies,omitempty"`
 	// BlockingPDBs allow no disruption right now: draining a node that runs
 	// one of their pods waits until the timeout.
 	BlockingPDBs []PDB `json:"blockingPDBs"`
@@ -51,20 +54,66 @@ type Node struct {
 
 // CNI describes the network provider to migrate from.
 type CNI struct {
-	// Name is the provider: "flannel".
+	// Name is the provider: flannel, canal, calico, weave or kube-router.
 	Name      string `json:"name"`
 	Namespace string `json:"namespace"`
 	DaemonSet string `json:"daemonSet"`
 	ConfigMap string `json:"configMap,omitempty"`
 	// Version is the image tag of its main container, when it has one.
 	Version string `json:"version,omitempty"`
-	// Network is the pod network the provider allocates from.
+	// Network is the pod network the provider allocates from (several
+	// comma-separated when it has several pools).
 	Network string `json:"network"`
-	// IPAM says who hands out pod addresses: "kubernetes" (node podCIDRs).
+	// IPAM says who hands out pod addresses: "kubernetes" (node podCIDRs),
+	// "calico" (Calico IPAM blocks from its IP pools), "weave" (Weave's
+	// IPALLOC_RANGE), "unknown".
 	IPAM    string  `json:"ipam"`
 	Backend Backend `json:"backend"`
 	// EnforcesPolicy says whether the provider enforces NetworkPolicy.
 	EnforcesPolicy bool `json:"enforcesPolicy"`
+
+	// Install is how Calico was installed: "manifest" (calico-node
+	// DaemonSet and calico-config from calico.yaml) or "operator" (the
+	// Tigera operator and an Installation).
+	Install string `json:"install,omitempty"`
+	// Installation names the operator.tigera.io Installation.
+	Installation string `json:"installation,omitempty"`
+	// Pools are Calico's IP pools.
+	Pools []IPPool `json:"pools,omitempty"`
+	// Routing is how pod routes are shared between nodes besides any
+	// tunnel: "bgp" (Calico's BIRD, kube-router --run-router).
+	Routing string `json:"routing,omitempty"`
+	// UDPPorts are every UDP port the provider's datapath uses on the nodes;
+	// Cilium's tunnel port must be none of them.
+	UDPPorts []int `json:"udpPorts,omitempty"`
+	// NodeAddressAutodetection is how calico-node picks each node's IPv4
+	// address (IP_AUTODETECTION_METHOD, or the Installation's
+	// nodeAddressAutodetectionV4), as Calico writes it.
+	NodeAddressAutodetection string `json:"nodeAddressAutodetection,omitempty"`
+	// Dataplane is Calico's Linux dataplane: iptables, bpf, nftables, vpp.
+	Dataplane string `json:"dataplane,omitempty"`
+	// ServiceProxy is true when the provider proxies Services itself
+	// (kube-router --run-service-proxy).
+	ServiceProxy bool `json:"serviceProxy,omitempty"`
+	// Override names the flags that chose or described the provider
+	// (--from, --old-pod-cidr) instead of detection.
+	Override string `json:"override,omitempty"`
+}
+
+// IPPool is one of Calico's IP pools.
+type IPPool struct {
+	Name string `json:"name"`
+	CIDR string `json:"cidr"`
+	// Encapsulation: vxlan, vxlan-cross-subnet, ipip, ipip-cross-subnet or
+	// none (routed by BGP, or not at all).
+	Encapsulation string `json:"encapsulation"`
+	BlockSize     int    `json:"blockSize,omitempty"`
+	NATOutgoing   bool   `json:"natOutgoing"`
+	Disabled      bool   `json:"disabled,omitempty"`
+	// Source says where the pool was read: an IPPool object, the
+	// Installation, or calico-node's environment (the pool it creates when
+	// it first starts).
+	Source string `json:"source"`
 }
 
 // Backend is the provider's encapsulation.
@@ -77,6 +126,8 @@ type Backend struct {
 	PortDefaulted bool `json:"portDefaulted,omitempty"`
 	VNI           int  `json:"vni,omitempty"`
 	MTU           int  `json:"mtu,omitempty"`
+	// Encryption names the provider's encryption of pod traffic, if on.
+	Encryption string `json:"encryption,omitempty"`
 }
 
 // SeenCNI is a network provider recognised in the cluster.

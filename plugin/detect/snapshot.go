@@ -16,6 +16,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -41,6 +43,20 @@ type Snapshot struct {
 	// From the kubeconfig.
 	KubeconfigCluster string
 	APIServerURL      string
+
+	// Calico's objects, read with the dynamic client (see FetchCalico);
+	// empty when its CRDs are not installed.
+	//
+	// CalicoInstallations are operator.tigera.io/v1 Installations (an
+	// operator install).
+	CalicoInstallations []unstructured.Unstructured
+	// CalicoIPPools are crd.projectcalico.org/v1 IPPools.
+	CalicoIPPools []unstructured.Unstructured
+	// CalicoFelixConfig is the FelixConfiguration named default, or nil.
+	CalicoFelixConfig *unstructured.Unstructured
+	// CalicoPolicies are crd.projectcalico.org/v1 NetworkPolicies and
+	// GlobalNetworkPolicies (namespace "").
+	CalicoPolicies []NamespacedName
 }
 
 // NamespacedName names a namespaced object.
@@ -58,8 +74,9 @@ func (s *Snapshot) ConfigMap(ns, name string) *corev1.ConfigMap {
 }
 
 // Fetch reads everything detection needs. Errors are returned as they come
-// from client-go; callers classify them (see kube.Classify).
-func Fetch(ctx context.Context, c kubernetes.Interface) (*Snapshot, error) {
+// from client-go; callers classify them (see kube.Classify). dyn reads
+// Calico's custom resources; with a nil dyn they are left out.
+func Fetch(ctx context.Context, c kubernetes.Interface, dyn dynamic.Interface) (*Snapshot, error) {
 	s := &Snapshot{ConfigMaps: map[string]*corev1.ConfigMap{}}
 
 	v, err := c.Discovery().ServerVersion()
@@ -116,14 +133,15 @@ func Fetch(ctx context.Context, c kubernetes.Interface) (*Snapshot, error) {
 		return nil, err
 	}
 
-	// ConfigMaps: the fixed ones, then those the CNI DaemonSets mount.
+	// ConfigMaps: the fixed ones, then those the CNI DaemonSets mount or
+	// take environment variables from.
 	want := []NamespacedName{
 		{"kube-system", "kube-proxy"},
 		{"kube-system", "kubeadm-config"},
 	}
 	for _, ds := range s.DaemonSets {
-		if isFlannelDS(&ds) || isCiliumDS(&ds) {
-			for _, name := range mountedConfigMaps(&ds) {
+		if isFlannelDS(&ds) || isCiliumDS(&ds) || otherCNI(&ds) != "" {
+			for _, name := range referencedConfigMaps(&ds) {
 				want = append(want, NamespacedName{ds.Namespace, name})
 			}
 		}
@@ -131,16 +149,23 @@ func Fetch(ctx context.Context, c kubernetes.Interface) (*Snapshot, error) {
 			want = append(want, NamespacedName{ds.Namespace, "cilium-config"})
 		}
 	}
+	asked := map[NamespacedName]bool{}
 	for _, w := range want {
-		if _, seen := s.ConfigMaps[cmKey(w.Namespace, w.Name)]; seen {
+		if _, seen := s.ConfigMaps[cmKey(w.Namespace, w.Name)]; seen || asked[w] {
 			continue
 		}
+		asked[w] = true
 		cm, err := c.CoreV1().ConfigMaps(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
 		switch {
 		case err == nil:
 			s.ConfigMaps[cmKey(w.Namespace, w.Name)] = cm
 		case ignorable(err):
 		default:
+			return nil, err
+		}
+	}
+	if dyn != nil {
+		if err := FetchCalico(ctx, dyn, s); err != nil {
 			return nil, err
 		}
 	}

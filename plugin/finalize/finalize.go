@@ -13,7 +13,6 @@ package finalize
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
@@ -28,7 +27,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
@@ -196,153 +194,6 @@ func DeleteNodeConfig(ctx context.Context, dyn dynamic.Interface, apiVersion, ns
 	return false, err
 }
 
-// OldCNIObjects lists the objects of the old CNI: for Flannel its
-// DaemonSet, ConfigMap, ServiceAccount, the ClusterRoleBindings of that
-// ServiceAccount and the ClusterRoles only they use, and its namespace when
-// nothing else lives there.
-func OldCNIObjects(ctx context.Context, c kubernetes.Interface, cni *detect.CNI) ([]Object, error) {
-	if cni == nil {
-		return nil, nil
-	}
-	ns := cni.Namespace
-	var out []Object
-	ds, err := c.AppsV1().DaemonSets(ns).Get(ctx, cni.DaemonSet, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, Object{"DaemonSet", ns, ds.Name})
-	if cni.ConfigMap != "" {
-		out = append(out, Object{"ConfigMap", ns, cni.ConfigMap})
-	}
-	sa := ds.Spec.Template.Spec.ServiceAccountName
-	if sa != "" && sa != "default" {
-		out = append(out, Object{"ServiceAccount", ns, sa})
-		crbs, err := c.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		roleUsers := map[string]int{}
-		var ours []string
-		for _, b := range crbs.Items {
-			mine := false
-			for _, s := range b.Subjects {
-				if s.Kind == "ServiceAccount" && s.Name == sa && s.Namespace == ns {
-					mine = true
-				}
-			}
-			if b.RoleRef.Kind == "ClusterRole" {
-				roleUsers[b.RoleRef.Name]++
-			}
-			if mine && len(b.Subjects) == 1 {
-				out = append(out, Object{"ClusterRoleBinding", "", b.Name})
-				if b.RoleRef.Kind == "ClusterRole" {
-					ours = append(ours, b.RoleRef.Name)
-				}
-			}
-		}
-		for _, r := range ours {
-			if roleUsers[r] == 1 && !strings.HasPrefix(r, "system:") {
-				out = append(out, Object{"ClusterRole", "", r})
-			}
-		}
-	}
-	if ns != "kube-system" && ns != "default" {
-		empty, err := namespaceOnlyHolds(ctx, c, ns, ds, cni.ConfigMap, sa)
-		if err != nil {
-			return nil, err
-		}
-		if empty {
-			out = append(out, Object{"Namespace", "", ns})
-		}
-	}
-	return out, nil
-}
-
-// namespaceOnlyHolds reports whether ns holds nothing but the old CNI's
-// objects (and what Kubernetes puts in every namespace).
-func namespaceOnlyHolds(ctx context.Context, c kubernetes.Interface, ns string, ds *appsv1.DaemonSet, cm, sa string) (bool, error) {
-	pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return false, err
-	}
-	for _, p := range pods.Items {
-		if !metav1.IsControlledBy(&p, ds) {
-			return false, nil
-		}
-	}
-	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
-	if err != nil || len(dss.Items) > 1 {
-		return false, err
-	}
-	deps, err := c.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-	if err != nil || len(deps.Items) > 0 {
-		return false, err
-	}
-	sts, err := c.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
-	if err != nil || len(sts.Items) > 0 {
-		return false, err
-	}
-	cms, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return false, err
-	}
-	for _, x := range cms.Items {
-		if x.Name != cm && x.Name != "kube-root-ca.crt" {
-			return false, nil
-		}
-	}
-	sas, err := c.CoreV1().ServiceAccounts(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return false, err
-	}
-	for _, x := range sas.Items {
-		if x.Name != sa && x.Name != "default" {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
-// Delete deletes the objects in order (the namespace last) and returns
-// those that were there.
-func Delete(ctx context.Context, c kubernetes.Interface, objs []Object, dryRun bool) ([]Object, error) {
-	opts := metav1.DeleteOptions{}
-	if dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	var deleted []Object
-	for _, o := range objs {
-		var err error
-		switch o.Kind {
-		case "DaemonSet":
-			err = c.AppsV1().DaemonSets(o.Namespace).Delete(ctx, o.Name, opts)
-		case "ConfigMap":
-			err = c.CoreV1().ConfigMaps(o.Namespace).Delete(ctx, o.Name, opts)
-		case "ServiceAccount":
-			err = c.CoreV1().ServiceAccounts(o.Namespace).Delete(ctx, o.Name, opts)
-		case "ClusterRoleBinding":
-			err = c.RbacV1().ClusterRoleBindings().Delete(ctx, o.Name, opts)
-		case "ClusterRole":
-			err = c.RbacV1().ClusterRoles().Delete(ctx, o.Name, opts)
-		case "Namespace":
-			err = c.CoreV1().Namespaces().Delete(ctx, o.Name, opts)
-		default:
-			err = fmt.Errorf("cannot delete a %s", o.Kind)
-		}
-		switch {
-		case err == nil:
-			deleted = append(deleted, o)
-		case apierrors.IsNotFound(err):
-		default:
-			return deleted, fmt.Errorf("deleting %s: %w", o, err)
-		}
-	}
-	return deleted, nil
-}
-
 // StatePatch is the merge patch that removes the plugin's labels and
 // annotations from a node, or nil when it has none.
 func StatePatch(n *corev1.Node, labelKey string) []byte {
@@ -384,18 +235,6 @@ func CleanNodes(ctx context.Context, c kubernetes.Interface, nodes []corev1.Node
 		cleaned = append(cleaned, nodes[i].Name)
 	}
 	return cleaned, nil
-}
-
-// Leftovers tells the user what stays on the nodes after the old CNI's
-// objects are gone, and how to clear it.
-func Leftovers(w io.Writer, cniName string) {
-	fmt.Fprintf(w, `What stays on the nodes: the old CNI's interfaces (for %[1]s: flannel.1, cni0),
-its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD), routes to the old pod CIDR, and its
-CNI config renamed to *.cilium_bak in /etc/cni/net.d. They are harmless to Cilium but can
-confuse policies and troubleshooting. A rolling reboot clears all but the renamed files:
-for each node: kubectl drain NODE --ignore-daemonsets && reboot it && kubectl uncordon NODE
-(or delete them by hand: ip link delete flannel.1; ip link delete cni0; iptables-save | grep -v FLANNEL | iptables-restore).
-`, cniName)
 }
 
 func plural(n int, one, many string) string {

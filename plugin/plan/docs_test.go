@@ -43,6 +43,7 @@ func TestDocsPlanSchema(t *testing.T) {
 	walk(reflect.TypeOf(Report{}))
 	for _, id := range []string{check.IDCNI, check.IDBackend, check.IDPodCIDR, check.IDPoolCapacity, check.IDServiceCIDR,
 		check.IDTunnelPort, check.IDNetworkPolicy, check.IDKubeProxy, check.IDPDB, check.IDCilium, check.IDNodesReady, check.IDPermissions,
+		check.IDNodeAddress, check.IDCalicoPolicies, check.IDServiceProxy,
 		check.IDStrategy, check.IDPodSNAT} {
 		if !strings.Contains(doc, "`"+id+"`") {
 			t.Errorf("check id %q is not documented", id)

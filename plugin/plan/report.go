@@ -101,19 +101,7 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 	row("  api server", c.APIServer)
 	row("  nodes", fmt.Sprintf("%d (%d control-plane: %s)", len(c.Nodes), len(c.ControlPlaneNodes()), orNone(strings.Join(c.ControlPlaneNodes(), ", "))))
 	if c.CNI != nil {
-		b := c.CNI.Backend
-		backend := b.Type
-		if b.Port != 0 {
-			backend += fmt.Sprintf(", port %d", b.Port)
-			if b.PortDefaulted {
-				backend += " (default)"
-			}
-		}
-		if b.VNI != 0 {
-			backend += fmt.Sprintf(", VNI %d", b.VNI)
-		}
-		row("  cni", fmt.Sprintf("%s %s (DaemonSet %s/%s, ConfigMap %s)", c.CNI.Name, c.CNI.Version, c.CNI.Namespace, c.CNI.DaemonSet, orNone(c.CNI.ConfigMap)))
-		row("  backend", backend)
+		cniRows(row, c.CNI)
 	} else {
 		var seen []string
 		for _, s := range c.CNIsSeen {

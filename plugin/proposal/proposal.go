@@ -247,17 +247,16 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 }
 
 // DefaultTunnelPort picks a port that differs from the old CNI's: 8473 for
-// VXLAN (flannel and Cilium both default to 8472), 6081 for Geneve; one more
-// when the old CNI happens to use it.
+// VXLAN (flannel and Cilium both default to 8472; Calico uses 4789, Weave
+// 6783 and 6784), 6081 for Geneve; the next one up when the old CNI
+// happens to use it.
 func DefaultTunnelPort(c *detect.Cluster, protocol string) int {
 	port := 8473
 	if protocol == "geneve" {
 		port = 6081
 	}
-	if c.CNI != nil {
-		for port == c.CNI.Backend.Port {
-			port++
-		}
+	for OldCNIUsesPort(c, port) {
+		port++
 	}
 	return port
 }
@@ -323,10 +322,14 @@ func Safety(c *detect.Cluster, p *Proposal) []error {
 	if err := cidr.CheckMaskSize(p.prefix, p.MaskSize, len(c.Nodes)); err != nil {
 		out = append(out, err)
 	}
-	if c.CNI != nil && c.CNI.Backend.Port != 0 && p.TunnelPort == c.CNI.Backend.Port {
+	if OldCNIUsesPort(c, p.TunnelPort) {
+		what := fmt.Sprintf("%s's %s backend", c.CNI.Name, c.CNI.Backend.Type)
+		if p.TunnelPort != c.CNI.Backend.Port || c.CNI.Backend.Type == "" {
+			what = c.CNI.Name
+		}
 		out = append(out, errs.Newf(errs.Unsafe, fmt.Sprintf("pass another --tunnel-port, e.g. %d", DefaultTunnelPort(c, p.TunnelProtocol)),
-			"tunnel port %d is the one %s's %s backend uses (both would bind it: \"address already in use\")",
-			p.TunnelPort, c.CNI.Name, c.CNI.Backend.Type))
+			"tunnel port %d is the one %s uses (both would bind it: \"address already in use\")",
+			p.TunnelPort, what))
 	}
 	return out
 }

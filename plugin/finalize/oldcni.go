@@ -1,0 +1,521 @@
+package finalize
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+)
+
+// Removal is what `finalize --remove-old-cni` does about the old CNI.
+type Removal struct {
+	// CNI is the old CNI's name ("" when none was identified).
+	CNI string `json:"cni,omitempty"`
+	// Objects are the old CNI's own objects, deleted in this order:
+	// workloads, their disruption budgets and Services, configuration,
+	// RBAC, ServiceAccounts, and the namespace last when nothing else
+	// lives there.
+	Objects []Object `json:"objects"`
+	// Kept are things of the old CNI left alone on purpose, each saying
+	// why and how to remove it by hand.
+	Kept []string `json:"kept,omitempty"`
+	// Manual is set when the plugin deletes nothing: the old CNI must be
+	// removed another way; it says which.
+	Manual string `json:"manual,omitempty"`
+}
+
+// owned names a CNI's own objects in its namespace. Objects that do not
+// exist are skipped; RBAC is followed from the ServiceAccounts.
+type owned struct {
+	daemonSets, deployments, configMaps, serviceAccounts []string
+	pdbs, services                                       []string
+	// kept are listed, never deleted.
+	kept []string
+	// emptyNamespace deletes the namespace when only these objects live
+	// there (never kube-system or default).
+	emptyNamespace bool
+}
+
+// Calico's objects that a manifest install (calico.yaml, canal.yaml)
+// creates beside its DaemonSet.
+const (
+	calicoKubeControllers = "calico-kube-controllers"
+	calicoTypha           = "calico-typha"
+	calicoCNIPlugin       = "calico-cni-plugin"
+)
+
+// calicoCRDsKept says why and how Calico's CRDs stay.
+func calicoCRDsKept() string {
+	return "Calico's CustomResourceDefinitions (*.crd.projectcalico.org) and what they hold (IPPools, IPAM blocks and handles, Calico policies, FelixConfiguration): " +
+		"other tools may read them and deleting them loses Calico's IPAM state; once nothing uses Calico, delete them with " +
+		"kubectl get crd -o name | grep '\\.crd\\.projectcalico\\.org$' | xargs kubectl delete"
+}
+
+// PlanRemoval lists what `finalize --remove-old-cni` deletes for the old
+// CNI the cluster was migrated from, by CNI:
+//
+//   - flannel: its DaemonSet, its ConfigMap, ServiceAccount, the
+//     ClusterRoleBindings of that ServiceAccount and the ClusterRoles only
+//     they use, and its namespace when nothing else lives there;
+//   - canal and a Calico manifest install: the canal or calico-node
+//     DaemonSet, calico-kube-controllers (and calico-typha) with their
+//     PodDisruptionBudgets and Service, canal-config or calico-config, the
+//     ServiceAccounts (calico-cni-plugin too) and their RBAC; Calico's
+//     CRDs and IP pools are kept and listed;
+//   - a Calico operator install: nothing; Manual says to uninstall through
+//     the operator, which owns those objects and would recreate them;
+//   - weave: weave-net's DaemonSet, its ConfigMap (the IPAM peer list),
+//     ServiceAccount, Role, RoleBinding and cluster RBAC;
+//   - kube-router: its DaemonSet, kube-router-cfg, ServiceAccount and RBAC,
+//     but not the kube-proxy ConfigMap it mounts for its kubeconfig.
+func PlanRemoval(ctx context.Context, c kubernetes.Interface, cluster *detect.Cluster) (*Removal, error) {
+	cni := cluster.CNI
+	if cni == nil {
+		var seen []string
+		for _, s := range cluster.CNIsSeen {
+			if s.Name != "cilium" {
+				seen = append(seen, s.Name+" ("+s.Object+")")
+			}
+		}
+		if len(seen) == 0 {
+			return &Removal{}, nil
+		}
+		return &Removal{Manual: fmt.Sprintf("the old CNI was not identified (seen: %s): delete its objects by hand once no pod uses it", strings.Join(seen, ", "))}, nil
+	}
+	r := &Removal{CNI: cni.Name}
+	if cni.DaemonSet == "" && cni.Installation == "" {
+		r.Manual = fmt.Sprintf("%s was named by %s and not found under its usual names: delete its objects by hand", cni.Name, cni.Override)
+		return r, nil
+	}
+	if cni.Install == "operator" {
+		r.Manual = fmt.Sprintf("Calico was installed by the Tigera operator, which owns calico-node, calico-typha, calico-kube-controllers and the %s namespace and would recreate them: "+
+			"uninstall through the operator instead: kubectl delete installation %s (then, once the %s namespace is gone, remove the operator the way it was installed, e.g. kubectl delete -f tigera-operator.yaml or helm uninstall calico -n tigera-operator); %s",
+			cni.Namespace, cni.Installation, cni.Namespace, calicoCRDsKept())
+		return r, nil
+	}
+	var own owned
+	switch cni.Name {
+	case "flannel":
+		own = owned{daemonSets: []string{cni.DaemonSet}, configMaps: nonEmpty(cni.ConfigMap), emptyNamespace: true}
+	case "canal", "calico":
+		own = owned{
+			daemonSets:      []string{cni.DaemonSet},
+			deployments:     []string{calicoKubeControllers, calicoTypha},
+			configMaps:      nonEmpty(cni.ConfigMap),
+			serviceAccounts: []string{calicoCNIPlugin},
+			pdbs:            []string{calicoKubeControllers, calicoTypha},
+			services:        []string{calicoTypha},
+			kept:            []string{calicoCRDsKept()},
+		}
+	case "weave":
+		own = owned{daemonSets: []string{cni.DaemonSet}, configMaps: []string{"weave-net"}}
+	case "kube-router":
+		own = owned{daemonSets: []string{cni.DaemonSet}, configMaps: nonEmpty(cni.ConfigMap)}
+	default:
+		r.Manual = fmt.Sprintf("this version does not know %s's objects: delete them by hand", cni.Name)
+		return r, nil
+	}
+	ds, err := c.AppsV1().DaemonSets(cni.Namespace).Get(ctx, cni.DaemonSet, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return r, nil // removed already
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cni.Name == "kube-router" {
+		for _, v := range ds.Spec.Template.Spec.Volumes {
+			if v.ConfigMap != nil && v.ConfigMap.Name != cni.ConfigMap {
+				r.Kept = append(r.Kept, fmt.Sprintf("ConfigMap %s/%s: kube-router mounts it (its kubeconfig) but it is not kube-router's", cni.Namespace, v.ConfigMap.Name))
+			}
+		}
+	}
+	objs, kept, err := ownedObjects(ctx, c, cni.Namespace, ds, own)
+	if err != nil {
+		return nil, err
+	}
+	r.Objects = objs
+	r.Kept = append(r.Kept, kept...)
+	return r, nil
+}
+
+func nonEmpty(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ownedObjects resolves an owned set against the cluster: the objects
+// that exist, the RBAC bound only to their ServiceAccounts, and the
+// namespace when it holds nothing else.
+func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *appsv1.DaemonSet, own owned) ([]Object, []string, error) {
+	var out []Object
+	sas := map[string]bool{}
+	addSA := func(name string) {
+		if name != "" && name != "default" {
+			sas[name] = true
+		}
+	}
+	out = append(out, Object{"DaemonSet", ns, ds.Name})
+	addSA(ds.Spec.Template.Spec.ServiceAccountName)
+	var deployments []*appsv1.Deployment
+	for _, name := range own.deployments {
+		d, err := c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		deployments = append(deployments, d)
+		out = append(out, Object{"Deployment", ns, name})
+		addSA(d.Spec.Template.Spec.ServiceAccountName)
+	}
+	exists := func(get func() error) (bool, error) {
+		err := get()
+		switch {
+		case err == nil:
+			return true, nil
+		case apierrors.IsNotFound(err):
+			return false, nil
+		}
+		return false, err
+	}
+	for _, name := range own.pdbs {
+		ok, err := exists(func() error {
+			_, err := c.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, name, metav1.GetOptions{})
+			return err
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			out = append(out, Object{"PodDisruptionBudget", ns, name})
+		}
+	}
+	for _, name := range own.services {
+		ok, err := exists(func() error { _, err := c.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); return err })
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			out = append(out, Object{"Service", ns, name})
+		}
+	}
+	var cms []string
+	for _, name := range own.configMaps {
+		ok, err := exists(func() error { _, err := c.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); return err })
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			out = append(out, Object{"ConfigMap", ns, name})
+			cms = append(cms, name)
+		}
+	}
+	for _, name := range own.serviceAccounts {
+		addSA(name)
+	}
+
+	// RBAC: bindings whose every subject is one of these ServiceAccounts,
+	// and the roles only such bindings use.
+	mine := func(subjects []rbacv1.Subject) bool {
+		if len(subjects) == 0 {
+			return false
+		}
+		for _, s := range subjects {
+			if s.Kind != "ServiceAccount" || s.Namespace != ns && s.Namespace != "" || !sas[s.Name] {
+				return false
+			}
+		}
+		return true
+	}
+	rbs, err := c.RbacV1().RoleBindings("").List(ctx, metav1.ListOptions{})
+	if apierrors.IsForbidden(err) {
+		// Without seeing every RoleBinding no role can be known unused:
+		// leave all RBAC alone.
+		rbs, err = &rbacv1.RoleBindingList{}, nil
+		own.kept = append(own.kept, "the old CNI's RBAC: you may not list RoleBindings in every namespace, so it cannot be known unused; delete it by hand")
+		sas = map[string]bool{}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	crbs, err := c.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	var myCRBs, myRBs []string
+	myClusterRoles, myRoles := map[string]bool{}, map[string]bool{}
+	for _, b := range crbs.Items {
+		if mine(b.Subjects) {
+			myCRBs = append(myCRBs, b.Name)
+			myClusterRoles[b.RoleRef.Name] = true
+		}
+	}
+	for _, b := range rbs.Items {
+		if b.Namespace == ns && mine(b.Subjects) {
+			myRBs = append(myRBs, b.Name)
+			if b.RoleRef.Kind == "Role" {
+				myRoles[b.RoleRef.Name] = true
+			} else {
+				myClusterRoles[b.RoleRef.Name] = true
+			}
+		}
+	}
+	sort.Strings(myRBs)
+	for _, name := range myRBs {
+		out = append(out, Object{"RoleBinding", ns, name})
+	}
+	for _, name := range sortedKeys(myRoles) {
+		if !roleUsedOnlyBy(rbs.Items, ns, name, myRBs) {
+			continue
+		}
+		ok, err := exists(func() error { _, err := c.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{}); return err })
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			out = append(out, Object{"Role", ns, name})
+		}
+	}
+	sort.Strings(myCRBs)
+	for _, name := range myCRBs {
+		out = append(out, Object{"ClusterRoleBinding", "", name})
+	}
+	for _, name := range sortedKeys(myClusterRoles) {
+		if strings.HasPrefix(name, "system:") || clusterRoleUsedElsewhere(crbs.Items, rbs.Items, name, myCRBs, myRBs, ns) {
+			continue
+		}
+		ok, err := exists(func() error { _, err := c.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{}); return err })
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			out = append(out, Object{"ClusterRole", "", name})
+		}
+	}
+	var saNames []string
+	for _, name := range sortedKeys(sas) {
+		ok, err := exists(func() error { _, err := c.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{}); return err })
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			out = append(out, Object{"ServiceAccount", ns, name})
+			saNames = append(saNames, name)
+		}
+	}
+	if own.emptyNamespace && ns != "kube-system" && ns != "default" {
+		empty, err := namespaceOnlyHolds(ctx, c, ns, ds, deployments, cms, saNames)
+		if err != nil {
+			return nil, nil, err
+		}
+		if empty {
+			out = append(out, Object{"Namespace", "", ns})
+		}
+	}
+	return out, own.kept, nil
+}
+
+func roleUsedOnlyBy(rbs []rbacv1.RoleBinding, ns, role string, mine []string) bool {
+	for _, b := range rbs {
+		if b.Namespace == ns && b.RoleRef.Kind == "Role" && b.RoleRef.Name == role && !containsString(mine, b.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+func clusterRoleUsedElsewhere(crbs []rbacv1.ClusterRoleBinding, rbs []rbacv1.RoleBinding, role string, myCRBs, myRBs []string, ns string) bool {
+	for _, b := range crbs {
+		if b.RoleRef.Kind == "ClusterRole" && b.RoleRef.Name == role && !containsString(myCRBs, b.Name) {
+			return true
+		}
+	}
+	for _, b := range rbs {
+		if b.RoleRef.Kind == "ClusterRole" && b.RoleRef.Name == role && !(b.Namespace == ns && containsString(myRBs, b.Name)) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// namespaceOnlyHolds reports whether ns holds nothing but the old CNI's
+// objects (and what Kubernetes puts in every namespace).
+func namespaceOnlyHolds(ctx context.Context, c kubernetes.Interface, ns string, ds *appsv1.DaemonSet, deps []*appsv1.Deployment, cms, sas []string) (bool, error) {
+	pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if metav1.IsControlledBy(p, ds) {
+			continue
+		}
+		// Pods of our Deployments are controlled by their ReplicaSets.
+		ref := metav1.GetControllerOf(p)
+		if ref == nil || ref.Kind != "ReplicaSet" || !ownedReplicaSet(ref.Name, deps) {
+			return false, nil
+		}
+	}
+	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(dss.Items) > 1 {
+		return false, err
+	}
+	dl, err := c.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(dl.Items) > len(deps) {
+		return false, err
+	}
+	sts, err := c.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(sts.Items) > 0 {
+		return false, err
+	}
+	cml, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	for _, x := range cml.Items {
+		if !containsString(cms, x.Name) && x.Name != "kube-root-ca.crt" {
+			return false, nil
+		}
+	}
+	sal, err := c.CoreV1().ServiceAccounts(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	for _, x := range sal.Items {
+		if !containsString(sas, x.Name) && x.Name != "default" {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func ownedReplicaSet(rs string, deps []*appsv1.Deployment) bool {
+	for _, d := range deps {
+		if strings.HasPrefix(rs, d.Name+"-") {
+			return true
+		}
+	}
+	return false
+}
+
+// OldCNIObjects lists the objects `finalize --remove-old-cni` deletes; see
+// PlanRemoval.
+func OldCNIObjects(ctx context.Context, c kubernetes.Interface, cluster *detect.Cluster) ([]Object, error) {
+	r, err := PlanRemoval(ctx, c, cluster)
+	if err != nil {
+		return nil, err
+	}
+	return r.Objects, nil
+}
+
+// Delete deletes the objects in order (the namespace last) and returns
+// those that were there.
+func Delete(ctx context.Context, c kubernetes.Interface, objs []Object, dryRun bool) ([]Object, error) {
+	opts := metav1.DeleteOptions{}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	var deleted []Object
+	for _, o := range objs {
+		var err error
+		switch o.Kind {
+		case "DaemonSet":
+			err = c.AppsV1().DaemonSets(o.Namespace).Delete(ctx, o.Name, opts)
+		case "Deployment":
+			err = c.AppsV1().Deployments(o.Namespace).Delete(ctx, o.Name, opts)
+		case "PodDisruptionBudget":
+			err = c.PolicyV1().PodDisruptionBudgets(o.Namespace).Delete(ctx, o.Name, opts)
+		case "Service":
+			err = c.CoreV1().Services(o.Namespace).Delete(ctx, o.Name, opts)
+		case "ConfigMap":
+			err = c.CoreV1().ConfigMaps(o.Namespace).Delete(ctx, o.Name, opts)
+		case "ServiceAccount":
+			err = c.CoreV1().ServiceAccounts(o.Namespace).Delete(ctx, o.Name, opts)
+		case "RoleBinding":
+			err = c.RbacV1().RoleBindings(o.Namespace).Delete(ctx, o.Name, opts)
+		case "Role":
+			err = c.RbacV1().Roles(o.Namespace).Delete(ctx, o.Name, opts)
+		case "ClusterRoleBinding":
+			err = c.RbacV1().ClusterRoleBindings().Delete(ctx, o.Name, opts)
+		case "ClusterRole":
+			err = c.RbacV1().ClusterRoles().Delete(ctx, o.Name, opts)
+		case "Namespace":
+			err = c.CoreV1().Namespaces().Delete(ctx, o.Name, opts)
+		default:
+			err = fmt.Errorf("cannot delete a %s", o.Kind)
+		}
+		switch {
+		case err == nil:
+			deleted = append(deleted, o)
+		case apierrors.IsNotFound(err):
+		default:
+			return deleted, fmt.Errorf("deleting %s: %w", o, err)
+		}
+	}
+	return deleted, nil
+}
+
+// Leftovers tells the user what stays on the nodes after the old CNI's
+// objects are gone, and how to clear it.
+func Leftovers(w io.Writer, cniName string) {
+	what, byHand := leftovers(cniName)
+	fmt.Fprintf(w, `What stays on the nodes: %s, and its CNI config renamed to *.cilium_bak in /etc/cni/net.d.
+They are harmless to Cilium but can confuse policies and troubleshooting. A rolling reboot clears all but the renamed files:
+for each node: kubectl drain NODE --ignore-daemonsets && reboot it && kubectl uncordon NODE
+(or delete them by hand: %s).
+`, what, byHand)
+}
+
+// leftovers names, per CNI, what its agents leave on a node and the
+// commands that remove it.
+func leftovers(cniName string) (what, byHand string) {
+	switch cniName {
+	case "canal":
+		return "canal's interfaces (flannel.1, cali* veths), its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD, cali-*), routes to the old pod CIDR",
+			"ip link delete flannel.1; iptables-save | grep -v -e FLANNEL -e cali | iptables-restore"
+	case "calico":
+		return "Calico's interfaces (tunl0, vxlan.calico, cali* veths), its iptables rules (cali-*), BIRD's routes to the old pod CIDR and the node annotations projectcalico.org/*",
+			"ip link delete vxlan.calico; ip link delete tunl0; iptables-save | grep -v cali | iptables-restore; kubectl annotate node --all projectcalico.org/IPv4Address- projectcalico.org/IPv4VXLANTunnelAddr- projectcalico.org/IPv4IPIPTunnelAddr-"
+	case "weave":
+		return "Weave Net's interfaces (weave, datapath, vxlan-6784, vethwe*), its iptables rules (WEAVE*), routes to the old pod CIDR and /var/lib/weave",
+			"ip link delete weave; ip link delete datapath; ip link delete vxlan-6784; iptables-save | grep -v WEAVE | iptables-restore; rm -rf /var/lib/weave"
+	case "kube-router":
+		return "kube-router's interfaces (kube-bridge, kube-dummy-if, tun-* tunnels), its iptables rules (KUBE-ROUTER-*), IPVS services, routes to the old pod CIDR",
+			"kube-router --cleanup-config, or: ip link delete kube-bridge; ip link delete kube-dummy-if; ipvsadm --clear; iptables-save | grep -v KUBE-ROUTER | iptables-restore"
+	}
+	return "the old CNI's interfaces (for " + cniName + ": flannel.1, cni0), its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD), routes to the old pod CIDR",
+		"ip link delete flannel.1; ip link delete cni0; iptables-save | grep -v FLANNEL | iptables-restore"
+}
