@@ -25,6 +25,37 @@ type rolloutSummary struct {
 	Result string `json:"result"`
 }
 
+// statusJSON is the part of `status -o json` the rollout test reads.
+type statusJSON struct {
+	Pods struct {
+		Total           int `json:"total"`
+		ManagedByCilium int `json:"managedByCilium"`
+		OldCIDR         int `json:"oldCIDR"`
+		NewCIDR         int `json:"newCIDR"`
+	} `json:"pods"`
+	Rollout struct {
+		Nodes     int      `json:"nodes"`
+		Done      int      `json:"done"`
+		Remaining int      `json:"remaining"`
+		Order     []string `json:"order"`
+	} `json:"rollout"`
+	Next struct {
+		Stage   string `json:"stage"`
+		Command string `json:"command"`
+	} `json:"next"`
+}
+
+func status(t *testing.T, c *Cluster) statusJSON {
+	t.Helper()
+	r := runNode(t, c, "status", "-o", "json")
+	r.expect(t, 0)
+	var s statusJSON
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	return s
+}
+
 // TestRolloutFinalize migrates a 6-node Flannel cluster with one rollout
 // (--batch 2, control plane last), checks during a pause between batches
 // that a second rollout is refused by the lease and that finalize refuses
@@ -38,11 +69,30 @@ func TestRolloutFinalize(t *testing.T) {
 
 	runNode(t, c, "finalize", "--output-dir", valuesDir).expect(t, 15, "6 nodes are not migrated yet")
 
+	before := status(t, c)
+	if before.Rollout.Done != 0 || before.Rollout.Remaining != 6 || before.Pods.NewCIDR != 0 || before.Pods.ManagedByCilium != 0 ||
+		before.Pods.OldCIDR != before.Pods.Total || before.Pods.Total == 0 {
+		t.Errorf("status before the rollout: %+v", before)
+	}
+	if got := strings.Join(before.Rollout.Order, " "); got != "worker-1 worker-2 worker-3 worker-4 worker-5 control-plane" {
+		t.Errorf("status rollout order %s", got)
+	}
+	if before.Next.Stage != "migrate-nodes" || before.Next.Command != "kubectl cni-migrate node worker-1" {
+		t.Errorf("status next %+v", before.Next)
+	}
+
 	start := time.Now()
 	first := startPlugin(t, c, nil, "rollout", "--batch", "2", "--pause-between", "20s", "--reboot-command", reboot, "-o", "json")
 	first.waitFor(t, "pausing 20s before batch 2/4", 5*time.Minute)
 
 	t.Run("halfway", func(t *testing.T) {
+		half := status(t, c)
+		if half.Rollout.Done != 2 || half.Rollout.Remaining != 4 || strings.Join(half.Rollout.Order, " ") != "worker-3 worker-4 worker-5 control-plane" {
+			t.Errorf("status halfway: %+v", half.Rollout)
+		}
+		if half.Pods.Total != before.Pods.Total || half.Pods.OldCIDR+half.Pods.NewCIDR > half.Pods.Total {
+			t.Errorf("status halfway pods: %+v (before: %+v)", half.Pods, before.Pods)
+		}
 		second := runNode(t, c, "rollout", "--batch", "2", "--reboot-command", reboot)
 		second.expect(t, 18, "another rollout holds Lease kube-system/cni-migrate-rollout")
 		if !strings.Contains(second.stderr, "--force-unlock") {
@@ -85,6 +135,16 @@ func TestRolloutFinalize(t *testing.T) {
 		if wt := getNode(t, ctx, c, w).Annotations["cni-migrate.io/phase-time"]; wt > cp {
 			t.Errorf("%s finished at %s, after the control plane (%s)", w, wt, cp)
 		}
+	}
+	after := status(t, c)
+	if after.Rollout.Done != 6 || after.Rollout.Remaining != 0 || after.Next.Stage != "finalize" || after.Next.Command != "kubectl cni-migrate finalize" {
+		t.Errorf("status after the rollout: %+v %+v", after.Rollout, after.Next)
+	}
+	// Every pod the drains moved was recreated on a migrated node; what is
+	// left on the old CIDR is DaemonSet pods, which a real reboot would
+	// re-address but the simulated one does not (test/e2e/README.md).
+	if after.Pods.NewCIDR == 0 || after.Pods.ManagedByCilium == 0 || after.Pods.ManagedByCilium > after.Pods.Total {
+		t.Errorf("status after the rollout pods: %+v", after.Pods)
 	}
 	// A second rollout finds nothing to do; the lease was released.
 	runNode(t, c, "rollout", "--reboot-command", reboot).expect(t, 0, "all 6 nodes are migrated")
