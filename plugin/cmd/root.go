@@ -76,6 +76,11 @@ func NewCmdCNIMigrate(streams genericiooptions.IOStreams, info BuildInfo, env En
 		// main prints errors itself, on one line, and picks the exit code.
 		SilenceErrors: true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl cni-migrate"},
+		// kubectl (>= 1.26) completes a plugin through the
+		// kubectl_complete-cni_migrate script, which runs __complete; a
+		// `completion` command would only write scripts for a
+		// `cni-migrate` binary that does not exist.
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return errs.Newf(errs.Usage, "run 'kubectl cni-migrate --help' for the commands", "unknown command %q", args[0])
