@@ -49,7 +49,6 @@ func (f *fakeCluster) reset() {
 	f.dyn.ClearActions()
 }
 
-var nodeConfigGVR = schema.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumnodeconfigs"}
 
 func newFakeCluster(t *testing.T, nodes, podsPerNode int, withCilium bool) *fakeCluster {
 	t.Helper()
@@ -136,7 +135,7 @@ func newFakeCluster(t *testing.T, nodes, podsPerNode int, withCilium bool) *fake
 	}
 	md := metadatafake.NewSimpleMetadataClient(scheme, endpoints...)
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{nodeConfigGVR: "CiliumNodeConfigList"}, ncs...)
+		map[schema.GroupVersionResource]string{{Group: "cilium.io", Version: "v2", Resource: "ciliumnodeconfigs"}: "CiliumNodeConfigList"}, ncs...)
 	return &fakeCluster{kube: kube, meta: md, dyn: dyn}
 }
 
