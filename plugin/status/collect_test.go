@@ -49,7 +49,6 @@ func (f *fakeCluster) reset() {
 	f.dyn.ClearActions()
 }
 
-
 func newFakeCluster(t *testing.T, nodes, podsPerNode int, withCilium bool) *fakeCluster {
 	t.Helper()
 	var objs []runtime.Object
