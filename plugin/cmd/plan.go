@@ -21,7 +21,10 @@ const planExample = `  # What runs today, what would be proposed, and whether it
   kubectl cni-migrate plan -o json
 
   # Check a pod CIDR and tunnel of your choice
-  kubectl cni-migrate plan --pod-cidr 172.20.0.0/16 --tunnel-protocol geneve`
+  kubectl cni-migrate plan --pod-cidr 172.20.0.0/16 --tunnel-protocol geneve
+
+  # Two CNIs found (or one under names detection does not know): name the one to migrate from
+  kubectl cni-migrate plan --from calico --old-pod-cidr 10.50.0.0/16`
 
 type planOptions struct {
 	*common
@@ -38,8 +41,10 @@ func newCmdPlan(c *common) *cobra.Command {
 		Short: "Detect the cluster's network and check that a migration is safe",
 		Long: `Detect the cluster's current network (CNI, pod and service networks, kube-proxy,
 nodes, Cilium) and check that a migration is safe. Each check is PASS, WARN or
-FAIL with its reason and fix. Exits 3 when a check FAILs, 6 when no supported
-CNI is found.`,
+FAIL with its reason and fix. Source CNIs: Flannel, Canal, Calico (manifest
+or operator), Weave Net, kube-router (docs/cni/). Exits 3 when a check FAILs,
+6 when no supported CNI is found, several are (pick one with --from), or
+Cilium already owns the network.`,
 		Example: planExample,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
