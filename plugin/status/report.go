@@ -51,12 +51,17 @@ const (
 	MigrationDone       = "done"
 	MigrationInProgress = "in-progress"
 	MigrationNotStarted = "not-started"
+	// MigrationRollingBack: `kubectl cni-migrate rollback` began on the
+	// node and has not finished.
+	MigrationRollingBack = "rolling-back"
 )
 
 // The stages of the whole migration (Next.Stage).
 const (
-	StageInstallCilium   = "install-cilium"
-	StageNotMigration    = "cilium-not-in-migration-mode"
+	StageInstallCilium = "install-cilium"
+	StageNotMigration  = "cilium-not-in-migration-mode"
+	// StageRollback: a rollback is under way on a node.
+	StageRollback        = "rollback"
 	StageApplyNodeConfig = "apply-nodeconfig"
 	StageMigrateNodes    = "migrate-nodes"
 	StageFinalize        = "finalize"
@@ -132,6 +137,9 @@ type Rollout struct {
 	// then control-plane nodes under way, then the other control-plane
 	// nodes, each group by name (see SortRollout).
 	Order []string `json:"order"`
+	// RollingBack lists the nodes a rollback is under way on; they are not
+	// in Order (node and rollout refuse them until the rollback ends).
+	RollingBack []string `json:"rollingBack"`
 }
 
 // Next is what to do next.
@@ -154,8 +162,11 @@ type Node struct {
 	Phase string `json:"phase"`
 	// PhaseTime is the cni-migrate.io/phase-time annotation.
 	PhaseTime string `json:"phaseTime,omitempty"`
-	// Migration is done, in-progress or not-started.
+	// Migration is done, in-progress, not-started or rolling-back.
 	Migration string `json:"migration"`
+	// RollbackPhase is the cni-migrate.io/rollback-phase annotation while a
+	// rollback is under way ("none" when it began but recorded no step).
+	RollbackPhase string `json:"rollbackPhase,omitempty"`
 	// Cordoned is spec.unschedulable.
 	Cordoned bool `json:"cordoned"`
 	// Selected is true when a CiliumNodeConfig selects the node (before
@@ -321,7 +332,16 @@ func Assemble(in Input) *Report {
 				out.Selected = true
 			}
 		}
+		rbRaw, rolling := n.Annotations[migrate.AnnotationRollbackPhase]
+		if _, begun := n.Annotations[migrate.AnnotationRollbackWasUnschedulable]; begun {
+			rolling = true
+		}
 		switch {
+		case rolling:
+			out.Migration, out.RollbackPhase = MigrationRollingBack, rbRaw
+			if rbRaw == "" {
+				out.RollbackPhase = "none"
+			}
 		case err == nil && phase.Done():
 			out.Migration = MigrationDone
 		case err != nil || phase != migrate.PhaseNone || out.Selected:
@@ -346,7 +366,7 @@ func Assemble(in Input) *Report {
 	SortRollout(r.Nodes)
 
 	// Rollout.
-	r.Rollout = Rollout{Nodes: len(r.Nodes), DoneNodes: []string{}, Order: []string{}}
+	r.Rollout = Rollout{Nodes: len(r.Nodes), DoneNodes: []string{}, Order: []string{}, RollingBack: []string{}}
 	for _, n := range r.Nodes {
 		switch n.Migration {
 		case MigrationDone:
@@ -355,11 +375,13 @@ func Assemble(in Input) *Report {
 		case MigrationInProgress:
 			r.Rollout.InProgress++
 			r.Rollout.Order = append(r.Rollout.Order, n.Name)
+		case MigrationRollingBack:
+			r.Rollout.RollingBack = append(r.Rollout.RollingBack, n.Name)
 		default:
 			r.Rollout.Order = append(r.Rollout.Order, n.Name)
 		}
 	}
-	r.Rollout.Remaining = len(r.Rollout.Order)
+	r.Rollout.Remaining = len(r.Rollout.Order) + len(r.Rollout.RollingBack)
 
 	r.Next = NextStep(r, in.NodeConfigsServed)
 	if c.Problem != nil && r.Next.Stage != StageFinalized {
@@ -387,17 +409,21 @@ func defaultLabelValue() string {
 // SortRollout puts nodes in the order a rollout takes them, the order of
 // `kubectl cni-migrate rollout` (plugin/rollout): the nodes done first (so
 // the list reads as progress; workers, then control-plane nodes, by name),
-// then workers under way (a phase recorded, not done), then the other
+// then the nodes being rolled back (by name), then workers under way (a phase recorded, not done), then the other
 // workers, then control-plane nodes under way, then the other
 // control-plane nodes, each group by name. A phase this plugin does not
 // know counts as under way.
 func SortRollout(nodes []Node) {
-	var done []Node
+	var done, rolling []Node
 	var todo []rollout.Node
 	byName := map[string]Node{}
 	for _, n := range nodes {
-		if n.Migration == MigrationDone {
+		switch n.Migration {
+		case MigrationDone:
 			done = append(done, n)
+			continue
+		case MigrationRollingBack:
+			rolling = append(rolling, n)
 			continue
 		}
 		phase := migrate.Phase(n.Phase)
@@ -413,8 +439,9 @@ func SortRollout(nodes []Node) {
 		}
 		return done[i].Name < done[j].Name
 	})
+	sort.SliceStable(rolling, func(i, j int) bool { return rolling[i].Name < rolling[j].Name })
 	ordered, _ := rollout.Order(todo)
-	out := append(nodes[:0:0], done...)
+	out := append(append(nodes[:0:0], done...), rolling...)
 	for _, n := range ordered {
 		out = append(out, byName[n.Name])
 	}
@@ -448,6 +475,10 @@ func NextStep(r *Report, nodeConfigsServed bool) Next {
 				" --version " + ci.Version + " --values values-initial.yaml",
 			Reason: "Cilium runs beside " + old + " without the migration values (custom-cni-conf is off): it would take over every node's CNI",
 		}
+	case len(r.Rollout.RollingBack) > 0:
+		name := r.Rollout.RollingBack[0]
+		return Next{Stage: StageRollback, Command: "kubectl cni-migrate rollback " + name,
+			Reason: "a rollback of " + name + " is under way: the same command finishes it (node and rollout refuse the node until then)"}
 	case r.Rollout.Remaining > 0 && nodeConfigsServed && len(ci.NodeConfigs) == 0:
 		return Next{
 			Stage:   StageApplyNodeConfig,

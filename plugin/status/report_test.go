@@ -330,3 +330,35 @@ func TestAssembleWarnings(t *testing.T) {
 		t.Errorf("warnings %s", all)
 	}
 }
+
+func TestAssembleRollingBack(t *testing.T) {
+	in := midMigration(t)
+	// worker-1 was migrated and a rollback of it stopped after the drain.
+	in.Nodes[4].Annotations["cni-migrate.io/rollback-phase"] = "drained"
+	in.Nodes[4].Annotations["cni-migrate.io/rollback-was-unschedulable"] = "false"
+	r := Assemble(in)
+	var names []string
+	for _, n := range r.Nodes {
+		names = append(names, n.Name+":"+n.Migration)
+	}
+	want := []string{"worker-1:rolling-back", "worker-2:in-progress", "worker-5:in-progress", "worker-3:not-started", "worker-4:not-started", "cp-1:not-started"}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("nodes %v, want %v", names, want)
+	}
+	if r.Nodes[0].RollbackPhase != "drained" {
+		t.Errorf("rollback phase %q", r.Nodes[0].RollbackPhase)
+	}
+	if !reflect.DeepEqual(r.Rollout.RollingBack, []string{"worker-1"}) || r.Rollout.Done != 0 || r.Rollout.Remaining != 6 ||
+		!reflect.DeepEqual(r.Rollout.Order, []string{"worker-2", "worker-5", "worker-3", "worker-4", "cp-1"}) {
+		t.Errorf("rollout %+v", r.Rollout)
+	}
+	if r.Next.Stage != StageRollback || r.Next.Command != "kubectl cni-migrate rollback worker-1" {
+		t.Errorf("next %+v", r.Next)
+	}
+	// A rollback that began but recorded no step yet.
+	in = midMigration(t)
+	in.Nodes[4].Annotations["cni-migrate.io/rollback-was-unschedulable"] = "false"
+	if n := Assemble(in).Nodes[0]; n.Migration != MigrationRollingBack || n.RollbackPhase != "none" {
+		t.Errorf("begun rollback %+v", n)
+	}
+}

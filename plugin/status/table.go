@@ -69,6 +69,8 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 			phase = s.Green(phase)
 		case MigrationInProgress:
 			phase = s.Yellow(phase)
+		case MigrationRollingBack:
+			phase = s.Yellow("rollback:" + n.RollbackPhase)
 		}
 		agent := "-"
 		switch {
