@@ -5,6 +5,7 @@
 #   make test         every test: lint, unit tests, doc checks, end-to-end tests
 #   make demo         start a local simulated cluster and migrate it end to end
 #   make lint         gofmt and go vet
+#   make docs         regenerate docs/reference (and check the README's flag tables)
 #
 # Tools are pinned here or in hack/e2e; nothing needs to be installed by hand
 # besides Go (and kubectl, which the e2e tests and the demo drive).
@@ -25,7 +26,7 @@ KUBECTL    ?= kubectl
 
 export GOWORK := off
 
-.PHONY: all build install test unit lint check-docs demo clean
+.PHONY: all build install test unit lint check-docs docs demo clean
 
 all: build
 
@@ -54,6 +55,12 @@ unit:
 # tested by the unit tests; this target only says so for discoverability.
 check-docs:
 	$(GO) test -count=1 -run 'TestDocs' ./...
+
+# The command reference (docs/reference) is generated from the cobra tree;
+# TestDocsReference (a unit test) fails when it is stale or a README flag
+# table disagrees with the commands.
+docs:
+	$(GO) run ./hack/gendocs -out docs/reference -readme README.md
 
 test: lint unit test-e2e
 
