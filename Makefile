@@ -5,6 +5,7 @@
 #   make test         every test: lint, unit tests, doc checks, end-to-end tests
 #   make demo         start a local simulated cluster and migrate it end to end
 #   make lint         gofmt and go vet
+#   make dist         release archives for krew (see hack/release.mk)
 #   make docs         regenerate docs/reference (and check the README's flag tables)
 #
 # Tools are pinned here or in hack/e2e; nothing needs to be installed by hand
@@ -47,6 +48,7 @@ lint:
 	@out=$$(gofmt -l cmd plugin test hack); if [ -n "$$out" ]; then echo "not gofmt-formatted: $$out"; exit 1; fi
 	$(GO) vet ./...
 	cd test/e2e && $(GO) vet ./...
+	cd test/krew && $(GO) vet ./...
 
 unit:
 	$(GO) test -count=1 ./...
@@ -62,9 +64,10 @@ check-docs:
 docs:
 	$(GO) run ./hack/gendocs -out docs/reference -readme README.md
 
-test: lint unit test-e2e
+test: lint unit test-e2e test-krew
 
 include hack/e2e/e2e.mk
+include hack/release.mk
 
 demo: build e2e-tools e2e-cluster-bin
 	KUBECTL=$(KUBECTL) E2E_CACHE=$(E2E_CACHE) E2E_CLUSTER_BIN=$(E2E_CLUSTER_BIN) BIN_DIR=$(abspath bin) \

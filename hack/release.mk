@@ -1,0 +1,54 @@
+# Release targets; included by the top-level Makefile, which defines GO,
+# VERSION, COMMIT, COMPLETION and KUBECTL (and E2E_CACHE through e2e.mk).
+#
+#   make dist                  cross-compiled archives for krew + sha256sums.txt in dist/
+#   make krew-manifest VERSION=v1.2.3 [BASE_URL=https://...]
+#                              dist/cni-migrate.yaml from krew/cni-migrate.yaml
+#   make krew-tools            build krew and validate-krew-manifest into $(E2E_CACHE)/krew/bin
+#   make test-krew             validate the manifest and install the plugin with krew itself
+
+DIST_DIR       ?= dist
+DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+# Archive entries and the build date carry the commit's time, so a clean
+# checkout always packs the same archives.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+DIST_DATE      := $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -r $(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+DIST_LDFLAGS    = -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DIST_DATE)
+DIST_BUILD_DIR ?= _out/dist-bin
+BASE_URL       ?=
+KREW_BIN_DIR   := $(E2E_CACHE)/krew/bin
+KREW_TEST_DIR  := $(abspath _out/krew-test)
+# A prerelease that no real release uses; the test checks that the plugin
+# krew installs reports it.
+KREW_TEST_VERSION := v0.0.0-krewtest
+
+.PHONY: dist krew-manifest krew-tools test-krew
+
+dist:
+	rm -rf $(DIST_BUILD_DIR)
+	rm -f $(DIST_DIR)/kubectl-cni_migrate_* $(DIST_DIR)/sha256sums.txt $(DIST_DIR)/cni-migrate.yaml
+	@for p in $(DIST_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; exe=; if [ $$os = windows ]; then exe=.exe; fi; \
+		echo "build $$os/$$arch ($(VERSION))"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(DIST_LDFLAGS)' \
+			-o $(DIST_BUILD_DIR)/$${os}_$$arch/kubectl-cni_migrate$$exe ./cmd/kubectl-cni_migrate; \
+	done
+	$(GO) run ./hack/dist -in $(DIST_BUILD_DIR) -out $(DIST_DIR) -license LICENSE -completion $(COMPLETION) \
+		-mtime $(SOURCE_DATE_EPOCH) $(DIST_PLATFORMS)
+	@cat $(DIST_DIR)/sha256sums.txt
+
+# Rebuilds dist first so that the binaries carry VERSION.
+krew-manifest: dist
+	$(GO) run ./hack/krewmanifest -template krew/cni-migrate.yaml -version $(VERSION) -dist $(DIST_DIR) \
+		$(if $(BASE_URL),-base-url $(BASE_URL)) -o $(DIST_DIR)/cni-migrate.yaml
+
+krew-tools:
+	E2E_CACHE=$(E2E_CACHE) bash hack/e2e/build-tools.sh krew
+
+test-krew: krew-tools
+	$(MAKE) --no-print-directory dist VERSION=$(KREW_TEST_VERSION) DIST_DIR=$(KREW_TEST_DIR)/dist \
+		DIST_BUILD_DIR=$(KREW_TEST_DIR)/bin
+	$(GO) build -o $(KREW_TEST_DIR)/krewmanifest ./hack/krewmanifest
+	cd test/krew && KREW_BIN_DIR=$(KREW_BIN_DIR) DIST_DIR=$(KREW_TEST_DIR)/dist \
+		KREW_MANIFEST_RENDERER=$(KREW_TEST_DIR)/krewmanifest KREW_TEMPLATE=$(abspath krew/cni-migrate.yaml) \
+		PLUGIN_VERSION=$(KREW_TEST_VERSION) KUBECTL=$(KUBECTL) $(GO) test -count=1 -timeout 10m $(KREW_TEST_FLAGS) ./...
