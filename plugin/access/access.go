@@ -59,6 +59,7 @@ func Needs(ciliumNS, cniNS string) []Need {
 	add("cilium.io", "ciliumnodeconfigs", "", ciliumNS, false, "apply, list and delete the CiliumNodeConfig", "get", "list", "watch", "create", "patch", "delete")
 	add("", "configmaps", "", ciliumNS, false, "follow cilium-config (status --watch)", "list", "watch")
 	add("batch", "jobs", "", ciliumNS, false, "run the probe Job that verifies a migrated node", "list", "watch", "create", "delete")
+	add("", "configmaps", "", ciliumNS, false, "record the in-place rollout's progress (ConfigMap cni-migrate-in-place), which finalize deletes", "create", "update", "delete")
 	add("policy", "poddisruptionbudgets", "", "", false, "find PDBs that block a drain", "list")
 	add("networking.k8s.io", "networkpolicies", "", "", false, "count NetworkPolicies not enforced during the migration", "list")
 	add("coordination.k8s.io", "leases", "", "kube-system", false, "keep two rollouts from running at once", "get", "create", "update")

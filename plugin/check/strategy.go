@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
@@ -75,7 +76,8 @@ func pdbNames(c *detect.Cluster) []string {
 //     masquerading pod traffic leaving the cluster: no safe setting;
 //   - old pod -> Cilium pod: the old CNI's own masquerading (flannel
 //     --ip-masq: no setting excludes a destination; Calico natOutgoing:
-//     excluded when an IPPool covers Cilium's pod CIDR);
+//     excluded when an IPPool, even a disabled one, covers Cilium's pod
+//     CIDR);
 //   - Cilium pod -> old pod on the same node: Cilium's "cilium masquerade
 //     non-cluster" rule, unless ipv4NativeRoutingCIDR covers both networks
 //     (proposal.SNATExclusion); to other nodes Cilium tunnels it unchanged.
@@ -83,10 +85,22 @@ func podSNATCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 	name := c.CNI.Name
 	var by []string
 	fix := "if a workload checks client addresses (allow-lists, ipBlock policies, logs), move it with its clients; the NAT ends with the migration (docs/snat.md)"
-	switch name {
-	case "flannel", "canal":
+	switch {
+	case (name == "flannel" || name == "canal") && c.CNI.IPMasq != nil && !*c.CNI.IPMasq:
+		// flanneld without --ip-masq masquerades nothing.
+		fix = "no Cilium setting removes it safely; " + fix
+	case name == "flannel" || name == "canal":
 		by = append(by, fmt.Sprintf("flanneld --ip-masq masquerades everything from %s leaving it", networkText(c)))
 		fix = "no flannel or Cilium setting removes it safely; " + fix
+	case name == "calico":
+		if pools := natPools(c.CNI); len(pools) > 0 {
+			if cover := coveringPool(c.CNI, p.Prefix()); cover != "" {
+				by = append(by, fmt.Sprintf("Calico does not (IPPool %s covers %s)", cover, p.PodCIDR))
+			} else {
+				by = append(by, fmt.Sprintf("Calico masquerades traffic from %s to addresses in none of its IPPools, %s included", strings.Join(pools, ", "), p.PodCIDR))
+				fix = fmt.Sprintf("a disabled IPPool for %s (disabled: true, natOutgoing: false) stops Calico's NAT towards it (Calico does not NAT to its own pools); the NAT by Cilium across nodes stays; ", p.PodCIDR) + fix
+			}
+		}
 	default:
 		by = append(by, fmt.Sprintf("%s's own masquerading may too (not analysed)", name))
 	}
@@ -98,6 +112,28 @@ func podSNATCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 		msg += fmt.Sprintf("; Cilium pods reaching %s pods on the same node are masqueraded too: %s", name, p.SNATNote)
 	}
 	return warn(IDPodSNAT, msg, fix)
+}
+
+// natPools names the Calico IPPools with natOutgoing on.
+func natPools(cni *detect.CNI) []string {
+	var out []string
+	for _, pl := range cni.Pools {
+		if pl.NATOutgoing && !pl.Disabled {
+			out = append(out, pl.Name+" "+pl.CIDR)
+		}
+	}
+	return out
+}
+
+// coveringPool names a Calico IPPool whose CIDR contains prefix: Calico does
+// not NAT traffic to addresses in any of its pools, disabled ones included.
+func coveringPool(cni *detect.CNI, prefix netip.Prefix) string {
+	for _, pl := range cni.Pools {
+		if q, err := netip.ParsePrefix(pl.CIDR); err == nil && q.Bits() <= prefix.Bits() && q.Contains(prefix.Addr()) {
+			return pl.Name
+		}
+	}
+	return ""
 }
 
 func networkText(c *detect.Cluster) string {

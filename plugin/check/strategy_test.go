@@ -44,6 +44,18 @@ func TestMigrationChecks(t *testing.T) {
 			fix: "no flannel or Cilium setting removes it safely"},
 		{name: "SNAT without the exclusion names the CIDR that would do", opts: proposal.Options{PodCIDR: "10.250.0.0/16"}, id: IDPodSNAT, status: Warn,
 			has: []string{"Cilium pods reaching flannel pods on the same node are masqueraded too", "--pod-cidr 10.245.0.0/16 would avoid that"}},
+		{name: "SNAT without flanneld --ip-masq", tweak: func(c *detect.Cluster) { c.CNI.IPMasq = new(bool) }, id: IDPodSNAT, status: Warn,
+			has: []string{"arrive source-NATed: across nodes Cilium's"}, fix: "no Cilium setting removes it safely"},
+		{name: "SNAT by Calico natOutgoing", tweak: func(c *detect.Cluster) {
+			c.CNI.Name = "calico"
+			c.CNI.Pools = []detect.IPPool{{Name: "default-ipv4-ippool", CIDR: "10.244.0.0/16", NATOutgoing: true}}
+		}, id: IDPodSNAT, status: Warn,
+			has: []string{"Calico masquerades traffic from default-ipv4-ippool 10.244.0.0/16 to addresses in none of its IPPools, 10.245.0.0/16 included"},
+			fix: "a disabled IPPool for 10.245.0.0/16 (disabled: true, natOutgoing: false) stops Calico's NAT"},
+		{name: "no SNAT by Calico when a pool covers Cilium's CIDR", tweak: func(c *detect.Cluster) {
+			c.CNI.Name = "calico"
+			c.CNI.Pools = []detect.IPPool{{Name: "default-ipv4-ippool", CIDR: "10.244.0.0/16", NATOutgoing: true}, {Name: "cilium", CIDR: "10.245.0.0/16", Disabled: true}}
+		}, id: IDPodSNAT, status: Warn, has: []string{"Calico does not (IPPool cilium covers 10.245.0.0/16)"}},
 		{name: "SNAT by a CNI not analysed", tweak: func(c *detect.Cluster) { c.CNI.Name = "weave" }, id: IDPodSNAT, status: Warn,
 			has: []string{"weave's own masquerading may too (not analysed)"}},
 

@@ -156,10 +156,16 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return cl.Classify(err, "reading the CiliumNodeConfig")
 	}
+	// The in-place method has no CiliumNodeConfig: its progress ConfigMap
+	// plays that part (deleted once the agents run the final values).
+	inPlace, err := finalize.InPlaceProgressExists(ctx, cl.Kube, ns)
+	if err != nil {
+		return cl.Classify(err, "reading ConfigMap "+ns+"/"+finalize.InPlaceProgress)
+	}
 	// Once Cilium runs with its final values and the CiliumNodeConfig is
 	// gone, the nodes were finalized (and their state maybe cleaned): only
 	// the remaining clean-up steps are left to do.
-	if finished := upgraded && !exists; !finished {
+	if finished := upgraded && !exists && !inPlace; !finished {
 		if left := finalize.NotDone(nodes.Items); len(left) > 0 {
 			return finalize.NotDoneError(left)
 		}
@@ -223,7 +229,7 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 			return cl.Classify(err, "reading cilium-config")
 		}
 		if !upgraded {
-			return errs.New(errs.HelmFailed, "after the helm upgrade cilium-config still has custom-cni-conf: true",
+			return errs.New(errs.HelmFailed, "after the helm upgrade cilium-config still has its migration values (custom-cni-conf: true, or enable-policy: never with the unmanaged-pod watcher off)",
 				"check that --values does not set cni.customConf, then run finalize again")
 		}
 	} else {
@@ -231,15 +237,23 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 	}
 
 	// 3-4: restart the agents, then drop the CiliumNodeConfig.
-	if exists {
+	if exists || inPlace {
 		say("%srestarting the Cilium agents (DaemonSet %s/%s)", prefix, ns, c.Cilium.DaemonSet)
 		if err := finalize.RestartAgents(ctx, cl.Kube, ns, c.Cilium.DaemonSet, o.timeout, serverDry, time.Now()); err != nil {
 			return cl.Classify(err, "restarting the Cilium agents")
 		}
-		if _, err := finalize.DeleteNodeConfig(ctx, cl.Dynamic, ncVersion, ns, o.ncName, serverDry); err != nil {
-			return cl.Classify(err, "deleting the CiliumNodeConfig")
+		if exists {
+			if _, err := finalize.DeleteNodeConfig(ctx, cl.Dynamic, ncVersion, ns, o.ncName, serverDry); err != nil {
+				return cl.Classify(err, "deleting the CiliumNodeConfig")
+			}
+			say("%sdeleted CiliumNodeConfig %s/%s", prefix, ns, o.ncName)
 		}
-		say("%sdeleted CiliumNodeConfig %s/%s", prefix, ns, o.ncName)
+		if inPlace {
+			if err := finalize.DeleteInPlaceProgress(ctx, cl.Kube, ns, serverDry); err != nil {
+				return cl.Classify(err, "deleting ConfigMap "+ns+"/"+finalize.InPlaceProgress)
+			}
+			say("%sdeleted ConfigMap %s/%s (the in-place rollout's progress)", prefix, ns, finalize.InPlaceProgress)
+		}
 	} else {
 		say("CiliumNodeConfig %s/%s is gone", ns, o.ncName)
 	}

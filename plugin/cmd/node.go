@@ -15,9 +15,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/inplace"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 )
 
 const nodeExample = `  # Migrate one worker; stops with exit code 14 and instructions when the
@@ -57,7 +59,16 @@ migration mode (values-initial.yaml) and that the CiliumNodeConfig exists and
 selects the label. Progress goes to stderr; -o json|yaml puts a summary on
 stdout. Exit codes: 10 drain blocked, 11 agent not Ready, 12 verification
 failed, 13 reboot failed, 14 waiting for a manual reboot, 15 precondition,
-130 interrupted (see docs/exit-codes.md).`
+130 interrupted (see docs/exit-codes.md).
+
+With --strategy in-place (taken by default when the installed Cilium owns
+every node's CNI config while the old CNI is still there: values --strategy
+in-place), nothing of the above runs: the pods on the named nodes whose
+address is not in Cilium's pod CIDR are evicted namespace by namespace, as a
+drain would (PodDisruptionBudgets honoured; --timeout, --grace-period,
+--force, --delete-emptydir-data, --disable-eviction apply), each namespace
+waiting until the replacements run on Cilium (--restart-timeout), and the
+nodes are recorded as done.`
 
 // migrateFlags are the per-node step flags, shared by node and rollout (and
 // by rollback, without --allow-control-plane).
@@ -65,11 +76,17 @@ type migrateFlags struct {
 	opts          migrate.Options
 	reboot        string
 	rebootCommand string
+	// strategy is --strategy ("" = the installed Cilium's); restartTimeout
+	// bounds the in-place method's wait for restarted pods.
+	strategy       string
+	restartTimeout time.Duration
 }
 
 func (f *migrateFlags) add(cmd *cobra.Command) {
 	f.addStepFlags(cmd)
 	cmd.Flags().BoolVar(&f.opts.AllowControlPlane, "allow-control-plane", false, "migrate a control-plane node although workers are not migrated yet")
+	addStrategyFlag(cmd, &f.strategy)
+	cmd.Flags().DurationVar(&f.restartTimeout, "restart-timeout", inplace.DefaultRestartTimeout, "in-place: how long the pods restarted in a namespace may take to run again on Cilium")
 }
 
 // addStepFlags adds the flags of the steps themselves: everything but the
@@ -125,6 +142,7 @@ type nodeOptions struct {
 	resume       string
 	kubectlFlags []string
 	commandLine  string
+	cmd          *cobra.Command
 }
 
 func newCmdNode(c *common) *cobra.Command {
@@ -167,6 +185,7 @@ func (o *nodeOptions) Complete(cmd *cobra.Command, args []string) error {
 		return errs.Wrap(errs.Usage, err, oneLineErr(err), "use --dry-run=none, client or server")
 	}
 	o.names = args
+	o.cmd = cmd
 	if err := o.migrateFlags.complete(cmd, o.namespaceFlag(cmd), o.dryRun == cmdutil.DryRunServer); err != nil {
 		return err
 	}
@@ -178,6 +197,17 @@ func (o *nodeOptions) Complete(cmd *cobra.Command, args []string) error {
 }
 
 func (o *nodeOptions) Validate() error {
+	if err := proposal.ValidateStrategy(o.strategy); err != nil {
+		return err
+	}
+	if o.strategy == proposal.InPlace && o.dryRun == cmdutil.DryRunClient {
+		return errs.New(errs.Usage, "--dry-run=client prints the dual-overlay steps; the in-place method has no script", "use --dry-run=server to see what would be evicted")
+	}
+	if o.strategy != "" {
+		if err := strategyFlags(o.cmd, o.strategy, "--strategy "+o.strategy); err != nil {
+			return err
+		}
+	}
 	for _, n := range o.names {
 		if err := migrate.ValidateNodeName(n); err != nil {
 			return err
@@ -203,6 +233,18 @@ func (o *nodeOptions) Run(ctx context.Context) error {
 	cluster, err := detectCluster(ctx, cl)
 	if err != nil {
 		return err
+	}
+	if o.direction != migrate.DirectionRollback {
+		strategy, why := resolveStrategy(o.strategy, cluster)
+		if err := strategyFlags(o.cmd, strategy, why); err != nil {
+			return err
+		}
+		if strategy == proposal.InPlace {
+			if err := o.inPlaceOptions().Validate(); err != nil {
+				return err
+			}
+			return runInPlace(ctx, o.common, cl, cluster, o.names, o.inPlaceOptions(), o.output)
+		}
 	}
 	errOut := o.streams.ErrOut
 	style := o.errStyle()

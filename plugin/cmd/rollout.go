@@ -19,6 +19,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/lock"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 )
 
@@ -31,13 +32,27 @@ untouched, and running the same command again resumes.
 
 A Lease (kube-system/cni-migrate-rollout) keeps two rollouts from running at
 once; a second one exits naming the holder. --force-unlock takes over a lease
-whose holder is known to be dead (an expired one is taken over anyway).`
+whose holder is known to be dead (an expired one is taken over anyway).
+
+--strategy in-place (the default when the installed Cilium owns every node's
+CNI config while the old CNI is still there) restarts instead every pod of
+the selected nodes whose address is not in Cilium's pod CIDR, namespace by
+namespace (kube-system first): evictions as kubectl drain makes them
+(PodDisruptionBudgets honoured until --timeout), then a wait until the
+replacements run on Cilium (--restart-timeout) before the next namespace.
+No node is cordoned, drained or rebooted. Progress is kept in the ConfigMap
+cni-migrate-in-place in Cilium's namespace and in each node's
+cni-migrate.io/phase; running the same command again resumes, and does
+nothing once every pod is on Cilium.`
 
 const rolloutExample = `  # Every node, two workers at a time, rebooting through ssh
   kubectl cni-migrate rollout --batch 2 --reboot-command 'ssh {{.Node}} sudo systemctl reboot'
 
   # Only one pool, 25% of its nodes at a time, a pause between batches
   kubectl cni-migrate rollout --selector pool=blue --max-unavailable 25% --pause-between 5m --reboot=skip
+
+  # The one-shot method: restart every pod still on the old network
+  kubectl cni-migrate rollout --strategy in-place --timeout 10m
 
   # The whole rollout as a bash script of kubectl commands
   kubectl cni-migrate rollout --reboot=skip --dry-run=client > rollout.sh`
@@ -55,6 +70,7 @@ type rolloutOptions struct {
 	resume         string
 	commandLine    string
 	kubectlFlags   []string
+	cmd            *cobra.Command
 }
 
 func newCmdRollout(c *common) *cobra.Command {
@@ -96,12 +112,24 @@ func (o *rolloutOptions) Complete(cmd *cobra.Command) error {
 	if err := o.migrateFlags.complete(cmd, o.namespaceFlag(cmd), o.dryRun == cmdutil.DryRunServer); err != nil {
 		return err
 	}
+	o.cmd = cmd
 	o.commandLine, o.resume, o.kubectlFlags = commandLines(cmd, nil)
 	o.opts.ResumeCommand = o.resume
 	return nil
 }
 
 func (o *rolloutOptions) Validate() error {
+	if err := proposal.ValidateStrategy(o.strategy); err != nil {
+		return err
+	}
+	if o.strategy == proposal.InPlace && o.dryRun == cmdutil.DryRunClient {
+		return errs.New(errs.Usage, "--dry-run=client prints the dual-overlay steps; the in-place method has no script", "use --dry-run=server to see what would be evicted")
+	}
+	if o.strategy != "" {
+		if err := strategyFlags(o.cmd, o.strategy, "--strategy "+o.strategy); err != nil {
+			return err
+		}
+	}
 	if _, err := labels.Parse(o.selector); err != nil {
 		return errs.Wrap(errs.Usage, err, fmt.Sprintf("--selector %q is not a label selector", o.selector), "use the form key=value,other!=x")
 	}
@@ -169,6 +197,18 @@ func (o *rolloutOptions) Run(ctx context.Context) error {
 		return err
 	}
 
+	cluster, err := detectCluster(ctx, cl)
+	if err != nil {
+		return err
+	}
+	strategy, why := resolveStrategy(o.strategy, cluster)
+	if err := strategyFlags(o.cmd, strategy, why); err != nil {
+		return err
+	}
+	if strategy == proposal.InPlace {
+		return o.runInPlace(ctx, cl, cluster, nodeList.Items)
+	}
+
 	summary := &migrate.Summary{APIVersion: "cni-migrate.io/v1alpha1", Kind: "Rollout", Result: "ok", Nodes: []migrate.NodeResult{}}
 	if o.opts.DryRun {
 		summary.DryRun = "server"
@@ -178,10 +218,6 @@ func (o *rolloutOptions) Run(ctx context.Context) error {
 		return o.printSummary(summary, nil)
 	}
 
-	cluster, err := detectCluster(ctx, cl)
-	if err != nil {
-		return err
-	}
 	check := migrate.New(cl, o.opts, migrate.NewProgress(errOut, false, style, nil), nil)
 	plan, err := check.Preflight(ctx, cluster, rollout.Names(todo))
 	if err != nil {

@@ -285,6 +285,7 @@ func analyzeFlannel(s *Snapshot, ds *appsv1.DaemonSet) *CNI {
 // annotations: flannel's own DaemonSet, and Canal's.
 func flannelLike(s *Snapshot, ds *appsv1.DaemonSet, name, fallbackCM string) *CNI {
 	cni := &CNI{Name: name, Namespace: ds.Namespace, DaemonSet: ds.Name, IPAM: "kubernetes"}
+	cni.IPMasq = flannelIPMasq(s, ds)
 	names := mountedConfigMaps(ds)
 	names = append(names, fallbackCM)
 	for _, cmName := range names {

@@ -71,6 +71,11 @@ type CNI struct {
 	Backend Backend `json:"backend"`
 	// EnforcesPolicy says whether the provider enforces NetworkPolicy.
 	EnforcesPolicy bool `json:"enforcesPolicy"`
+	// IPMasq is flanneld's --ip-masq (flannel, and Canal through the
+	// FLANNELD_IP_MASQ variable it sets from canal-config): flannel then
+	// masquerades everything from its network that leaves it, Cilium's pods
+	// included (docs/snat.md). nil when not read.
+	IPMasq *bool `json:"ipMasq,omitempty"`
 
 	// Install is how Calico was installed: "manifest" (calico-node
 	// DaemonSet and calico-config from calico.yaml) or "operator" (the

@@ -76,13 +76,53 @@ func NotDoneError(names []string) error {
 }
 
 // Upgraded reports whether Cilium runs with its final values: the Helm
-// upgrade turned custom-cni-conf off.
+// upgrade turned custom-cni-conf off (dual-overlay) and, as the in-place
+// method runs with it off from the start, turned policy enforcement or the
+// operator's unmanaged-pod watcher back on (both off while any migration
+// runs: values-initial.yaml).
 func Upgraded(ctx context.Context, c kubernetes.Interface, ns string) (bool, error) {
 	cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, "cilium-config", metav1.GetOptions{})
 	if err != nil {
 		return false, err
 	}
-	return cm.Data["custom-cni-conf"] != "true", nil
+	d := cm.Data
+	if d["custom-cni-conf"] == "true" {
+		return false, nil
+	}
+	watcher := d["unmanaged-pod-watcher-interval"]
+	migrating := d["enable-policy"] == "never" && (watcher == "0" || watcher == "0s")
+	return !migrating, nil
+}
+
+// InPlaceProgress is the ConfigMap in which `rollout --strategy in-place`
+// records its progress (plugin/inplace); finalize deletes it with the
+// CiliumNodeConfig's role: once it is gone, the agents were restarted with
+// the final values.
+const InPlaceProgress = "cni-migrate-in-place"
+
+// InPlaceProgressExists reports whether that ConfigMap exists in ns.
+func InPlaceProgressExists(ctx context.Context, c kubernetes.Interface, ns string) (bool, error) {
+	_, err := c.CoreV1().ConfigMaps(ns).Get(ctx, InPlaceProgress, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+// DeleteInPlaceProgress deletes that ConfigMap (gone already is fine).
+func DeleteInPlaceProgress(ctx context.Context, c kubernetes.Interface, ns string, dryRun bool) error {
+	opts := metav1.DeleteOptions{}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	err := c.CoreV1().ConfigMaps(ns).Delete(ctx, InPlaceProgress, opts)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }
 
 // HelmUpgradeArgs is the helm command that applies the final values.

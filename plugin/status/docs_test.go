@@ -40,7 +40,7 @@ func TestDocsStatusSchema(t *testing.T) {
 	}
 	walk(reflect.TypeOf(Report{}))
 	for _, v := range []string{
-		StageInstallCilium, StageNotMigration, StageApplyNodeConfig, StageMigrateNodes, StageFinalize, StageFinalized,
+		StageInstallCilium, StageNotMigration, StageApplyNodeConfig, StageMigrateNodes, StageFinalize, StageFinalized, StageRestartPods,
 		MethodEndpoints, MethodPodIPs, MethodNone,
 		MigrationDone, MigrationInProgress, MigrationNotStarted,
 		APIVersion, Kind,

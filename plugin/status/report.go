@@ -66,6 +66,10 @@ const (
 	StageMigrateNodes    = "migrate-nodes"
 	StageFinalize        = "finalize"
 	StageFinalized       = "finalized"
+	// StageRestartPods: Cilium owns every node's CNI config while the old
+	// CNI is still there and pods still have its addresses: the in-place
+	// method (or a plain install), whose next step restarts them.
+	StageRestartPods = "restart-pods"
 )
 
 // Report is the result of `status`. Its JSON form is documented in
@@ -466,6 +470,10 @@ func NextStep(r *Report, nodeConfigsServed bool) Next {
 				ciliumver.Default().HelmChartVersion() + " --namespace kube-system --values values-initial.yaml",
 			Reason: "Cilium is not installed: install it beside " + old + " with the migration values (check first with kubectl cni-migrate plan)",
 		}
+	case !ci.MigrationMode && r.Cluster.OldCNI != "" && r.Pods.OldCIDR > 0:
+		return Next{Stage: StageRestartPods, Command: "kubectl cni-migrate rollout --strategy in-place",
+			Reason: fmt.Sprintf("Cilium owns every node's CNI config (custom-cni-conf is off) while %s is still there, and %d %s still on its network: restart them, namespace by namespace, with PodDisruptionBudgets honoured (docs/in-place.md)",
+				old, r.Pods.OldCIDR, plural(r.Pods.OldCIDR, "pod is", "pods are"))}
 	case !ci.MigrationMode && (r.Cluster.OldCNI == "" || started):
 		return Next{Stage: StageFinalized, Reason: "Cilium owns the network (custom-cni-conf is off): the migration is finalized"}
 	case !ci.MigrationMode:

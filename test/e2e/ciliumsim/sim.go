@@ -14,7 +14,10 @@
 //   - A node is migrated when it carries the migration label and its Cilium
 //     agent pod was created after the label was set and is Ready (the agent
 //     reads its CiliumNodeConfig when it starts and writes its CNI
-//     configuration when ready).
+//     configuration when ready). When cilium-config itself says what the
+//     CiliumNodeConfig says (custom-cni-conf "false" and
+//     write-cni-conf-when-ready set: the in-place method, or after
+//     finalize), every node running an agent is migrated.
 //   - For such a node it creates the CiliumNode (cilium.io/v2) with
 //     spec.ipam.podCIDRs allocated from cilium-config's
 //     cluster-pool-ipv4-cidr / cluster-pool-ipv4-mask-size, as the operator
@@ -117,6 +120,10 @@ type Sim struct {
 	nodes   cache.SharedIndexInformer
 	pods    cache.SharedIndexInformer
 	queue   workqueue.TypedRateLimitingInterface[string]
+
+	// cmFactory watches cilium-config alone.
+	cmFactory informers.SharedInformerFactory
+	configs   cache.SharedIndexInformer
 
 	mu sync.Mutex
 	// createdRV records the resourceVersion of each pod's ADD event, which
@@ -237,11 +244,24 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Sim, error) {
 	}); err != nil {
 		return nil, err
 	}
+	s.cmFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(opts.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=cilium-config" }))
+	s.configs = s.cmFactory.Core().V1().ConfigMaps().Informer()
+	if _, err := s.configs.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.enqueueAllNodes() },
+		UpdateFunc: func(any, any) { s.enqueueAllNodes() },
+		DeleteFunc: func(any) { s.enqueueAllNodes() },
+	}); err != nil {
+		return nil, err
+	}
 	s.factory.Start(ctx.Done())
-	for typ, ok := range s.factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			s.queue.ShutDown()
-			return nil, fmt.Errorf("ciliumsim: cache of %v not synced", typ)
+	s.cmFactory.Start(ctx.Done())
+	for _, f := range []informers.SharedInformerFactory{s.factory, s.cmFactory} {
+		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				s.queue.ShutDown()
+				return nil, fmt.Errorf("ciliumsim: cache of %v not synced", typ)
+			}
 		}
 	}
 	go func() {
@@ -253,6 +273,7 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Sim, error) {
 		for s.processNext(ctx) {
 		}
 		s.factory.Shutdown()
+		s.cmFactory.Shutdown()
 	}()
 	s.logf("ciliumsim: started (label %s=%s, agents %s/%s)", opts.MigrationLabel, opts.MigrationLabelValue, opts.Namespace, opts.AgentSelector)
 	return s, nil
@@ -415,7 +436,32 @@ func (s *Sim) state(name string) (*nodeState, error) {
 		st.migrated = true
 		st.ready = podReady(st.agent)
 	}
+	// cilium-config gives every agent what the CiliumNodeConfig gives the
+	// labelled nodes' (the in-place method, or after finalize).
+	if st.agent != nil && !st.migrated && s.ownsEveryNode() {
+		st.migrated = true
+		st.ready = podReady(st.agent)
+	}
 	return st, nil
+}
+
+// ownsEveryNode reports whether cilium-config makes every agent write its
+// CNI configuration: custom-cni-conf "false" and write-cni-conf-when-ready
+// set (what the chart renders for cni.customConf false, and what the
+// CiliumNodeConfig sets per node during a dual-overlay migration).
+func (s *Sim) ownsEveryNode() bool {
+	obj, ok, err := s.configs.GetStore().GetByKey(s.opts.Namespace + "/cilium-config")
+	if err != nil || !ok {
+		return false
+	}
+	cm := obj.(*corev1.ConfigMap)
+	return cm.Data["custom-cni-conf"] == "false" && cm.Data["write-cni-conf-when-ready"] != ""
+}
+
+func (s *Sim) enqueueAllNodes() {
+	for _, name := range s.nodes.GetStore().ListKeys() {
+		s.queue.Add("node/" + name)
+	}
 }
 
 func podReady(p *corev1.Pod) bool {
