@@ -27,12 +27,14 @@ KREW_TEST_VERSION := v0.0.0-krewtest
 dist:
 	rm -rf $(DIST_BUILD_DIR)
 	rm -f $(DIST_DIR)/kubectl-cni_migrate_* $(DIST_DIR)/sha256sums.txt $(DIST_DIR)/cni-migrate.yaml
-	@for p in $(DIST_PLATFORMS); do \
+	@# One go build per platform, all at once: warm, they only link (about
+	@# twice as fast as one after the other on 2 cores).
+	@pids=; for p in $(DIST_PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; exe=; if [ $$os = windows ]; then exe=.exe; fi; \
 		echo "build $$os/$$arch ($(VERSION))"; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(DIST_LDFLAGS)' \
-			-o $(DIST_BUILD_DIR)/$${os}_$$arch/kubectl-cni_migrate$$exe ./cmd/kubectl-cni_migrate; \
-	done
+			-o $(DIST_BUILD_DIR)/$${os}_$$arch/kubectl-cni_migrate$$exe ./cmd/kubectl-cni_migrate & pids="$$pids $$!"; \
+	done; rc=0; for pid in $$pids; do wait $$pid || rc=1; done; exit $$rc
 	$(GO) run ./hack/dist -in $(DIST_BUILD_DIR) -out $(DIST_DIR) -license LICENSE -completion $(COMPLETION) \
 		-mtime $(SOURCE_DATE_EPOCH) $(DIST_PLATFORMS)
 	@cat $(DIST_DIR)/sha256sums.txt
