@@ -33,7 +33,6 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -543,8 +542,8 @@ func (r *Restarter) evict(ctx context.Context, w *work) error {
 		Timeout:            r.opts.Timeout,
 		DeleteEmptyDirData: r.opts.DeleteEmptyDirData,
 		DisableEviction:    r.opts.DisableEviction,
-		Out:                &onceWriter{w: out, seen: map[string]bool{}},
-		ErrOut:             &onceWriter{w: out, seen: map[string]bool{}},
+		Out:                output.NewDedupWriter(out),
+		ErrOut:             output.NewDedupWriter(out),
 	}
 	if r.opts.DryRun {
 		h.DryRunStrategy = cmdutil.DryRunServer
@@ -895,45 +894,6 @@ func seconds(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 
 // maxListed bounds the names in one line.
 const maxListed = 4
 
-func list(items []string) string {
-	if len(items) <= maxListed {
-		return strings.Join(items, ", ")
-	}
-	return strings.Join(items[:maxListed], ", ") + fmt.Sprintf(" and %d more", len(items)-maxListed)
-}
+func list(items []string) string { return output.List(items, maxListed) }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
-// onceWriter passes on each distinct line once: the drain helper repeats
-// "evicting pod" and "will retry after 5s" for every attempt.
-type onceWriter struct {
-	w    io.Writer
-	mu   sync.Mutex
-	buf  []byte
-	seen map[string]bool
-}
-
-func (o *onceWriter) Write(b []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf = append(o.buf, b...)
-	for {
-		i := strings.IndexByte(string(o.buf), '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		line := string(o.buf[:i+1])
-		o.buf = o.buf[i+1:]
-		if !o.seen[line] {
-			o.seen[line] = true
-			if _, err := io.WriteString(o.w, line); err != nil {
-				return len(b), err
-			}
-		}
-	}
-}
+func plural(n int, one, many string) string { return output.Plural(n, one, many) }

@@ -3,7 +3,6 @@ package migrate
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 )
 
 // maxListed bounds the pods or budgets named in one error line.
@@ -104,17 +104,6 @@ func DrainBlockedError(node string, timeout time.Duration, remaining []corev1.Po
 	return errs.New(errs.DrainBlocked, msg, fix)
 }
 
-// list joins up to maxListed names and says how many more there are.
-func list(items []string) string {
-	if len(items) <= maxListed {
-		return strings.Join(items, ", ")
-	}
-	return strings.Join(items[:maxListed], ", ") + fmt.Sprintf(" and %d more", len(items)-maxListed)
-}
+func list(items []string) string { return output.List(items, maxListed) }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
+func plural(n int, one, many string) string { return output.Plural(n, one, many) }

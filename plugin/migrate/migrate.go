@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -31,6 +30,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 )
 
 // Defaults of Options.
@@ -739,7 +739,7 @@ func (m *Migrator) cordon(ctx context.Context, name string) (string, error) {
 func (m *Migrator) drainHelper(ctx context.Context) *drain.Helper {
 	// The helper repeats "evicting pod" and "will retry after 5s" for every
 	// attempt; show each line once.
-	w := &onceWriter{w: m.progress.Writer(), seen: map[string]bool{}}
+	w := output.NewDedupWriter(m.progress.Writer())
 	h := &drain.Helper{
 		Ctx:                 ctx,
 		Client:              m.cl.Kube,
@@ -1446,32 +1446,4 @@ func (m *Migrator) uncordon(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	return m.dryNote(detail), m.record(ctx, name, StepUncordon, nil)
-}
-
-// onceWriter passes on each distinct line once.
-type onceWriter struct {
-	w    io.Writer
-	mu   sync.Mutex
-	buf  []byte
-	seen map[string]bool
-}
-
-func (o *onceWriter) Write(b []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf = append(o.buf, b...)
-	for {
-		i := strings.IndexByte(string(o.buf), '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		line := string(o.buf[:i+1])
-		o.buf = o.buf[i+1:]
-		if !o.seen[line] {
-			o.seen[line] = true
-			if _, err := io.WriteString(o.w, line); err != nil {
-				return len(b), err
-			}
-		}
-	}
 }
