@@ -13,6 +13,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/fixture"
 )
@@ -214,6 +215,16 @@ func TestInPlaceMigration(t *testing.T) {
 	})
 
 	t.Run("a PodDisruptionBudget that allows nothing stops the rollout", func(t *testing.T) {
+		// Only the payments budget is under test: the web (minAvailable 2)
+		// and db budgets allow one eviction at a time, which on a loaded
+		// machine can outlast the short --timeout below, so they are
+		// relaxed and cannot hold a pod.
+		for _, name := range []string{"web", "db"} {
+			patch := []byte(`{"spec":{"minAvailable":null,"maxUnavailable":"100%"}}`)
+			if _, err := c.Client.PolicyV1().PodDisruptionBudgets(fixture.WorkloadNamespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		pays, err := c.Client.CoreV1().Pods(fixture.WorkloadNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=payments"})
 		if err != nil || len(pays.Items) == 0 {
 			t.Fatalf("payments pods: %v", err)
