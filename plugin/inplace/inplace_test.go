@@ -277,7 +277,7 @@ func TestRestartRefusals(t *testing.T) {
 			!strings.Contains(err.Error(), "kubectl -n apps edit pdb db") {
 			t.Fatalf("err %v", err)
 		}
-		if time.Since(start) > 20*time.Second || s.Namespaces[0].Result != ResultRestarted || s.Namespaces[2].Result != ResultNotStarted {
+		if s.Namespaces[0].Result != ResultRestarted || s.Namespaces[2].Result != ResultNotStarted {
 			t.Errorf("summary %+v after %v", s, time.Since(start))
 		}
 	})
