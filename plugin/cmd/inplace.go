@@ -105,7 +105,7 @@ func runInPlace(ctx context.Context, c *common, cl *kube.Clients, cluster *detec
 		pool = append(pool, p.String())
 	}
 	fmt.Fprintf(errOut, "in-place: Cilium %s in %s owns every node's CNI config, pod CIDR %s; restarting the pods of %d %s that are not on it, namespace by namespace (evictions, PodDisruptionBudgets honoured)%s\n",
-		cluster.Cilium.Version, plan.Namespace, strings.Join(pool, ", "), len(plan.Nodes), plural(len(plan.Nodes), "node", "nodes"), mode)
+		cluster.Cilium.Version, plan.Namespace, strings.Join(pool, ", "), len(plan.Nodes), output.Plural(len(plan.Nodes), "node", "nodes"), mode)
 	summary, runErr := r.Run(ctx, plan)
 	inplace.PrintSummary(errOut, summary, style)
 	if runErr == nil && !opts.DryRun {

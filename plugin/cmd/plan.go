@@ -138,7 +138,7 @@ func (o *planOptions) Run(ctx context.Context) error {
 			}
 		}
 		return errs.Newf(errs.ChecksFailed, "fix them and run plan again",
-			"%d %s FAILed (%s)", len(failed), plural(len(failed), "check", "checks"), strings.Join(failed, ", "))
+			"%d %s FAILed (%s)", len(failed), output.Plural(len(failed), "check", "checks"), strings.Join(failed, ", "))
 	}
 	return nil
 }
@@ -155,11 +155,4 @@ func errFix(err error) string {
 		return e.Fix
 	}
 	return ""
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

@@ -246,8 +246,8 @@ func (o *rolloutOptions) Run(ctx context.Context) error {
 		}()
 	}
 
-	fmt.Fprintf(errOut, "rollout: %d %s to migrate in %d %s: %s", len(todo), plural(len(todo), "node", "nodes"),
-		len(batches), plural(len(batches), "batch", "batches"), rollout.Describe(batches))
+	fmt.Fprintf(errOut, "rollout: %d %s to migrate in %d %s: %s", len(todo), output.Plural(len(todo), "node", "nodes"),
+		len(batches), output.Plural(len(batches), "batch", "batches"), rollout.Describe(batches))
 	if len(done) > 0 {
 		fmt.Fprintf(errOut, "; %d already done", len(done))
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 )
 
 // Object is a Kubernetes object finalize deletes.
@@ -72,7 +73,7 @@ func NotDoneError(names []string) error {
 		more = fmt.Sprintf(" and %d more", len(names)-len(shown))
 	}
 	return errs.Newf(errs.Precondition, "migrate them first: kubectl cni-migrate node "+strings.Join(shown, " "),
-		"%d %s not migrated yet: %s%s", len(names), plural(len(names), "node is", "nodes are"), strings.Join(shown, ", "), more)
+		"%d %s not migrated yet: %s%s", len(names), output.Plural(len(names), "node is", "nodes are"), strings.Join(shown, ", "), more)
 }
 
 // Upgraded reports whether Cilium runs with its final values: the Helm
@@ -275,11 +276,4 @@ func CleanNodes(ctx context.Context, c kubernetes.Interface, nodes []corev1.Node
 		cleaned = append(cleaned, nodes[i].Name)
 	}
 	return cleaned, nil
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

@@ -189,7 +189,7 @@ func (r *Restarter) Preflight(ctx context.Context, cluster *detect.Cluster, node
 	if len(notReady) > 0 {
 		return nil, errs.Newf(errs.Precondition,
 			fmt.Sprintf("check kubectl -n %s get pods -l %s -o wide, then run the same command again", plan.Namespace, migrate.AgentLabel),
-			"no Ready Cilium agent on %s %s: pods restarted there would get no network", plural(len(notReady), "node", "nodes"), list(notReady))
+			"no Ready Cilium agent on %s %s: pods restarted there would get no network", output.Plural(len(notReady), "node", "nodes"), list(notReady))
 	}
 
 	if cm, err := r.cl.Kube.CoreV1().ConfigMaps(plan.Namespace).Get(ctx, "cilium-config", metav1.GetOptions{}); err == nil {
@@ -283,7 +283,7 @@ func (r *Restarter) Run(ctx context.Context, plan *Plan) (*Summary, error) {
 			n += len(w.pods)
 			parts = append(parts, fmt.Sprintf("%s (%d)", w.ns, len(w.pods)))
 		}
-		r.progress.Printf("%d %s on the old network in %d %s: %s", n, plural(n, "pod", "pods"), len(todo), plural(len(todo), "namespace", "namespaces"), list(parts))
+		r.progress.Printf("%d %s on the old network in %d %s: %s", n, output.Plural(n, "pod", "pods"), len(todo), output.Plural(len(todo), "namespace", "namespaces"), list(parts))
 	}
 
 	var firstErr error
@@ -424,7 +424,7 @@ func (r *Restarter) restartNamespace(ctx context.Context, plan *Plan, w *work) (
 	if r.opts.DisableEviction {
 		verb = "deleting"
 	}
-	task := r.progress.Start(w.ns, StepRestart, fmt.Sprintf("%s %d %s", verb, len(w.pods), plural(len(w.pods), "pod", "pods")))
+	task := r.progress.Start(w.ns, StepRestart, fmt.Sprintf("%s %d %s", verb, len(w.pods), output.Plural(len(w.pods), "pod", "pods")))
 	finish := func(result string, e error) (NamespaceResult, error) {
 		res.Result = result
 		if e != nil {
@@ -461,9 +461,9 @@ func (r *Restarter) restartNamespace(ctx context.Context, plan *Plan, w *work) (
 	for _, p := range w.pods {
 		evicted[p.UID] = true
 	}
-	detail := fmt.Sprintf("evicted %d %s", len(w.pods), plural(len(w.pods), "pod", "pods"))
+	detail := fmt.Sprintf("evicted %d %s", len(w.pods), output.Plural(len(w.pods), "pod", "pods"))
 	if r.opts.DisableEviction {
-		detail = fmt.Sprintf("deleted %d %s", len(w.pods), plural(len(w.pods), "pod", "pods"))
+		detail = fmt.Sprintf("deleted %d %s", len(w.pods), output.Plural(len(w.pods), "pod", "pods"))
 	}
 	if r.opts.DryRun {
 		res.Detail = detail + " (server dry run)"
@@ -478,7 +478,7 @@ func (r *Restarter) restartNamespace(ctx context.Context, plan *Plan, w *work) (
 		return finish(ResultFailed, err)
 	}
 	detail += fmt.Sprintf("; their replacements run on %s", strings.Join(poolStrings(plan.Pool), ", "))
-	if err := r.recordProgress(ctx, plan.Namespace, w.ns, fmt.Sprintf("restarted %d %s at %s", len(w.pods), plural(len(w.pods), "pod", "pods"), r.now().UTC().Format(time.RFC3339))); err != nil {
+	if err := r.recordProgress(ctx, plan.Namespace, w.ns, fmt.Sprintf("restarted %d %s at %s", len(w.pods), output.Plural(len(w.pods), "pod", "pods"), r.now().UTC().Format(time.RFC3339))); err != nil {
 		return finish(ResultFailed, err)
 	}
 	res.Detail = detail
@@ -587,7 +587,7 @@ func (r *Restarter) blocked(ctx context.Context, w *work) error {
 	for _, p := range remaining {
 		names = append(names, p.Namespace+"/"+p.Name)
 	}
-	msg := fmt.Sprintf("restarting the pods of namespace %s did not finish within %s: %d %s left on the old network", w.ns, r.opts.Timeout, len(names), plural(len(names), "pod", "pods"))
+	msg := fmt.Sprintf("restarting the pods of namespace %s did not finish within %s: %d %s left on the old network", w.ns, r.opts.Timeout, len(names), output.Plural(len(names), "pod", "pods"))
 	if len(names) > 0 {
 		msg += " (" + list(names) + ")"
 	}
@@ -596,7 +596,7 @@ func (r *Restarter) blocked(ctx context.Context, w *work) error {
 		var held, refs []string
 		for _, b := range budgets {
 			held = append(held, fmt.Sprintf("PodDisruptionBudget %s/%s (%d %s allowed) holds %s", b.Namespace, b.Name, b.DisruptionsAllowed,
-				plural(int(b.DisruptionsAllowed), "disruption", "disruptions"), list(b.Pods)))
+				output.Plural(int(b.DisruptionsAllowed), "disruption", "disruptions"), list(b.Pods)))
 			refs = append(refs, b.Namespace+"/"+b.Name)
 		}
 		msg += "; " + strings.Join(held, "; ")
@@ -737,7 +737,7 @@ func (r *Restarter) markNodes(ctx context.Context, plan *Plan, s *Summary) error
 		if r.opts.DryRun {
 			note = " (server dry run)"
 		}
-		r.progress.Printf("recorded phase done on %s %s%s", plural(len(marked), "node", "nodes"), list(marked), note)
+		r.progress.Printf("recorded phase done on %s %s%s", output.Plural(len(marked), "node", "nodes"), list(marked), note)
 	}
 	return nil
 }
@@ -814,7 +814,7 @@ func PrintSummary(w io.Writer, s *Summary, style output.Style) {
 		default:
 			word = style.Yellow(word)
 		}
-		line := fmt.Sprintf("  namespace %-20s %s %d %s", n.Name, word, len(n.Pods), plural(len(n.Pods), "pod", "pods"))
+		line := fmt.Sprintf("  namespace %-20s %s %d %s", n.Name, word, len(n.Pods), output.Plural(len(n.Pods), "pod", "pods"))
 		if n.Seconds > 0 {
 			line += fmt.Sprintf(" in %.1fs", n.Seconds)
 		}
@@ -829,7 +829,7 @@ func PrintSummary(w io.Writer, s *Summary, style output.Style) {
 			line = fmt.Sprintf("  node      %-20s phase %s -> %s", n.Name, orNone(string(n.PhaseBefore)), n.PhaseAfter)
 		}
 		if n.OldPods > 0 {
-			line += fmt.Sprintf(", %d %s still on the old network", n.OldPods, plural(n.OldPods, "pod", "pods"))
+			line += fmt.Sprintf(", %d %s still on the old network", n.OldPods, output.Plural(n.OldPods, "pod", "pods"))
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -895,5 +895,3 @@ func seconds(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 
 const maxListed = 4
 
 func list(items []string) string { return output.List(items, maxListed) }
-
-func plural(n int, one, many string) string { return output.Plural(n, one, many) }

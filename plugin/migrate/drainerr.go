@@ -74,7 +74,7 @@ func DrainBlockedError(node string, timeout time.Duration, remaining []corev1.Po
 			covered[p] = true
 		}
 		budgets = append(budgets, fmt.Sprintf("PodDisruptionBudget %s/%s (%d %s allowed) holds %s",
-			b.Namespace, b.Name, b.DisruptionsAllowed, plural(int(b.DisruptionsAllowed), "disruption", "disruptions"), list(b.Pods)))
+			b.Namespace, b.Name, b.DisruptionsAllowed, output.Plural(int(b.DisruptionsAllowed), "disruption", "disruptions"), list(b.Pods)))
 	}
 	var uncovered []string
 	for _, n := range names {
@@ -82,7 +82,7 @@ func DrainBlockedError(node string, timeout time.Duration, remaining []corev1.Po
 			uncovered = append(uncovered, n)
 		}
 	}
-	msg := fmt.Sprintf("draining node %s did not finish within %s: %d %s left", node, timeout, len(names), plural(len(names), "pod", "pods"))
+	msg := fmt.Sprintf("draining node %s did not finish within %s: %d %s left", node, timeout, len(names), output.Plural(len(names), "pod", "pods"))
 	if len(budgets) > 0 {
 		msg += "; " + list(budgets)
 	}
@@ -105,5 +105,3 @@ func DrainBlockedError(node string, timeout time.Duration, remaining []corev1.Po
 }
 
 func list(items []string) string { return output.List(items, maxListed) }
-
-func plural(n int, one, many string) string { return output.Plural(n, one, many) }

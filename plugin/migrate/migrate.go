@@ -319,7 +319,7 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 					sort.Strings(pending)
 					return nil, errs.Newf(errs.Precondition, "migrate the workers first (name them before it, or run them first), or pass --allow-control-plane",
 						"node %s is a control-plane node and %d %s not migrated yet (%s): the guide migrates the control plane last",
-						t.Name, len(pending), plural(len(pending), "worker is", "workers are"), list(pending))
+						t.Name, len(pending), output.Plural(len(pending), "worker is", "workers are"), list(pending))
 				}
 			}
 			before[t.Name] = true
@@ -796,7 +796,7 @@ func (m *Migrator) drain(ctx context.Context, name string) (string, error) {
 			return "", m.cl.Classify(err, "draining node "+name)
 		}
 	}
-	detail := fmt.Sprintf("%s %d %s", verb, len(pods), plural(len(pods), "pod", "pods"))
+	detail := fmt.Sprintf("%s %d %s", verb, len(pods), output.Plural(len(pods), "pod", "pods"))
 	if len(pods) == 0 {
 		detail = "no pods to move"
 	}
@@ -1202,7 +1202,7 @@ func (m *Migrator) leftBehind(ctx context.Context, name string) string {
 	}
 	sort.Strings(kept)
 	if len(kept) > 0 {
-		s += fmt.Sprintf("; %s until restarted (%s)", plural(len(kept), one, fmt.Sprintf(many, len(kept))), list(kept))
+		s += fmt.Sprintf("; %s until restarted (%s)", output.Plural(len(kept), one, fmt.Sprintf(many, len(kept))), list(kept))
 	}
 	return s
 }

@@ -110,7 +110,7 @@ func PrintSummary(w io.Writer, s *Summary, style output.Style) {
 			}
 		}
 		if len(n.Steps) > 0 {
-			line += fmt.Sprintf(", %d %s in %s", len(n.Steps), plural(len(n.Steps), "step", "steps"), formatDuration(time.Duration(n.Seconds*float64(time.Second))))
+			line += fmt.Sprintf(", %d %s in %s", len(n.Steps), output.Plural(len(n.Steps), "step", "steps"), formatDuration(time.Duration(n.Seconds*float64(time.Second))))
 		}
 		fmt.Fprintln(w, line)
 	}

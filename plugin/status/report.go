@@ -26,6 +26,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 )
 
@@ -304,7 +305,7 @@ func Assemble(in Input) *Report {
 	}
 	if tally.Other > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d %s an address in neither the old pod CIDR (%s) nor Cilium's pool (%s)",
-			tally.Other, plural(tally.Other, "pod has", "pods have"), orNone(strings.Join(r.Cluster.OldPodCIDRs, ", ")), orNone(strings.Join(ci.PodCIDRs, ", "))))
+			tally.Other, output.Plural(tally.Other, "pod has", "pods have"), orNone(strings.Join(r.Cluster.OldPodCIDRs, ", ")), orNone(strings.Join(ci.PodCIDRs, ", "))))
 	}
 
 	// Nodes.
@@ -473,7 +474,7 @@ func NextStep(r *Report, nodeConfigsServed bool) Next {
 	case !ci.MigrationMode && r.Cluster.OldCNI != "" && r.Pods.OldCIDR > 0:
 		return Next{Stage: StageRestartPods, Command: "kubectl cni-migrate rollout --strategy in-place",
 			Reason: fmt.Sprintf("Cilium owns every node's CNI config (custom-cni-conf is off) while %s is still there, and %d %s still on its network: restart them, namespace by namespace, with PodDisruptionBudgets honoured (docs/in-place.md)",
-				old, r.Pods.OldCIDR, plural(r.Pods.OldCIDR, "pod is", "pods are"))}
+				old, r.Pods.OldCIDR, output.Plural(r.Pods.OldCIDR, "pod is", "pods are"))}
 	case !ci.MigrationMode && (r.Cluster.OldCNI == "" || started):
 		return Next{Stage: StageFinalized, Reason: "Cilium owns the network (custom-cni-conf is off): the migration is finalized"}
 	case !ci.MigrationMode:
@@ -512,13 +513,6 @@ func NextStep(r *Report, nodeConfigsServed bool) Next {
 	default:
 		return Next{Stage: StageFinalize, Command: "kubectl cni-migrate finalize", Reason: "every node is migrated"}
 	}
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 func orNone(s string) string {

@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 	"io"
 	"net/http"
 	"sort"
@@ -189,7 +190,7 @@ func (s Summary) Print(w io.Writer, wall time.Duration) {
 	fmt.Fprintf(w, "API requests: %d in %s (sum of request times), %s received, %d failed; wall time %s",
 		s.Requests, s.Duration.Round(time.Millisecond), byteSize(s.Bytes), s.Errors, wall.Round(time.Millisecond))
 	if s.Watches > 0 {
-		fmt.Fprintf(w, "; %d watch %s", s.Watches, plural(s.Watches, "request", "requests"))
+		fmt.Fprintf(w, "; %d watch %s", s.Watches, output.Plural(s.Watches, "request", "requests"))
 	}
 	fmt.Fprintln(w)
 	for _, k := range s.Kinds {
