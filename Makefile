@@ -68,6 +68,7 @@ test: lint unit test-e2e test-krew
 
 include hack/e2e/e2e.mk
 include hack/release.mk
+include hack/datapath/datapath.mk
 
 demo: build e2e-tools e2e-cluster-bin
 	KUBECTL=$(KUBECTL) E2E_CACHE=$(E2E_CACHE) E2E_CLUSTER_BIN=$(E2E_CLUSTER_BIN) BIN_DIR=$(abspath bin) \

@@ -107,6 +107,7 @@ func (c *Cluster) ApplyObjects(ctx context.Context, objs []*unstructured.Unstruc
 		return nil
 	}
 	for _, obj := range objs {
+		c.overrideImages(obj)
 		gvk := obj.GroupVersionKind()
 		isCRD := gvk.Group == "apiextensions.k8s.io" && gvk.Kind == "CustomResourceDefinition"
 		if !isCRD {
@@ -170,3 +171,47 @@ func (c *Cluster) WaitCRDEstablished(ctx context.Context, name string, timeout t
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// SetImageOverrides makes Apply replace container images: every image
+// equal to a key of m becomes its value (for a cluster whose nodes pull
+// from no registry). Nothing else in the objects changes.
+func (c *Cluster) SetImageOverrides(m map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.images = m
+}
+
+func (c *Cluster) overrideImages(obj *unstructured.Unstructured) {
+	c.mu.Lock()
+	m := c.images
+	c.mu.Unlock()
+	if len(m) == 0 {
+		return
+	}
+	for _, podSpec := range [][]string{{"spec"}, {"spec", "template", "spec"}, {"spec", "jobTemplate", "spec", "template", "spec"}} {
+		for _, field := range []string{"containers", "initContainers"} {
+			path := append(append([]string{}, podSpec...), field)
+			list, found, err := unstructured.NestedSlice(obj.Object, path...)
+			if !found || err != nil {
+				continue
+			}
+			changed := false
+			for i, item := range list {
+				ctr, ok := item.(map[string]any)
+				if !ok {
+					continue
+				}
+				if img, ok := ctr["image"].(string); ok {
+					if repl, ok := m[img]; ok {
+						ctr["image"] = repl
+						list[i] = ctr
+						changed = true
+					}
+				}
+			}
+			if changed {
+				_ = unstructured.SetNestedSlice(obj.Object, list, path...)
+			}
+		}
+	}
+}

@@ -58,6 +58,19 @@ type Options struct {
 	ExtraControllerManagerArgs []string
 	// Logf receives progress messages (default: discarded).
 	Logf func(format string, args ...any)
+
+	// NetNS, when set, is the path of a network namespace (/run/netns/NAME)
+	// in which etcd and the control plane run, as on a host of their own.
+	// Server is then a forwarder on 127.0.0.1 in the caller's namespace
+	// that dials into NetNS, so tools on the host reach the API server
+	// while the host's network stays untouched.
+	NetNS string
+	// AdvertiseAddress is the API server's address inside NetNS, the one
+	// the kubernetes Service points at (default 127.0.0.1). The serving
+	// certificate covers it.
+	AdvertiseAddress string
+	// NoKwok starts no kwok controller: the nodes are real kubelets.
+	NoKwok bool
 }
 
 // Cluster is a running control plane.
@@ -82,6 +95,8 @@ type Cluster struct {
 	mu      sync.Mutex
 	procs   []*process
 	stopped bool
+	fwd     *forwarder
+	images  map[string]string
 
 	nodeMu    sync.Mutex
 	nodeCount int
@@ -132,7 +147,14 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.NodeCIDRMaskSize == 0 {
 		opts.NodeCIDRMaskSize = 24
 	}
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+	if opts.AdvertiseAddress == "" {
+		opts.AdvertiseAddress = "127.0.0.1"
+	}
+	bins := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+	if !opts.NoKwok {
+		bins = append(bins, "kwok")
+	}
+	for _, b := range bins {
 		if _, err := os.Stat(filepath.Join(opts.Cache, "bin", b)); err != nil {
 			return nil, fmt.Errorf("%s missing from %s (run `make e2e-tools` or hack/e2e/build-tools.sh): %w", b, opts.Cache, err)
 		}
@@ -167,7 +189,16 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 	c.ports = ports{etcd: free[0], etcdPeer: free[1], apiserver: free[2], kcm: free[3], scheduler: free[4], kwok: free[5]}
-	c.Server = fmt.Sprintf("https://127.0.0.1:%d", c.ports.apiserver)
+	// inside is the API server's URL where the control plane runs; Server
+	// is where the caller reaches it (the same unless NetNS is set).
+	inside := fmt.Sprintf("https://127.0.0.1:%d", c.ports.apiserver)
+	c.Server = inside
+	if c.opts.NetNS != "" {
+		if c.fwd, err = startForwarder(c.opts.NetNS, fmt.Sprintf("127.0.0.1:%d", c.ports.apiserver)); err != nil {
+			return err
+		}
+		c.Server = "https://" + c.fwd.addr()
+	}
 
 	_, svcNet, err := net.ParseCIDR(c.opts.ServiceCIDR)
 	if err != nil {
@@ -176,7 +207,11 @@ func (c *Cluster) start(ctx context.Context) error {
 	firstSvcIP := make(net.IP, len(svcNet.IP.To4()))
 	copy(firstSvcIP, svcNet.IP.To4())
 	firstSvcIP[3]++
-	if c.pki, err = generatePKI(filepath.Join(c.Dir, "pki"), firstSvcIP); err != nil {
+	extraIPs := []net.IP{firstSvcIP}
+	if ip := net.ParseIP(c.opts.AdvertiseAddress); ip != nil && !ip.IsLoopback() {
+		extraIPs = append(extraIPs, ip)
+	}
+	if c.pki, err = generatePKI(filepath.Join(c.Dir, "pki"), extraIPs...); err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
@@ -185,7 +220,11 @@ func (c *Cluster) start(ctx context.Context) error {
 		kubeconfigs[id] = filepath.Join(c.Dir, "pki", id+".kubeconfig")
 	}
 	for id, path := range kubeconfigs {
-		if err := c.writeKubeconfig(path, id); err != nil {
+		server := inside // the components run beside the API server
+		if id == "admin" {
+			server = c.Server
+		}
+		if err := c.writeKubeconfig(path, id, server); err != nil {
 			return err
 		}
 	}
@@ -226,10 +265,18 @@ func (c *Cluster) start(ctx context.Context) error {
 
 	// kube-apiserver
 	p := c.pki
+	authz := "RBAC"
+	if c.opts.NoKwok {
+		authz = "Node,RBAC" // real kubelets: the Node authorizer, as kubeadm
+	}
+	bind := "127.0.0.1"
+	if c.opts.NetNS != "" {
+		bind = "0.0.0.0" // every address of the control plane's own namespace
+	}
 	apiArgs := []string{
 		"--etcd-servers=" + etcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
+		"--bind-address=" + bind,
+		"--advertise-address=" + c.opts.AdvertiseAddress,
 		"--secure-port=" + strconv.Itoa(c.ports.apiserver),
 		"--tls-cert-file=" + p.servingCert,
 		"--tls-private-key-file=" + p.servingK,
@@ -238,10 +285,19 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--service-account-key-file=" + p.saPub,
 		"--service-account-signing-key-file=" + p.saKey,
 		"--service-cluster-ip-range=" + c.opts.ServiceCIDR,
-		"--authorization-mode=RBAC",
+		"--authorization-mode=" + authz,
 		"--allow-privileged=true",
 		"--profiling=false",
 		"--cert-dir=" + filepath.Join(c.Dir, "apiserver"),
+	}
+	if c.opts.NoKwok {
+		// Real kubelets: logs, exec and port-forward go through them.
+		admin := c.pki.clients["admin"]
+		apiArgs = append(apiArgs,
+			"--kubelet-client-certificate="+admin.cert,
+			"--kubelet-client-key="+admin.key,
+			"--kubelet-preferred-address-types=InternalIP,Hostname",
+			"--enable-admission-plugins=NodeRestriction")
 	}
 	apiArgs = append(apiArgs, c.opts.ExtraAPIServerArgs...)
 	api, err := c.startProcess("kube-apiserver", c.Bin("kube-apiserver"), apiArgs, nil)
@@ -252,7 +308,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.waitHTTP(ctx, api, c.Server+"/readyz", adminTLS, 2*time.Minute); err != nil {
+	if err := c.waitHTTP(ctx, api, inside+"/readyz", adminTLS, 2*time.Minute); err != nil {
 		return err
 	}
 	c.logf("kube-apiserver ready after %v", time.Since(t0).Round(time.Millisecond))
@@ -307,22 +363,6 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stages, err := c.writeKwokStages()
-	if err != nil {
-		return err
-	}
-	kwok, err := c.startProcess("kwok", c.Bin("kwok"), []string{
-		"--kubeconfig=" + kubeconfigs["kwok"],
-		"--config=" + stages,
-		"--manage-all-nodes=false",
-		"--manage-nodes-with-annotation-selector=" + FakeNodeAnnotation + "=fake",
-		"--server-address=127.0.0.1:" + strconv.Itoa(c.ports.kwok),
-		"--node-ip=127.0.0.1",
-		"--node-lease-duration-seconds=40",
-	}, []string{"KWOK_WORKDIR=" + filepath.Join(c.Dir, "kwok")})
-	if err != nil {
-		return err
-	}
 	insecure := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // health probes of local components with self-signed certs
 	waits := []struct {
 		p   *process
@@ -331,7 +371,17 @@ func (c *Cluster) start(ctx context.Context) error {
 	}{
 		{kcm, fmt.Sprintf("https://127.0.0.1:%d/healthz", c.ports.kcm), insecure},
 		{sched, fmt.Sprintf("https://127.0.0.1:%d/healthz", c.ports.scheduler), insecure},
-		{kwok, fmt.Sprintf("http://127.0.0.1:%d/healthz", c.ports.kwok), nil},
+	}
+	if !c.opts.NoKwok {
+		kwok, err := c.startKwok(kubeconfigs["kwok"])
+		if err != nil {
+			return err
+		}
+		waits = append(waits, struct {
+			p   *process
+			url string
+			tls *tls.Config
+		}{kwok, fmt.Sprintf("http://127.0.0.1:%d/healthz", c.ports.kwok), nil})
 	}
 	for _, w := range waits {
 		if err := c.waitHTTP(ctx, w.p, w.url, w.tls, 2*time.Minute); err != nil {
@@ -339,9 +389,29 @@ func (c *Cluster) start(ctx context.Context) error {
 		}
 	}
 	c.logf("controller-manager, scheduler and kwok healthy after %v", time.Since(t0).Round(time.Millisecond))
+	return c.waitServiceAccount(ctx, t0)
+}
 
-	// The ServiceAccount controller and the root CA publisher have run.
-	err = c.poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+func (c *Cluster) startKwok(kubeconfig string) (*process, error) {
+	stages, err := c.writeKwokStages()
+	if err != nil {
+		return nil, err
+	}
+	return c.startProcess("kwok", c.Bin("kwok"), []string{
+		"--kubeconfig=" + kubeconfig,
+		"--config=" + stages,
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector=" + FakeNodeAnnotation + "=fake",
+		"--server-address=127.0.0.1:" + strconv.Itoa(c.ports.kwok),
+		"--node-ip=127.0.0.1",
+		"--node-lease-duration-seconds=40",
+	}, []string{"KWOK_WORKDIR=" + filepath.Join(c.Dir, "kwok")})
+}
+
+// waitServiceAccount waits until the ServiceAccount controller and the
+// root CA publisher have run.
+func (c *Cluster) waitServiceAccount(ctx context.Context, t0 time.Time) error {
+	err := c.poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
 		if _, err := c.Client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err != nil {
 			return false, ignoreNotFound(err)
 		}
@@ -389,7 +459,14 @@ func (c *Cluster) checkAlive() error {
 func (c *Cluster) Healthy() error { return c.checkAlive() }
 
 func (c *Cluster) waitHTTP(ctx context.Context, p *process, url string, tlsConf *tls.Config, timeout time.Duration) error {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	tr := &http.Transport{TLSClientConfig: tlsConf}
+	if c.opts.NetNS != "" {
+		ns := c.opts.NetNS
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return DialInNetNS(ctx, ns, network, addr)
+		}
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	defer client.CloseIdleConnections()
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
@@ -430,12 +507,15 @@ func (c *Cluster) clientTLS(id string) (*tls.Config, error) {
 }
 
 // writeKubeconfig writes a kubeconfig with embedded credentials for identity id.
-func (c *Cluster) writeKubeconfig(path, id string) error {
+func (c *Cluster) writeKubeconfig(path, id, server string) error {
 	cc := c.pki.clients[id]
-	user := id
+	return c.writeKubeconfigFor(path, id, server, cc.certPEM, cc.keyPEM)
+}
+
+func (c *Cluster) writeKubeconfigFor(path, user, server string, certPEM, keyPEM []byte) error {
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[c.opts.Name] = &clientcmdapi.Cluster{Server: c.Server, CertificateAuthorityData: c.pki.caPEM}
-	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: cc.certPEM, ClientKeyData: cc.keyPEM}
+	cfg.Clusters[c.opts.Name] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: c.pki.caPEM}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
 	cfg.Contexts[c.opts.Name] = &clientcmdapi.Context{Cluster: c.opts.Name, AuthInfo: user}
 	cfg.CurrentContext = c.opts.Name
 	return clientcmd.WriteToFile(*cfg, path)
@@ -474,6 +554,9 @@ func (c *Cluster) Stop() error {
 		if err := procs[i].stop(10 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.fwd != nil {
+		c.fwd.close()
 	}
 	return errors.Join(errs...)
 }

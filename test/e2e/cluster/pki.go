@@ -29,6 +29,7 @@ type pki struct {
 	clients map[string]clientCert
 
 	caPEM []byte
+	ca    *certAuthority
 }
 
 type clientCert struct {
@@ -68,7 +69,7 @@ var clientIdentities = map[string]struct {
 // generatePKI writes a fresh CA, an API server serving certificate valid for
 // 127.0.0.1/localhost and the in-cluster names, client certificates and a
 // service-account key pair into dir.
-func generatePKI(dir string, serviceIP net.IP) (*pki, error) {
+func generatePKI(dir string, extraIPs ...net.IP) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -97,6 +98,7 @@ func generatePKI(dir string, serviceIP net.IP) (*pki, error) {
 		return nil, err
 	}
 	ca := &certAuthority{cert: caCert, key: caKey}
+	p.ca = ca
 	p.caPEM = pemBlock("CERTIFICATE", caDER)
 	if p.caCert, p.caKey, err = writePair(dir, "ca", p.caPEM, caKey); err != nil {
 		return nil, err
@@ -106,7 +108,7 @@ func generatePKI(dir string, serviceIP net.IP) (*pki, error) {
 	servingPEM, servingKey, err := ca.issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), serviceIP},
+		IPAddresses: append([]net.IP{net.ParseIP("127.0.0.1")}, extraIPs...),
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default",
 			"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
 	})

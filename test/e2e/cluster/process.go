@@ -65,6 +65,11 @@ func (c *Cluster) startProcess(name, path string, args []string, env []string) (
 	}
 	fmt.Fprintf(logFile, "### %s %s %s\n", time.Now().Format(time.RFC3339), path, strings.Join(args, " "))
 	cmd := exec.Command(path, args...)
+	if c.opts.NetNS != "" {
+		// nsenter enters the namespace and execs path: the PID, and so
+		// Pdeathsig and the PID file, stay those of the component.
+		cmd = exec.Command("nsenter", append([]string{"--net=" + c.opts.NetNS, "--", path}, args...)...)
+	}
 	cmd.Dir = c.Dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
@@ -270,4 +275,12 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// StartAttached starts cmd as a child that dies with the test process
+// (Pdeathsig from a thread that lives as long as the process, its own
+// process group). The caller waits for it.
+func StartAttached(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = sysProcAttr(false)
+	return startOnLockedThread(cmd)
 }
