@@ -184,6 +184,7 @@ build_cilium_one() {
 		cp "$src/images/cilium/init-container.sh" "$src/plugins/cilium-cni/install-plugin.sh" \
 			"$src/plugins/cilium-cni/cni-uninstall.sh" "$dst/scripts/"
 		chmod -R u+w "$dst/bpf" "$dst/scripts"
+		chmod +x "$dst/scripts/"*.sh
 		stamp "lab-cilium-src-$v" "$pin"
 	fi
 }
