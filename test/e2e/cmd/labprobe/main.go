@@ -1,0 +1,334 @@
+// Command labprobe is the datapath lab's downtime monitor: one per node (a
+// DaemonSet), it serves /whoami, /healthz and /echo and, every interval,
+// probes every peer pod by its IP (a /whoami and a large /echo), each
+// target URL (Services by ClusterIP and by DNS name) and the cluster DNS
+// lookup of the peer Service, writing one JSON line per probe
+// (monitor.Probe) to OUT/POD_NAME.jsonl. Each probe is a new TCP
+// connection, so each one goes through the datapath (and conntrack) afresh.
+//
+// The peers are found outside the datapath under test: each probe writes
+// OUT/POD_NAME.peer ({pod, node, ip}) when it starts, and OUT is the same
+// host directory on every lab node. A probe restarted with a new address
+// (after its node's reboot) rewrites its file; the others pick the new
+// address up at their next round.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab/monitor"
+)
+
+type targets []string
+
+func (t *targets) String() string     { return strings.Join(*t, ",") }
+func (t *targets) Set(v string) error { *t = append(*t, v); return nil }
+
+type self struct{ pod, node, ip string }
+
+// whoami is the answer of /whoami and /echo.
+type whoami struct {
+	Pod    string `json:"pod"`
+	Node   string `json:"node"`
+	IP     string `json:"ip"`
+	Client string `json:"client"`
+	Bytes  int    `json:"bytes,omitempty"`
+	Body   string `json:"body,omitempty"`
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "labprobe:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		listen   = flag.String("listen", ":8080", "address to serve on")
+		peers    = flag.String("peers", "", "DNS name of the peer pods (a headless Service), looked up each round as the dns probe")
+		interval = flag.Duration("interval", time.Second, "time between probe rounds")
+		timeout  = flag.Duration("timeout", time.Second, "timeout of each probe")
+		mtuBytes = flag.Int("mtu-bytes", 1400, "size of the /echo body (0: no mtu probe)")
+		out      = flag.String("out", "", "directory for POD_NAME.jsonl (empty: stdout)")
+		tgts     targets
+	)
+	flag.Var(&tgts, "target", "name=URL probed each round (repeatable)")
+	flag.Parse()
+	me := self{pod: os.Getenv("POD_NAME"), node: os.Getenv("NODE_NAME"), ip: os.Getenv("POD_IP")}
+	if me.pod == "" {
+		me.pod, _ = os.Hostname()
+	}
+	_, port, err := net.SplitHostPort(*listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", *listen, err)
+	}
+	type target struct{ name, url string }
+	var ts []target
+	for _, t := range tgts {
+		name, url, ok := strings.Cut(t, "=")
+		if !ok || name == "" || url == "" {
+			return fmt.Errorf("--target %q: want name=URL", t)
+		}
+		ts = append(ts, target{name, url})
+	}
+
+	w := io.Writer(os.Stdout)
+	if *out != "" {
+		if err := writePeer(*out, me); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(filepath.Join(*out, me.pod+".jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		// A restarted writer starts on a line of its own.
+		if _, err := f.WriteString("\n"); err != nil {
+			return err
+		}
+		w = f
+	}
+	rec := &recorder{w: w, me: me}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(rw, "ok\n") })
+	mux.HandleFunc("/whoami", func(rw http.ResponseWriter, r *http.Request) {
+		writeJSON(rw, whoami{Pod: me.pod, Node: me.node, IP: me.ip, Client: r.RemoteAddr})
+	})
+	mux.HandleFunc("/echo", func(rw http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		// The body goes back too, so both directions carry a large packet.
+		writeJSON(rw, whoami{Pod: me.pod, Node: me.node, IP: me.ip, Client: r.RemoteAddr, Bytes: len(body), Body: string(body)})
+	})
+	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	client := &http.Client{
+		Timeout: *timeout,
+		Transport: &http.Transport{
+			DisableKeepAlives: true,
+			Proxy:             nil,
+			DialContext:       (&net.Dialer{Timeout: *timeout}).DialContext,
+		},
+	}
+	echo := []byte(strings.Repeat("m", *mtuBytes))
+	var peerIPs []string
+	tick := time.NewTicker(*interval)
+	defer tick.Stop()
+	for {
+		var wg sync.WaitGroup
+		if *peers != "" {
+			t0 := time.Now()
+			lctx, cancel := context.WithTimeout(ctx, *timeout)
+			addrs, err := net.DefaultResolver.LookupHost(lctx, *peers)
+			cancel()
+			p := monitor.Probe{T: t0, MS: ms(t0), Kind: monitor.KindDNS, Dst: *peers, OK: err == nil, Err: short(err)}
+			if err == nil && len(addrs) == 0 {
+				p.OK, p.Err = false, "dns: no addresses"
+			}
+			rec.write(p)
+		}
+		if *out != "" {
+			if ips, err := readPeers(*out, me); err == nil {
+				peerIPs = ips
+			}
+		}
+		for _, ip := range peerIPs {
+			base := "http://" + net.JoinHostPort(ip, port)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rec.probe(ctx, client, monitor.KindPod, ip, http.MethodGet, base+"/whoami", nil)
+			}()
+			if len(echo) > 0 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rec.probe(ctx, client, monitor.KindMTU, ip, http.MethodPost, base+"/echo", echo)
+				}()
+			}
+		}
+		for _, t := range ts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rec.probe(ctx, client, t.name, hostOf(t.url), http.MethodGet, t.url, nil)
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+type recorder struct {
+	mu sync.Mutex
+	w  io.Writer
+	me self
+}
+
+func (r *recorder) write(p monitor.Probe) {
+	p.SrcPod, p.SrcNode, p.SrcIP = r.me.pod, r.me.node, r.me.ip
+	b, err := json.Marshal(p)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, _ = r.w.Write(append(b, '\n'))
+}
+
+// probe sends one request and records it. A JSON answer ({pod, node, ip,
+// client}) names the pod that answered; any other answer (agnhost's
+// /clientip) is taken as the client address the server saw.
+func (r *recorder) probe(ctx context.Context, c *http.Client, kind, dst, method, url string, body []byte) {
+	t0 := time.Now()
+	p := monitor.Probe{T: t0, Kind: kind, Dst: dst}
+	defer func() { p.MS = ms(t0); r.write(p) }()
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		p.Err = short(err)
+		return
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		p.Err = short(err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 2<<20))
+	if err != nil {
+		p.Err = short(err)
+		return
+	}
+	if resp.StatusCode != http.StatusOK {
+		p.Err = fmt.Sprintf("HTTP %d", resp.StatusCode)
+		return
+	}
+	var who whoami
+	if json.Unmarshal(b, &who) == nil && who.Client != "" {
+		if body != nil && (who.Bytes != len(body) || len(who.Body) != len(body)) {
+			p.Err = fmt.Sprintf("echo: sent %d bytes, got %d back", len(body), len(who.Body))
+			return
+		}
+		p.DstPod, p.DstNode, p.DstIP, p.Seen = who.Pod, who.Node, who.IP, who.Client
+	} else {
+		p.Seen = strings.TrimSpace(string(b))
+	}
+	p.OK = true
+}
+
+// writePeer announces this probe to the others (atomically).
+func writePeer(dir string, me self) error {
+	b, err := json.Marshal(whoami{Pod: me.pod, Node: me.node, IP: me.ip})
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "."+me.pod+".peer.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, me.pod+".peer"))
+}
+
+// readPeers lists the other probes' addresses, sorted.
+func readPeers(dir string, me self) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.peer"))
+	if err != nil {
+		return nil, err
+	}
+	var ips []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var w whoami
+		if json.Unmarshal(b, &w) != nil || w.IP == "" || w.Pod == me.pod || w.IP == me.ip {
+			continue
+		}
+		ips = append(ips, w.IP)
+	}
+	slices.Sort(ips)
+	return slices.Compact(ips), nil
+}
+
+func writeJSON(rw http.ResponseWriter, v any) {
+	rw.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(rw).Encode(v)
+}
+
+func hostOf(url string) string {
+	h := strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
+	h, _, _ = strings.Cut(h, "/")
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return h
+}
+
+func ms(t0 time.Time) float64 { return float64(time.Since(t0).Microseconds()) / 1000 }
+
+// short names an error in a few words (the table groups by it).
+func short(err error) string {
+	if err == nil {
+		return ""
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "no route to host"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	}
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		if de.IsNotFound {
+			return "dns: not found"
+		}
+		return "dns: " + de.Err
+	}
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return s
+}

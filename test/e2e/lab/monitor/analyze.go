@@ -1,0 +1,553 @@
+package monitor
+
+import (
+	"cmp"
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Networks are the pod networks of a migration.
+type Networks struct {
+	// Old is the source CNI's pod network (Flannel: 10.244.0.0/16).
+	Old []netip.Prefix
+	// New is the target CNI's pod network (Cilium's pool).
+	New []netip.Prefix
+}
+
+// Network classes of an address (see Networks.Class).
+const (
+	ClassOld  = "old"
+	ClassNew  = "new"
+	ClassHost = "host"
+)
+
+// Class returns ClassOld or ClassNew when ip (an address, or ip:port) is in
+// the old or new pod network, ClassHost for any other address (a node's,
+// a Service's) and "" when ip does not parse.
+func (n Networks) Class(ip string) string {
+	a, ok := parseAddr(ip)
+	if !ok {
+		return ""
+	}
+	for _, p := range n.Old {
+		if p.Contains(a) {
+			return ClassOld
+		}
+	}
+	for _, p := range n.New {
+		if p.Contains(a) {
+			return ClassNew
+		}
+	}
+	return ClassHost
+}
+
+// parseAddr parses an address or an address:port.
+func parseAddr(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// Phase is a phase of the rollout; a probe belongs to the first phase
+// whose [Start, End) contains its time.
+type Phase struct {
+	Name       string
+	Start, End time.Time
+}
+
+// Window is a time when a node was disrupted on purpose (cordoned, drained,
+// rebooted, until uncordoned and Ready again): [Start, End), a zero End
+// meaning still open at the end of the run. An empty Node is every node.
+type Window struct {
+	Node       string
+	Start, End time.Time
+	Reason     string
+}
+
+// Open reports whether the window is open at t.
+func (w Window) Open(t time.Time) bool {
+	return !t.Before(w.Start) && (w.End.IsZero() || t.Before(w.End))
+}
+
+// How a failure is explained (Report.Totals).
+const (
+	explainedNo = iota
+	explainedSrc
+	explainedDst
+	explainedService
+)
+
+// Counts are probes sent and failed, and failed that no window explains.
+type Counts struct {
+	Sent        int `json:"sent"`
+	Failed      int `json:"failed"`
+	Unexplained int `json:"unexplained"`
+}
+
+func (c *Counts) add(p Probe, unexplained bool) {
+	c.Sent++
+	if !p.OK {
+		c.Failed++
+		if unexplained {
+			c.Unexplained++
+		}
+	}
+}
+
+// Totals sum up a run.
+type Totals struct {
+	Counts
+	// ExplainedNode failures had their source node, or (peer kinds) their
+	// destination pod's node, in a window.
+	ExplainedNode int `json:"explained_node"`
+	// ExplainedService failures are Service probes (targets, DNS) explained
+	// only because some window was open: their backend may have been on
+	// the disrupted node.
+	ExplainedService int `json:"explained_service"`
+	// Sources is the number of probing pods.
+	Sources int `json:"sources"`
+	// Start and End are the first and last probe's times.
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Interval is the median time between two probes of one pair: the
+	// probe interval, used to end outages that never recovered.
+	Interval time.Duration `json:"interval_ns"`
+}
+
+// KindCounts are a phase's counts of one probe kind.
+type KindCounts struct {
+	Kind string `json:"kind"`
+	Counts
+}
+
+// PhaseStats are a phase's counts, in total and per kind.
+type PhaseStats struct {
+	Name  string    `json:"name"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Counts
+	Kinds []KindCounts `json:"kinds"`
+}
+
+// UnphasedName names the PhaseStats of probes outside every phase.
+const UnphasedName = "(no phase)"
+
+// Outage is a run of consecutive failed probes of one pair: from the first
+// failure to the next success (Recovered) or, if the pair never recovered,
+// to the last failure plus the probe interval.
+type Outage struct {
+	Start     time.Time     `json:"start"`
+	End       time.Time     `json:"end"`
+	Duration  time.Duration `json:"duration_ns"`
+	Failed    int           `json:"failed"`
+	Recovered bool          `json:"recovered"`
+	// Unexplained is how many of its failures no window explains.
+	Unexplained int `json:"unexplained"`
+}
+
+// PairStats are one source pod's probes of one destination: for peer
+// kinds the destination pod (its name from the successful probes to its
+// IP, else the IP), else the target (Dst is the name or IP probed).
+type PairStats struct {
+	Src  string `json:"src"`
+	Kind string `json:"kind"`
+	Dst  string `json:"dst"`
+	Counts
+	Outages int `json:"outages"`
+	// Longest is the longest outage (zero when nothing failed).
+	Longest Outage `json:"longest"`
+}
+
+// DirectionStats count pod-to-pod probes ("pod") by the source's network
+// (its src_ip) and the destination's (the IP probed): "old->new" and so on.
+type DirectionStats struct {
+	Direction string `json:"direction"`
+	Sent      int    `json:"sent"`
+	OK        int    `json:"ok"`
+}
+
+// NATStats count successful probes of one kind and direction by the class
+// of the source address the server saw (Seen), and how many of them were
+// seen with another address than the source pod's own (NATed).
+type NATStats struct {
+	Kind      string `json:"kind"`
+	Direction string `json:"direction"`
+	Seen      string `json:"seen"`
+	OK        int    `json:"ok"`
+	NATed     int    `json:"nated"`
+}
+
+// Report is the analysis of a run's probes (see Analyze).
+type Report struct {
+	Totals     Totals           `json:"totals"`
+	Phases     []PhaseStats     `json:"phases"`
+	Windows    []Window         `json:"windows"`
+	Pairs      []PairStats      `json:"pairs"`
+	Directions []DirectionStats `json:"directions"`
+	NAT        []NATStats       `json:"nat"`
+	// UnexplainedProbes are the failed probes no window explains.
+	UnexplainedProbes []Probe `json:"unexplained"`
+}
+
+// Unexplained returns the failed probes no window explains, in time order.
+func (r Report) Unexplained() []Probe { return r.UnexplainedProbes }
+
+// JSON returns the report as indented JSON.
+func (r Report) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
+
+// dstIndex resolves a peer IP to the pod and node that answered on it.
+type dstIndex map[string][]Probe
+
+func newDstIndex(ps []Probe) dstIndex {
+	idx := dstIndex{}
+	for _, p := range ps {
+		if !p.OK || p.DstNode == "" && p.DstPod == "" {
+			continue
+		}
+		ip := p.DstIP
+		if ip == "" && IsPeerKind(p.Kind) {
+			ip = p.Dst
+		}
+		if ip != "" {
+			idx[ip] = append(idx[ip], p) // ps are in time order
+		}
+	}
+	return idx
+}
+
+// at returns the last successful probe answered on ip at or before t, else
+// the first one after t (a pod that answered later was there all along).
+func (idx dstIndex) at(ip string, t time.Time) (Probe, bool) {
+	s := idx[ip]
+	if len(s) == 0 {
+		return Probe{}, false
+	}
+	i := sort.Search(len(s), func(i int) bool { return s[i].T.After(t) })
+	if i > 0 {
+		return s[i-1], true
+	}
+	return s[0], true
+}
+
+type pairKey struct{ src, kind, dst string }
+
+// Analyze computes the report of a run's probes: nets classify addresses,
+// phases are the rollout's phases and windows the disruptions that explain
+// failures. A failed probe is explained when a window of its source node is
+// open at its time; for peer kinds also when one of its destination pod's
+// node is (the node resolved from the successful probes to the same IP);
+// for Service kinds (targets, DNS) also when any window is open.
+func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Report {
+	ps := slices.Clone(probes)
+	slices.SortStableFunc(ps, func(a, b Probe) int { return a.T.Compare(b.T) })
+	idx := newDstIndex(ps)
+
+	r := Report{Windows: slices.Clone(windows)}
+	r.Totals.Interval = inferInterval(ps)
+
+	openAt := func(node string, t time.Time) bool {
+		for _, w := range windows {
+			if (w.Node == "" || w.Node == node) && w.Open(t) {
+				return true
+			}
+		}
+		return false
+	}
+	explain := func(p Probe) int {
+		if openAt(p.SrcNode, p.T) {
+			return explainedSrc
+		}
+		if IsPeerKind(p.Kind) {
+			node := p.DstNode
+			if node == "" {
+				if d, ok := idx.at(p.Dst, p.T); ok {
+					node = d.DstNode
+				}
+			}
+			if node != "" && openAt(node, p.T) {
+				return explainedDst
+			}
+			return explainedNo
+		}
+		for _, w := range windows {
+			if w.Open(p.T) {
+				return explainedService
+			}
+		}
+		return explainedNo
+	}
+
+	phaseStats := make([]PhaseStats, len(phases))
+	for i, ph := range phases {
+		phaseStats[i] = PhaseStats{Name: ph.Name, Start: ph.Start, End: ph.End}
+	}
+	unphased := PhaseStats{Name: UnphasedName}
+	phaseKinds := make([]map[string]*Counts, len(phases)+1)
+	for i := range phaseKinds {
+		phaseKinds[i] = map[string]*Counts{}
+	}
+
+	sources := map[string]bool{}
+	pairProbes := map[pairKey][]int{}
+	var pairOrder []pairKey
+	unexplained := make([]bool, len(ps))
+	dirs := map[string]*DirectionStats{}
+	type natKey struct{ kind, dir, seen string }
+	nat := map[natKey]*NATStats{}
+
+	for i, p := range ps {
+		sources[srcName(p)] = true
+		un := false
+		if !p.OK {
+			switch explain(p) {
+			case explainedNo:
+				un = true
+				r.UnexplainedProbes = append(r.UnexplainedProbes, p)
+			case explainedService:
+				r.Totals.ExplainedService++
+			default:
+				r.Totals.ExplainedNode++
+			}
+		}
+		unexplained[i] = un
+		r.Totals.add(p, un)
+
+		pi := len(phases)
+		ph := &unphased
+		for j, phase := range phases {
+			if !p.T.Before(phase.Start) && p.T.Before(phase.End) {
+				pi, ph = j, &phaseStats[j]
+				break
+			}
+		}
+		ph.add(p, un)
+		kc := phaseKinds[pi][p.Kind]
+		if kc == nil {
+			kc = &Counts{}
+			phaseKinds[pi][p.Kind] = kc
+		}
+		kc.add(p, un)
+
+		k := pairKey{src: srcName(p), kind: p.Kind, dst: p.Dst}
+		if IsPeerKind(p.Kind) {
+			if p.OK && p.DstPod != "" {
+				k.dst = p.DstPod
+			} else if d, ok := idx.at(p.Dst, p.T); ok && d.DstPod != "" {
+				k.dst = d.DstPod
+			}
+		}
+		if _, ok := pairProbes[k]; !ok {
+			pairOrder = append(pairOrder, k)
+		}
+		pairProbes[k] = append(pairProbes[k], i)
+
+		if p.Kind == KindPod {
+			d := direction(nets.Class(p.SrcIP), nets.Class(p.Dst))
+			ds := dirs[d]
+			if ds == nil {
+				ds = &DirectionStats{Direction: d}
+				dirs[d] = ds
+			}
+			ds.Sent++
+			if p.OK {
+				ds.OK++
+			}
+		}
+
+		if p.OK && p.Seen != "" {
+			seen, ok := parseAddr(p.Seen)
+			if !ok {
+				continue
+			}
+			dst := p.DstIP
+			if dst == "" {
+				dst = p.Dst
+			}
+			k := natKey{kind: p.Kind, dir: direction(nets.Class(p.SrcIP), nets.Class(dst)), seen: nets.Class(p.Seen)}
+			ns := nat[k]
+			if ns == nil {
+				ns = &NATStats{Kind: k.kind, Direction: k.dir, Seen: k.seen}
+				nat[k] = ns
+			}
+			ns.OK++
+			if src, ok := parseAddr(p.SrcIP); !ok || src != seen {
+				ns.NATed++
+			}
+		}
+	}
+
+	if len(ps) > 0 {
+		r.Totals.Start, r.Totals.End = ps[0].T, ps[len(ps)-1].T
+	}
+	r.Totals.Sources = len(sources)
+
+	for i := range phaseStats {
+		phaseStats[i].Kinds = kindCounts(phaseKinds[i])
+	}
+	r.Phases = phaseStats
+	if unphased.Sent > 0 {
+		unphased.Kinds = kindCounts(phaseKinds[len(phases)])
+		r.Phases = append(r.Phases, unphased)
+	}
+
+	for _, k := range pairOrder {
+		r.Pairs = append(r.Pairs, pairStats(k, ps, pairProbes[k], unexplained, r.Totals.Interval))
+	}
+	slices.SortFunc(r.Pairs, func(a, b PairStats) int {
+		return cmp.Or(cmp.Compare(a.Src, b.Src), compareKinds(a.Kind, b.Kind), cmp.Compare(a.Dst, b.Dst))
+	})
+
+	for _, d := range dirs {
+		r.Directions = append(r.Directions, *d)
+	}
+	slices.SortFunc(r.Directions, func(a, b DirectionStats) int { return compareDirections(a.Direction, b.Direction) })
+	for _, n := range nat {
+		r.NAT = append(r.NAT, *n)
+	}
+	slices.SortFunc(r.NAT, func(a, b NATStats) int {
+		return cmp.Or(compareKinds(a.Kind, b.Kind), compareDirections(a.Direction, b.Direction),
+			cmp.Compare(classRank(a.Seen), classRank(b.Seen)))
+	})
+	return r
+}
+
+func srcName(p Probe) string {
+	if p.SrcPod != "" {
+		return p.SrcPod
+	}
+	return p.SrcIP
+}
+
+// pairStats computes a pair's counts and outages from its probes (indexes
+// into ps, in time order).
+func pairStats(k pairKey, ps []Probe, is []int, unexplained []bool, interval time.Duration) PairStats {
+	st := PairStats{Src: k.src, Kind: k.kind, Dst: k.dst}
+	var cur *Outage
+	end := func(o Outage) {
+		o.Duration = o.End.Sub(o.Start)
+		st.Outages++
+		if st.Longest.Failed == 0 || o.Duration > st.Longest.Duration {
+			st.Longest = o
+		}
+	}
+	for _, i := range is {
+		p := ps[i]
+		st.add(p, unexplained[i])
+		if p.OK {
+			if cur != nil {
+				cur.End, cur.Recovered = p.T, true
+				end(*cur)
+				cur = nil
+			}
+			continue
+		}
+		if cur == nil {
+			cur = &Outage{Start: p.T}
+		}
+		cur.Failed++
+		cur.End = p.T.Add(interval)
+		if unexplained[i] {
+			cur.Unexplained++
+		}
+	}
+	if cur != nil {
+		end(*cur)
+	}
+	return st
+}
+
+// inferInterval returns the median time between two consecutive probes of
+// the same source, kind and destination (0 without any such two).
+func inferInterval(ps []Probe) time.Duration {
+	last := map[pairKey]time.Time{}
+	var gaps []time.Duration
+	for _, p := range ps {
+		k := pairKey{srcName(p), p.Kind, p.Dst}
+		if t, ok := last[k]; ok && p.T.After(t) {
+			gaps = append(gaps, p.T.Sub(t))
+		}
+		last[k] = p.T
+	}
+	if len(gaps) == 0 {
+		return 0
+	}
+	slices.Sort(gaps)
+	return gaps[len(gaps)/2]
+}
+
+func kindCounts(m map[string]*Counts) []KindCounts {
+	out := make([]KindCounts, 0, len(m))
+	for k, c := range m {
+		out = append(out, KindCounts{Kind: k, Counts: *c})
+	}
+	slices.SortFunc(out, func(a, b KindCounts) int { return compareKinds(a.Kind, b.Kind) })
+	return out
+}
+
+// compareKinds orders pod, mtu, dns, then the targets by name.
+func compareKinds(a, b string) int {
+	rank := func(k string) int {
+		switch k {
+		case KindPod:
+			return 0
+		case KindMTU:
+			return 1
+		case KindDNS:
+			return 2
+		}
+		return 3
+	}
+	return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a, b))
+}
+
+func classRank(c string) int {
+	switch c {
+	case ClassOld:
+		return 0
+	case ClassNew:
+		return 1
+	case ClassHost:
+		return 2
+	}
+	return 3
+}
+
+func classLabel(c string) string {
+	if c == "" {
+		return "?"
+	}
+	return c
+}
+
+func direction(src, dst string) string { return classLabel(src) + "->" + classLabel(dst) }
+
+// compareDirections orders old->old, old->new, new->old, new->new, then
+// host and unknown.
+func compareDirections(a, b string) int {
+	split := func(d string) (int, int) {
+		for i := 0; i+1 < len(d); i++ {
+			if d[i] == '-' && d[i+1] == '>' {
+				return labelRank(d[:i]), labelRank(d[i+2:])
+			}
+		}
+		return 4, 4
+	}
+	as, ad := split(a)
+	bs, bd := split(b)
+	return cmp.Or(cmp.Compare(as, bs), cmp.Compare(ad, bd), cmp.Compare(a, b))
+}
+
+func labelRank(l string) int {
+	if l == "?" {
+		return 3
+	}
+	return classRank(l)
+}

@@ -1,0 +1,437 @@
+package monitor
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(sec float64) time.Time { return t0.Add(time.Duration(sec * float64(time.Second))) }
+
+var nets = Networks{
+	Old: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
+	New: []netip.Prefix{netip.MustParsePrefix("10.245.0.0/16")},
+}
+
+type pod struct{ name, node, ip string }
+
+var nodeIP = map[string]string{"control-plane": "192.168.100.11", "worker-1": "192.168.100.12", "worker-2": "192.168.100.13"}
+
+var (
+	podA  = pod{"mon-a", "worker-1", "10.244.1.5"}
+	podB  = pod{"mon-b", "worker-2", "10.244.2.5"}
+	podC  = pod{"mon-c", "control-plane", "10.244.0.5"}
+	podAn = pod{"mon-a", "worker-1", "10.245.1.3"} // podA after its node moved to the new network
+	podCn = pod{"mon-c", "control-plane", "10.245.0.9"}
+)
+
+// okPeer is a successful probe of kind from src to dst, seen as seen
+// (src's own IP with a port when "").
+func okPeer(sec float64, kind string, src, dst pod, seen string) Probe {
+	if seen == "" {
+		seen = src.ip + ":41000"
+	}
+	return Probe{T: at(sec), MS: 1.5, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: kind,
+		Dst: dst.ip, DstPod: dst.name, DstNode: dst.node, DstIP: dst.ip, OK: true, Seen: seen}
+}
+
+func okPod(sec float64, src, dst pod) Probe { return okPeer(sec, KindPod, src, dst, "") }
+
+func failPod(sec float64, src pod, dstIP string) Probe {
+	return Probe{T: at(sec), MS: 1000, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: KindPod,
+		Dst: dstIP, Err: "timeout"}
+}
+
+func okSvc(sec float64, src pod, kind, dst string, backend pod, seen string) Probe {
+	return Probe{T: at(sec), MS: 2, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: kind,
+		Dst: dst, DstPod: backend.name, DstNode: backend.node, DstIP: backend.ip, OK: true, Seen: seen}
+}
+
+func failSvc(sec float64, src pod, kind, dst string) Probe {
+	return Probe{T: at(sec), MS: 1000, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: kind,
+		Dst: dst, Err: "timeout"}
+}
+
+func TestNetworksClass(t *testing.T) {
+	for _, tc := range []struct{ ip, want string }{
+		{"10.244.1.5", ClassOld},
+		{"10.245.0.9", ClassNew},
+		{"10.245.0.9:8080", ClassNew},
+		{"192.168.100.11", ClassHost},
+		{"10.96.100.10", ClassHost},
+		{"::ffff:10.244.3.4", ClassOld},
+		{"[::ffff:10.245.3.4]:80", ClassNew},
+		{"", ""},
+		{"not-an-ip", ""},
+	} {
+		if got := nets.Class(tc.ip); got != tc.want {
+			t.Errorf("Class(%q) = %q, want %q", tc.ip, got, tc.want)
+		}
+	}
+}
+
+func TestAnalyzePhases(t *testing.T) {
+	phases := []Phase{
+		{Name: "before", Start: at(0), End: at(10)},
+		{Name: "worker-1", Start: at(10), End: at(20)},
+		{Name: "after", Start: at(20), End: at(30)},
+	}
+	probes := []Probe{
+		okPod(0, podA, podB),
+		okPod(9.999, podA, podB),
+		failPod(10, podA, podB.ip), // the first instant of worker-1
+		failSvc(15, podA, "svc-ip", "10.96.100.10"),
+		okSvc(19.5, podA, "svc-ip", "10.96.100.10", podB, podA.ip+":5000"),
+		okPod(20, podA, podB),
+		okPod(35, podA, podB), // after every phase
+	}
+	r := Analyze(probes, nets, phases, nil)
+	type row struct {
+		name                string
+		sent, failed, unexp int
+		kinds               []KindCounts
+	}
+	var got []row
+	for _, p := range r.Phases {
+		got = append(got, row{p.Name, p.Sent, p.Failed, p.Unexplained, p.Kinds})
+	}
+	want := []row{
+		{"before", 2, 0, 0, []KindCounts{{KindPod, Counts{2, 0, 0}}}},
+		{"worker-1", 3, 2, 2, []KindCounts{{KindPod, Counts{1, 1, 1}}, {"svc-ip", Counts{2, 1, 1}}}},
+		{"after", 1, 0, 0, []KindCounts{{KindPod, Counts{1, 0, 0}}}},
+		{UnphasedName, 1, 0, 0, []KindCounts{{KindPod, Counts{1, 0, 0}}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("phases:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestAnalyzeExplained(t *testing.T) {
+	w2 := []Window{{Node: "worker-2", Start: at(4), End: at(6), Reason: "drain"}}
+	for _, tc := range []struct {
+		name    string
+		probes  []Probe
+		windows []Window
+		// wantUnexplained are the indexes into probes of the unexplained failures.
+		wantUnexplained   []int
+		wantNode, wantSvc int
+	}{
+		{
+			name:     "pod dst node resolved by an earlier success",
+			probes:   []Probe{okPod(1, podA, podB), failPod(5, podA, podB.ip)},
+			windows:  w2,
+			wantNode: 1,
+		},
+		{
+			name:     "pod dst node resolved by a later success when none before",
+			probes:   []Probe{failPod(5, podA, podB.ip), okPod(8, podA, podB)},
+			windows:  w2,
+			wantNode: 1,
+		},
+		{
+			name: "pod dst node resolved from another source's success",
+			probes: []Probe{okPod(1, podC, podB), failPod(5, podA, podB.ip),
+				okPeer(1.5, KindMTU, podC, podB, ""), {T: at(5), SrcPod: podA.name, SrcNode: podA.node, SrcIP: podA.ip, Kind: KindMTU, Dst: podB.ip, Err: "timeout"}},
+			windows:  w2,
+			wantNode: 2,
+		},
+		{
+			name:     "src node in a window",
+			probes:   []Probe{okPod(1, podB, podA), failPod(5, podB, podA.ip)},
+			windows:  w2,
+			wantNode: 1,
+		},
+		{
+			name:            "failure outside any window",
+			probes:          []Probe{okPod(1, podA, podB), failPod(7, podA, podB.ip)},
+			windows:         w2,
+			wantUnexplained: []int{1},
+		},
+		{
+			name:            "pod dst never answered: node unknown",
+			probes:          []Probe{failPod(5, podA, "10.244.9.9")},
+			windows:         w2,
+			wantUnexplained: []int{0},
+		},
+		{
+			name:            "pod probe while another node is disrupted",
+			probes:          []Probe{okPod(1, podA, podC), failPod(5, podA, podC.ip)},
+			windows:         w2,
+			wantUnexplained: []int{1},
+		},
+		{
+			name: "service probes during any window, and after it",
+			probes: []Probe{
+				failSvc(5, podA, "svc-ip", "10.96.100.10"),
+				failSvc(5.5, podC, "svc-dns", "monitor.lab-monitor.svc.cluster.local"),
+				failSvc(5.5, podC, KindDNS, "monitor-peers.lab-monitor.svc.cluster.local"),
+				failSvc(6, podA, "svc-ip", "10.96.100.10"), // End is exclusive
+			},
+			windows:         w2,
+			wantSvc:         3,
+			wantUnexplained: []int{3},
+		},
+		{
+			name:     "open-ended window and a window of every node",
+			probes:   []Probe{failPod(100, podA, podB.ip), failPod(200, podC, "10.244.9.9"), okPod(1, podA, podB)},
+			windows:  []Window{{Node: "worker-2", Start: at(50), Reason: "reboot"}, {Start: at(199), End: at(201), Reason: "all"}},
+			wantNode: 2,
+		},
+		{
+			name:   "no failures",
+			probes: []Probe{okPod(1, podA, podB)},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Analyze(tc.probes, nets, nil, tc.windows)
+			var want []Probe
+			for _, i := range tc.wantUnexplained {
+				want = append(want, tc.probes[i])
+			}
+			if got := r.Unexplained(); !reflect.DeepEqual(got, want) {
+				t.Errorf("Unexplained() =\n %+v\nwant\n %+v", got, want)
+			}
+			if r.Totals.Unexplained != len(want) || r.Totals.ExplainedNode != tc.wantNode || r.Totals.ExplainedService != tc.wantSvc {
+				t.Errorf("totals %+v, want unexplained %d, node %d, service %d", r.Totals, len(want), tc.wantNode, tc.wantSvc)
+			}
+		})
+	}
+}
+
+func TestAnalyzeOutages(t *testing.T) {
+	type want struct {
+		src, kind, dst      string
+		sent, failed, unexp int
+		outages             int
+		start               float64
+		dur                 time.Duration
+		nfailed             int
+		recovered           bool
+		outageUnexplained   int
+	}
+	for _, tc := range []struct {
+		name    string
+		probes  []Probe
+		windows []Window
+		want    []want
+	}{
+		{
+			name: "recovered; the failed pod probes are the pod's pair",
+			probes: []Probe{
+				okPod(0, podA, podB), okPod(0.5, podA, podB), okPod(1, podA, podB),
+				failPod(1.5, podA, podB.ip), failPod(2, podA, podB.ip), failPod(2.5, podA, podB.ip),
+				okPod(3, podA, podB),
+			},
+			want: []want{{podA.name, KindPod, podB.name, 7, 3, 3, 1, 1.5, 1500 * time.Millisecond, 3, true, 3}},
+		},
+		{
+			name: "never recovered: last failure plus the interval",
+			probes: []Probe{
+				okPod(0, podA, podB), okPod(0.5, podA, podB), okPod(1, podA, podB), okPod(1.5, podA, podB),
+				failPod(2, podA, podB.ip), failPod(2.5, podA, podB.ip),
+			},
+			windows: []Window{{Node: podB.node, Start: at(2.2), End: at(9)}},
+			want:    []want{{podA.name, KindPod, podB.name, 6, 2, 1, 1, 2, time.Second, 2, false, 1}},
+		},
+		{
+			name: "the longest of several outages",
+			probes: []Probe{
+				okPod(0, podA, podB), failPod(0.5, podA, podB.ip), okPod(1, podA, podB),
+				failPod(1.5, podA, podB.ip), failPod(2, podA, podB.ip), failPod(2.5, podA, podB.ip), okPod(3, podA, podB),
+				failPod(3.5, podA, podB.ip), okPod(4, podA, podB),
+			},
+			want: []want{{podA.name, KindPod, podB.name, 9, 5, 5, 3, 1.5, 1500 * time.Millisecond, 3, true, 3}},
+		},
+		{
+			name: "a pod that moved to the new network stays one pair; service pairs by target",
+			probes: []Probe{
+				okPod(0, podB, podA), okPod(0.5, podB, podA),
+				failPod(1, podB, podA.ip), failPod(1.5, podB, podA.ip),
+				okPod(2, podB, podAn), okPod(2.5, podB, podAn),
+				okSvc(0, podB, "svc-ip", "10.96.100.10", podA, ""), failSvc(0.5, podB, "svc-ip", "10.96.100.10"),
+				okSvc(1, podB, "svc-ip", "10.96.100.10", podC, ""),
+				failPod(0.5, podB, "10.244.9.9"),
+			},
+			windows: []Window{{Node: podA.node, Start: at(0.8), End: at(2)}},
+			want: []want{
+				{podB.name, KindPod, "10.244.9.9", 1, 1, 1, 1, 0.5, 500 * time.Millisecond, 1, false, 1},
+				{podB.name, KindPod, podA.name, 6, 2, 0, 1, 1, time.Second, 2, true, 0},
+				{podB.name, "svc-ip", "10.96.100.10", 3, 1, 1, 1, 0.5, 500 * time.Millisecond, 1, true, 1},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Analyze(tc.probes, nets, nil, tc.windows)
+			if r.Totals.Interval != 500*time.Millisecond {
+				t.Errorf("interval %v, want 500ms", r.Totals.Interval)
+			}
+			var got []want
+			for _, p := range r.Pairs {
+				got = append(got, want{p.Src, p.Kind, p.Dst, p.Sent, p.Failed, p.Unexplained, p.Outages,
+					p.Longest.Start.Sub(t0).Seconds(), p.Longest.Duration, p.Longest.Failed, p.Longest.Recovered, p.Longest.Unexplained})
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("pairs:\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAnalyzeDirections(t *testing.T) {
+	probes := []Probe{
+		okPod(0, podA, podB), okPod(0, podB, podA), failPod(0.5, podA, podB.ip), // old->old
+		okPod(1, podA, podCn), failPod(1.5, podA, podCn.ip), // old->new
+		okPod(1, podCn, podA),                                                    // new->old
+		okPod(2, podCn, podAn), okPod(2, podAn, podCn), okPod(2.5, podAn, podCn), // new->new
+		okPeer(3, KindMTU, podA, podB, ""), // not a pod probe
+		okSvc(3, podA, "svc-ip", "10.96.100.10", podB, ""),
+		{T: at(4), SrcPod: "host-pod", SrcNode: "worker-1", SrcIP: "192.168.100.11", Kind: KindPod, Dst: podA.ip, Err: "refused"},
+	}
+	r := Analyze(probes, nets, nil, nil)
+	want := []DirectionStats{
+		{"old->old", 3, 2}, {"old->new", 2, 1}, {"new->old", 1, 1}, {"new->new", 3, 3}, {"host->old", 1, 0},
+	}
+	if !reflect.DeepEqual(r.Directions, want) {
+		t.Errorf("directions:\n got %+v\nwant %+v", r.Directions, want)
+	}
+}
+
+func TestAnalyzeNAT(t *testing.T) {
+	const node1 = "192.168.100.11"
+	probes := []Probe{
+		okPeer(0, KindPod, podA, podB, ""),                 // old->old, not rewritten
+		okPeer(0.5, KindPod, podA, podB, podA.ip+":33333"), // old->old, not rewritten
+		okPeer(1, KindPod, podAn, podB, node1+":40000"),    // new->old, masqueraded to the node
+		okPeer(1, KindPod, podAn, podB, node1+":40001"),
+		okPeer(1.5, KindPod, podAn, podCn, podAn.ip+":1"),                                                     // new->new
+		okPeer(1.5, KindPod, podB, podAn, "10.244.2.1:999"),                                                   // old->new, seen as another old address
+		okPeer(2, KindMTU, podAn, podB, node1+":40002"),                                                       // mtu counted apart
+		okSvc(2, podA, "svc-ip", "10.96.100.10", podCn, node1+":1"),                                           // a Service to a new backend: direction from dst_ip
+		okSvc(2, podA, "web", "10.96.100.20", pod{}, podA.ip+":2"),                                            // a backend that does not say who it is
+		{T: at(3), SrcPod: podA.name, SrcIP: podA.ip, Kind: KindPod, Dst: podB.ip, Err: "timeout", Seen: "x"}, // failed: ignored
+		okPeer(3, KindPod, podA, podB, "garbage"),                                                             // unparsable: ignored
+	}
+	r := Analyze(probes, nets, nil, nil)
+	want := []NATStats{
+		{KindPod, "old->old", ClassOld, 2, 0},
+		{KindPod, "old->new", ClassOld, 1, 1},
+		{KindPod, "new->old", ClassHost, 2, 2},
+		{KindPod, "new->new", ClassNew, 1, 0},
+		{KindMTU, "new->old", ClassHost, 1, 1},
+		{"svc-ip", "old->new", ClassHost, 1, 1},
+		{"web", "old->host", ClassOld, 1, 0},
+	}
+	if !reflect.DeepEqual(r.NAT, want) {
+		t.Errorf("NAT:\n got %+v\nwant %+v", r.NAT, want)
+	}
+}
+
+// scenario is a run of three monitor pods over four phases: worker-1 is
+// drained and rebooted onto the new network, its pod coming back with a
+// new IP; a Service probe and a pod probe fail with no window open.
+func scenario() ([]Probe, []Phase, []Window) {
+	phases := []Phase{
+		{Name: "before", Start: at(0), End: at(10)},
+		{Name: "worker-1", Start: at(10), End: at(20)},
+		{Name: "finalize", Start: at(20), End: at(30)},
+		{Name: "after", Start: at(30), End: at(40)},
+	}
+	windows := []Window{{Node: "worker-1", Start: at(11), End: at(18), Reason: "drain, reboot"}}
+	const svc, dns = "10.96.100.10", "monitor-peers.lab-monitor.svc.cluster.local"
+	var ps []Probe
+	for r := 0; r < 80; r++ {
+		sec := float64(r) / 2
+		a := podA
+		if sec >= 17 {
+			a = podAn
+		}
+		aDown := sec >= 12 && sec < 17
+		pods := []pod{a, podB, podC}
+		for _, src := range pods {
+			if src.name == a.name && aDown {
+				continue
+			}
+			ps = append(ps, Probe{T: at(sec), MS: 3, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: KindDNS, Dst: dns, OK: true})
+			for _, dst := range pods {
+				if dst.name == src.name {
+					continue
+				}
+				switch {
+				case dst.name == a.name && aDown:
+					ps = append(ps, failPod(sec, src, podA.ip))
+				case src == podC && dst == podB && sec == 33:
+					ps = append(ps, failPod(sec, src, dst.ip))
+				default:
+					seen := ""
+					if nets.Class(src.ip) != nets.Class(dst.ip) {
+						seen = nodeIP[src.node] + ":40000"
+					}
+					ps = append(ps, okPeer(sec, KindPod, src, dst, seen))
+				}
+			}
+			switch {
+			case aDown && r%2 == 0:
+				ps = append(ps, failSvc(sec, src, "svc-ip", svc))
+			case sec == 35:
+				ps = append(ps, failSvc(sec, src, "svc-ip", svc))
+			default:
+				ps = append(ps, okSvc(sec, src, "svc-ip", svc, pods[(r+1)%3], "192.168.100.2:5000"))
+			}
+		}
+	}
+	return ps, phases, windows
+}
+
+func TestMarkdownGolden(t *testing.T) {
+	ps, phases, windows := scenario()
+	r := Analyze(ps, nets, phases, windows)
+	got := r.Markdown()
+	if again := Analyze(ps, nets, phases, windows).Markdown(); again != got {
+		t.Fatal("Markdown is not deterministic")
+	}
+	golden := filepath.Join("testdata", "report.md")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./lab/monitor -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("Markdown() differs from %s (rerun with -update to accept):\n%s", golden, got)
+	}
+	if len(r.Unexplained()) != 4 { // c->b at 33s, three svc-ip at 35s
+		t.Errorf("unexplained: %d: %+v", len(r.Unexplained()), r.Unexplained())
+	}
+}
+
+func TestReportJSON(t *testing.T) {
+	ps, phases, windows := scenario()
+	r := Analyze(ps, nets, phases, windows)
+	b, err := r.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Totals != r.Totals || len(back.Pairs) != len(r.Pairs) || len(back.UnexplainedProbes) != len(r.UnexplainedProbes) {
+		t.Errorf("JSON round trip: %+v != %+v", back.Totals, r.Totals)
+	}
+	if fmt.Sprint(back.Phases) != fmt.Sprint(r.Phases) {
+		t.Errorf("phases: %v != %v", back.Phases, r.Phases)
+	}
+}

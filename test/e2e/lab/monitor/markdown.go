@@ -1,0 +1,165 @@
+package monitor
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Markdown limits.
+const (
+	// TopOutages is how many pairs the outage table shows by longest
+	// outage (every pair with an unexplained failure is shown as well).
+	TopOutages = 10
+	// MaxUnexplainedListed is how many unexplained failures are listed.
+	MaxUnexplainedListed = 20
+)
+
+// Markdown renders the report as tables for a docs page. Times are shown
+// as offsets from the first probe.
+func (r Report) Markdown() string {
+	var b strings.Builder
+	t := r.Totals
+	off := func(x time.Time) string {
+		if x.IsZero() {
+			return "-"
+		}
+		d := x.Sub(t.Start)
+		if d < 0 {
+			return "-" + fmtDur(-d)
+		}
+		return "+" + fmtDur(d)
+	}
+
+	b.WriteString("### Totals\n\n| | |\n| --- | --- |\n")
+	fmt.Fprintf(&b, "| probes | %d from %d pods |\n", t.Sent, t.Sources)
+	if t.Sent > 0 {
+		fmt.Fprintf(&b, "| first probe | %s |\n", t.Start.UTC().Format(time.RFC3339Nano))
+		fmt.Fprintf(&b, "| last probe | %s (%s) |\n", t.End.UTC().Format(time.RFC3339Nano), off(t.End))
+	}
+	fmt.Fprintf(&b, "| probe interval (median) | %s |\n", fmtDur(t.Interval))
+	fmt.Fprintf(&b, "| failed | %d (%s) |\n", t.Failed, pct(t.Failed, t.Sent))
+	fmt.Fprintf(&b, "| explained by a node's window | %d |\n", t.ExplainedNode)
+	fmt.Fprintf(&b, "| Service probes explained by an open window | %d |\n", t.ExplainedService)
+	fmt.Fprintf(&b, "| **unexplained** | **%d** |\n", t.Unexplained)
+	b.WriteString("\nA failure is explained when a disruption window of its source node is open at its time, " +
+		"or for pod and mtu probes one of the destination pod's node (known from the successful probes to the same IP). " +
+		"A failed Service probe (a target or the DNS lookup) is explained whenever any window is open, " +
+		"as its backend may be on the disrupted node. Times below are offsets from the first probe.\n")
+
+	b.WriteString("\n### Phases\n\n| phase | from | to | sent | failed | unexplained |\n| --- | --- | --- | ---: | ---: | ---: |\n")
+	for _, p := range r.Phases {
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d |\n", cell(p.Name), off(p.Start), off(p.End), p.Sent, p.Failed, p.Unexplained)
+	}
+	b.WriteString("\n#### By kind\n\n| phase | kind | sent | failed | unexplained |\n| --- | --- | ---: | ---: | ---: |\n")
+	for _, p := range r.Phases {
+		for _, k := range p.Kinds {
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d |\n", cell(p.Name), cell(k.Kind), k.Sent, k.Failed, k.Unexplained)
+		}
+	}
+
+	if len(r.Windows) > 0 {
+		b.WriteString("\n### Disruption windows\n\n| node | reason | from | to | duration |\n| --- | --- | --- | --- | ---: |\n")
+		for _, w := range r.Windows {
+			node, end, dur := w.Node, off(w.End), "open"
+			if node == "" {
+				node = "(all)"
+			}
+			if !w.End.IsZero() {
+				dur = fmtDur(w.End.Sub(w.Start))
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", cell(node), cell(w.Reason), off(w.Start), end, dur)
+		}
+	}
+
+	b.WriteString("\n### Longest outage per pair\n\n")
+	var failed []PairStats
+	for _, p := range r.Pairs {
+		if p.Failed > 0 {
+			failed = append(failed, p)
+		}
+	}
+	if len(failed) == 0 {
+		fmt.Fprintf(&b, "No pair had a failed probe (%d pairs).\n", len(r.Pairs))
+	} else {
+		slices.SortStableFunc(failed, func(a, b PairStats) int {
+			return cmp.Compare(b.Longest.Duration, a.Longest.Duration) // pairs are already in name order
+		})
+		var shown []PairStats
+		for i, p := range failed {
+			if i < TopOutages || p.Unexplained > 0 {
+				shown = append(shown, p)
+			}
+		}
+		b.WriteString("| source | kind | destination | sent | failed | outages | longest outage | from | failed probes | recovered | unexplained |\n" +
+			"| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |\n")
+		for _, p := range shown {
+			rec := "yes"
+			if !p.Longest.Recovered {
+				rec = "**no**"
+			}
+			un := fmt.Sprint(p.Unexplained)
+			if p.Unexplained > 0 {
+				un = "**" + un + "**"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %s | %s | %d | %s | %s |\n",
+				cell(p.Src), cell(p.Kind), cell(p.Dst), p.Sent, p.Failed, p.Outages,
+				fmtDur(p.Longest.Duration), off(p.Longest.Start), p.Longest.Failed, rec, un)
+		}
+		fmt.Fprintf(&b, "\n%d of %d pairs had a failed probe; shown: the %d longest outages and every pair with an unexplained failure.\n",
+			len(failed), len(r.Pairs), min(TopOutages, len(failed)))
+	}
+
+	b.WriteString("\n### Pod to pod by network\n\n")
+	if len(r.Directions) == 0 {
+		b.WriteString("No pod probes.\n")
+	} else {
+		b.WriteString("| direction | sent | ok | failed | success |\n| --- | ---: | ---: | ---: | ---: |\n")
+		for _, d := range r.Directions {
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %s |\n", d.Direction, d.Sent, d.OK, d.Sent-d.OK, pct(d.OK, d.Sent))
+		}
+	}
+
+	b.WriteString("\n### Source address seen by the server\n\n")
+	if len(r.NAT) == 0 {
+		b.WriteString("No successful probe reported its client address.\n")
+	} else {
+		b.WriteString("| kind | direction | seen as | ok | source rewritten |\n| --- | --- | --- | ---: | ---: |\n")
+		for _, n := range r.NAT {
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d |\n", cell(n.Kind), n.Direction, classLabel(n.Seen), n.OK, n.NATed)
+		}
+		b.WriteString("\nDirection: the source pod's network -> the answering pod's; seen as: the network of the client address " +
+			"the server reported; source rewritten: probes whose client address is not the source pod's own IP (SNAT/masquerade).\n")
+	}
+
+	if n := len(r.UnexplainedProbes); n > 0 {
+		b.WriteString("\n### Unexplained failures\n\n| time | source | node | kind | destination | error |\n| --- | --- | --- | --- | --- | --- |\n")
+		for _, p := range r.UnexplainedProbes[:min(n, MaxUnexplainedListed)] {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", off(p.T), cell(srcName(p)), cell(p.SrcNode), cell(p.Kind), cell(p.Dst), cell(p.Err))
+		}
+		if n > MaxUnexplainedListed {
+			fmt.Fprintf(&b, "\nThe first %d of %d.\n", MaxUnexplainedListed, n)
+		}
+	}
+	return b.String()
+}
+
+func fmtDur(d time.Duration) string {
+	return d.Round(time.Millisecond).String()
+}
+
+func pct(n, of int) string {
+	if of == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(of))
+}
+
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
+}
