@@ -1,0 +1,265 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Namespaces of the lab's workloads.
+const (
+	AppsNamespace    = "lab-apps"
+	MonitorNamespace = "lab-monitor"
+	// MonitorServiceIP is the ClusterIP of the monitor's Service.
+	MonitorServiceIP = "10.96.100.10"
+	// WebServiceIP is the ClusterIP of the web app's Service.
+	WebServiceIP = "10.96.100.20"
+)
+
+// Workloads deploys the test applications (agnhost netexec servers):
+// Deployment web (3 replicas, PDB maxUnavailable 1) behind Service web,
+// Deployment api (2 replicas, PDB minAvailable 1) behind Service api, and
+// StatefulSet db (2 replicas) behind its headless Service.
+func (l *Lab) Workloads(ctx context.Context) error {
+	_, err := l.Cluster.Apply(ctx, []byte(strings.NewReplacer(
+		"NAMESPACE", AppsNamespace, "IMAGE", Images.Agnhost, "WEBIP", WebServiceIP).Replace(workloadsYAML)))
+	return err
+}
+
+// Monitor deploys the probe DaemonSet (one labprobe per node, every taint
+// tolerated so that cordoned and draining nodes keep theirs), its headless
+// Service for the peer list and a ClusterIP Service. Each probe writes to
+// /var/lib/lab-monitor on its node, which is l.MonitorDir on the host.
+// interval and timeout are Go durations ("500ms", "3s").
+func (l *Lab) Monitor(ctx context.Context, interval, timeout string) error {
+	_, err := l.Cluster.Apply(ctx, []byte(strings.NewReplacer(
+		"NAMESPACE", MonitorNamespace, "IMAGE", Images.Probe, "SVCIP", MonitorServiceIP,
+		"INTERVAL", interval, "TIMEOUT", timeout, "WEBURL", fmt.Sprintf("http://%s/clientip", WebServiceIP),
+	).Replace(monitorYAML)))
+	return err
+}
+
+const workloadsYAML = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: NAMESPACE
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: NAMESPACE
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 2
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: ScheduleAnyway
+        labelSelector:
+          matchLabels: {app: web}
+      tolerations:
+      - key: node-role.kubernetes.io/control-plane
+        operator: Exists
+        effect: NoSchedule
+      containers:
+      - name: web
+        image: IMAGE
+        args: ["netexec", "--http-port=8080"]
+        ports:
+        - containerPort: 8080
+        readinessProbe:
+          httpGet: {path: /healthz, port: 8080}
+          periodSeconds: 2
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+  namespace: NAMESPACE
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels: {app: web}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: NAMESPACE
+spec:
+  clusterIP: WEBIP
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 8080
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: NAMESPACE
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: api}
+  template:
+    metadata:
+      labels: {app: api}
+    spec:
+      terminationGracePeriodSeconds: 2
+      tolerations:
+      - key: node-role.kubernetes.io/control-plane
+        operator: Exists
+        effect: NoSchedule
+      containers:
+      - name: api
+        image: IMAGE
+        args: ["netexec", "--http-port=8080"]
+        readinessProbe:
+          httpGet: {path: /healthz, port: 8080}
+          periodSeconds: 2
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: api
+  namespace: NAMESPACE
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels: {app: api}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: api
+  namespace: NAMESPACE
+spec:
+  selector: {app: api}
+  ports:
+  - port: 80
+    targetPort: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: db
+  namespace: NAMESPACE
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports:
+  - port: 8080
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+  namespace: NAMESPACE
+spec:
+  serviceName: db
+  replicas: 2
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      terminationGracePeriodSeconds: 2
+      tolerations:
+      - key: node-role.kubernetes.io/control-plane
+        operator: Exists
+        effect: NoSchedule
+      containers:
+      - name: db
+        image: IMAGE
+        args: ["netexec", "--http-port=8080"]
+        readinessProbe:
+          httpGet: {path: /healthz, port: 8080}
+          periodSeconds: 2
+`
+
+const monitorYAML = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: NAMESPACE
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: monitor-peers
+  namespace: NAMESPACE
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector: {app: monitor}
+  ports:
+  - port: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: monitor
+  namespace: NAMESPACE
+spec:
+  clusterIP: SVCIP
+  selector: {app: monitor}
+  ports:
+  - port: 8080
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: monitor
+  namespace: NAMESPACE
+spec:
+  selector:
+    matchLabels: {app: monitor}
+  template:
+    metadata:
+      labels: {app: monitor}
+    spec:
+      terminationGracePeriodSeconds: 1
+      tolerations:
+      - operator: Exists
+      containers:
+      - name: probe
+        image: IMAGE
+        args:
+        - --listen=:8080
+        - --peers=monitor-peers.NAMESPACE.svc.cluster.local
+        - --target=svc-ip=http://SVCIP:8080/whoami
+        - --target=svc-dns=http://monitor.NAMESPACE.svc.cluster.local:8080/whoami
+        - --target=web=WEBURL
+        - --interval=INTERVAL
+        - --timeout=TIMEOUT
+        - --mtu-bytes=1400
+        - --out=/out
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        - name: POD_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+        - name: NODE_NAME
+          valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+        - name: POD_IP
+          valueFrom: {fieldRef: {fieldPath: status.podIP}}
+        readinessProbe:
+          httpGet: {path: /healthz, port: 8080}
+          periodSeconds: 2
+        volumeMounts:
+        - name: out
+          mountPath: /out
+      volumes:
+      - name: out
+        hostPath:
+          path: /var/lib/lab-monitor
+          type: Directory
+`
