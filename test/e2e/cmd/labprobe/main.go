@@ -132,30 +132,44 @@ func run() error {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
+	// IPv4 only (the lab's networks are): one A query per lookup, never
+	// the parallel A and AAAA queries of one socket that race in conntrack.
+	dialer := &net.Dialer{Timeout: *timeout}
 	client := &http.Client{
 		Timeout: *timeout,
 		Transport: &http.Transport{
 			DisableKeepAlives: true,
 			Proxy:             nil,
-			DialContext:       (&net.Dialer{Timeout: *timeout}).DialContext,
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return dialer.DialContext(ctx, "tcp4", addr)
+			},
 		},
 	}
 	echo := []byte(strings.Repeat("m", *mtuBytes))
 	var peerIPs []string
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	probe := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
+	// Rounds start on the ticker and do not wait for each other: a slow or
+	// timed-out probe does not thin out the probes of a disrupted time.
 	for {
-		var wg sync.WaitGroup
 		if *peers != "" {
-			t0 := time.Now()
-			lctx, cancel := context.WithTimeout(ctx, *timeout)
-			addrs, err := net.DefaultResolver.LookupHost(lctx, *peers)
-			cancel()
-			p := monitor.Probe{T: t0, MS: ms(t0), Kind: monitor.KindDNS, Dst: *peers, OK: err == nil, Err: short(err)}
-			if err == nil && len(addrs) == 0 {
-				p.OK, p.Err = false, "dns: no addresses"
-			}
-			rec.write(p)
+			probe(func() {
+				t0 := time.Now()
+				lctx, cancel := context.WithTimeout(ctx, *timeout)
+				addrs, err := net.DefaultResolver.LookupIP(lctx, "ip4", *peers)
+				cancel()
+				p := monitor.Probe{T: t0, MS: ms(t0), Kind: monitor.KindDNS, Dst: *peers, OK: err == nil, Err: short(err)}
+				if err == nil && len(addrs) == 0 {
+					p.OK, p.Err = false, "dns: no addresses"
+				}
+				rec.write(p)
+			})
 		}
 		if *out != "" {
 			if ips, err := readPeers(*out, me); err == nil {
@@ -164,27 +178,14 @@ func run() error {
 		}
 		for _, ip := range peerIPs {
 			base := "http://" + net.JoinHostPort(ip, port)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rec.probe(ctx, client, monitor.KindPod, ip, http.MethodGet, base+"/whoami", nil)
-			}()
+			probe(func() { rec.probe(ctx, client, monitor.KindPod, ip, http.MethodGet, base+"/whoami", nil) })
 			if len(echo) > 0 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					rec.probe(ctx, client, monitor.KindMTU, ip, http.MethodPost, base+"/echo", echo)
-				}()
+				probe(func() { rec.probe(ctx, client, monitor.KindMTU, ip, http.MethodPost, base+"/echo", echo) })
 			}
 		}
 		for _, t := range ts {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rec.probe(ctx, client, t.name, hostOf(t.url), http.MethodGet, t.url, nil)
-			}()
+			probe(func() { rec.probe(ctx, client, t.name, hostOf(t.url), http.MethodGet, t.url, nil) })
 		}
-		wg.Wait()
 		select {
 		case <-ctx.Done():
 			return nil
