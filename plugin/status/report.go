@@ -389,6 +389,12 @@ func Assemble(in Input) *Report {
 	r.Rollout.Remaining = len(r.Rollout.Order) + len(r.Rollout.RollingBack)
 
 	r.Next = NextStep(r, in.NodeConfigsServed)
+	if r.Next.Stage == StageFinalized {
+		// finalize removes the nodes' annotations: a node without a phase
+		// is then on Cilium, not one a rollout has yet to take.
+		r.Rollout.Order = []string{}
+		r.Rollout.Remaining = len(r.Rollout.RollingBack)
+	}
 	if c.Problem != nil && r.Next.Stage != StageFinalized {
 		r.Warnings = append(r.Warnings, strings.Join(strings.Fields(c.Problem.Error()), " "))
 	}

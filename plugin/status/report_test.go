@@ -362,3 +362,28 @@ func TestAssembleRollingBack(t *testing.T) {
 		t.Errorf("begun rollback %+v", n)
 	}
 }
+
+// TestAssembleFinalized: after finalize the nodes carry no phase; they are
+// on Cilium, not waiting for a rollout (found on the real datapath: status
+// said "0/3 done, 3 remaining" next to "the migration is finalized").
+func TestAssembleFinalized(t *testing.T) {
+	c := &detect.Cluster{
+		Cilium:   detect.Cilium{Installed: true, Namespace: "kube-system", Version: "1.18.11", PodCIDRs: []string{"10.245.0.0/16"}},
+		PodCIDRs: []detect.SourcedCIDR{{CIDR: "10.244.0.0/16"}},
+		Nodes:    []detect.Node{{Name: "cp", ControlPlane: true, Ready: true}, {Name: "w1", Ready: true}},
+	}
+	nw, _ := NetworksOf(c)
+	tl := NewTally(nw)
+	tl.Add(Pod{Node: "w1", IP: mustAddr("10.245.1.2"), Phase: corev1.PodRunning})
+	r := Assemble(Input{Cluster: c, Nodes: []corev1.Node{node("w1", false, "", false, false), node("cp", true, "", false, false)}, Tally: tl, CiliumNamespace: "kube-system"})
+	if r.Next.Stage != StageFinalized || r.Rollout.Remaining != 0 || len(r.Rollout.Order) != 0 || r.Rollout.Nodes != 2 {
+		t.Fatalf("next %+v rollout %+v", r.Next, r.Rollout)
+	}
+	var b bytes.Buffer
+	if err := r.PrintTable(&b, output.Style{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "nodes     2, all on Cilium: the migration is finalized") || strings.Contains(b.String(), "remaining") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

@@ -50,6 +50,9 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 	if ro.Remaining > 0 {
 		nodes += fmt.Sprintf(", %d remaining in rollout order: %s", ro.Remaining, listNames(ro.Order))
 	}
+	if r.Next.Stage == StageFinalized {
+		nodes = fmt.Sprintf("%d, all on Cilium: the migration is finalized", ro.Nodes)
+	}
 	row("  nodes", nodes)
 	if err := tw.Flush(); err != nil {
 		return err
