@@ -1,8 +1,9 @@
 // Command labprobe is the datapath lab's downtime monitor: one per node (a
 // DaemonSet), it serves /whoami, /healthz and /echo and, every interval,
 // probes every peer pod by its IP (a /whoami and a large /echo), each
-// target URL (Services by ClusterIP and by DNS name) and the cluster DNS
-// lookup of the peer Service, writing one JSON line per probe
+// target URL (Services by ClusterIP and by DNS name), the cluster DNS
+// lookup of the peer Service and itself over loopback (a CPU-starvation
+// gauge), writing one JSON line per probe
 // (monitor.Probe) to OUT/POD_NAME.jsonl. Each probe is a new TCP
 // connection, so each one goes through the datapath (and conntrack) afresh.
 //
@@ -186,6 +187,11 @@ func run() error {
 		for _, t := range ts {
 			probe(func() { rec.probe(ctx, client, t.name, hostOf(t.url), http.MethodGet, t.url, nil) })
 		}
+		// Itself over loopback: no datapath, so a slow answer measures how
+		// starved the node's CPU is (monitor.Starved).
+		probe(func() {
+			rec.probe(ctx, client, monitor.KindLoopback, "127.0.0.1", http.MethodGet, "http://"+net.JoinHostPort("127.0.0.1", port)+"/healthz", nil)
+		})
 		select {
 		case <-ctx.Done():
 			return nil

@@ -70,6 +70,35 @@ type Window struct {
 	Node       string
 	Start, End time.Time
 	Reason     string
+
+	took time.Duration // Starved's merge only
+}
+
+// Starved returns a window (of every node: Node "") around each loopback
+// probe slower than slow or failed: the probe program could not even answer
+// itself in time, so a datapath probe that timed out then (it started up to
+// timeout earlier) may have lost no packet. Overlapping windows are merged.
+func Starved(probes []Probe, slow, timeout time.Duration) []Window {
+	var out []Window
+	for _, p := range probes {
+		took := time.Duration(p.MS * float64(time.Millisecond))
+		if p.Kind != KindLoopback || (p.OK && took <= slow) {
+			continue
+		}
+		w := Window{Start: p.T.Add(-timeout), End: p.T.Add(took + time.Millisecond), Reason: "host CPU starved (a loopback probe took " + took.Round(time.Millisecond).String() + ")"}
+		if n := len(out); n > 0 && !w.Start.After(out[n-1].End) {
+			if w.End.After(out[n-1].End) {
+				out[n-1].End = w.End
+			}
+			if took > out[n-1].took {
+				out[n-1].Reason, out[n-1].took = w.Reason, took
+			}
+			continue
+		}
+		w.took = took
+		out = append(out, w)
+	}
+	return out
 }
 
 // Open reports whether the window is open at t.
@@ -502,6 +531,8 @@ func compareKinds(a, b string) int {
 			return 1
 		case KindDNS:
 			return 2
+		case KindLoopback:
+			return 4
 		}
 		return 3
 	}

@@ -435,3 +435,39 @@ func TestReportJSON(t *testing.T) {
 		t.Errorf("phases: %v != %v", back.Phases, r.Phases)
 	}
 }
+
+func TestStarved(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	lp := func(s, ms float64, ok bool) Probe {
+		return Probe{T: at(s), MS: ms, Kind: KindLoopback, Dst: "127.0.0.1", OK: ok}
+	}
+	probes := []Probe{
+		lp(0, 2, true),
+		{T: at(1), MS: 3000, Kind: KindPod, Dst: "10.244.1.2", Err: "timeout"}, // not a loopback probe
+		lp(10, 800, true),
+		lp(11, 1500, true), // overlaps the one before: merged, the worse one named
+		lp(30, 5, true),
+		lp(40, 3000, false),
+	}
+	got := Starved(probes, 500*time.Millisecond, 3*time.Second)
+	want := []Window{
+		{Start: at(7), End: at(12.501), Reason: "host CPU starved (a loopback probe took 1.5s)"},
+		{Start: at(37), End: at(43.001), Reason: "host CPU starved (a loopback probe took 3s)"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d windows %+v, want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		g := got[i]
+		if g.Node != "" || !g.Start.Equal(want[i].Start) || !g.End.Equal(want[i].End) || g.Reason != want[i].Reason {
+			t.Errorf("window %d = %+v, want %+v", i, g, want[i])
+		}
+	}
+	// A starved window explains a timeout of any pair within it.
+	rep := Analyze([]Probe{probes[0], {T: at(9), MS: 3000, SrcPod: "a", SrcNode: "n1", Kind: KindPod, Dst: "10.244.1.2", Err: "timeout"}},
+		Networks{}, nil, got)
+	if len(rep.Unexplained()) != 0 {
+		t.Errorf("unexplained: %+v", rep.Unexplained())
+	}
+}

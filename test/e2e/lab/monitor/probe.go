@@ -28,6 +28,9 @@ const (
 	KindMTU = "mtu"
 	// KindDNS is the cluster DNS lookup of the peer list.
 	KindDNS = "dns"
+	// KindLoopback is a GET /healthz of the probe itself on 127.0.0.1: no
+	// datapath, so a slow one says the node's CPU was starved (see Starved).
+	KindLoopback = "loopback"
 )
 
 // IsPeerKind reports whether probes of kind go to one peer pod's IP
