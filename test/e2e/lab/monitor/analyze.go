@@ -201,6 +201,8 @@ type DirectionStats struct {
 	Direction string `json:"direction"`
 	Sent      int    `json:"sent"`
 	OK        int    `json:"ok"`
+	// Unexplained counts the failed probes no window explains.
+	Unexplained int `json:"unexplained"`
 }
 
 // NATStats count successful probes of one kind and direction by the class
@@ -388,6 +390,9 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 			ds.Sent++
 			if p.OK {
 				ds.OK++
+			}
+			if unexplained[i] {
+				ds.Unexplained++
 			}
 		}
 

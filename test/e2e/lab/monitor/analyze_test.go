@@ -299,7 +299,7 @@ func TestAnalyzeDirections(t *testing.T) {
 	}
 	r := Analyze(probes, nets, nil, nil)
 	want := []DirectionStats{
-		{"old->old", 3, 2}, {"old->new", 2, 1}, {"new->old", 1, 1}, {"new->new", 3, 3}, {"host->old", 1, 0},
+		{"old->old", 3, 2, 1}, {"old->new", 2, 1, 1}, {"new->old", 1, 1, 0}, {"new->new", 3, 3, 0}, {"host->old", 1, 0, 1},
 	}
 	if !reflect.DeepEqual(r.Directions, want) {
 		t.Errorf("directions:\n got %+v\nwant %+v", r.Directions, want)

@@ -116,10 +116,11 @@ func (r Report) Markdown() string {
 	if len(r.Directions) == 0 {
 		b.WriteString("No pod probes.\n")
 	} else {
-		b.WriteString("| direction | sent | ok | failed | success |\n| --- | ---: | ---: | ---: | ---: |\n")
+		b.WriteString("| direction | sent | ok | failed | success | unexplained |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, d := range r.Directions {
-			fmt.Fprintf(&b, "| %s | %d | %d | %d | %s |\n", d.Direction, d.Sent, d.OK, d.Sent-d.OK, pct(d.OK, d.Sent))
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %d |\n", d.Direction, d.Sent, d.OK, d.Sent-d.OK, pct(d.OK, d.Sent), d.Unexplained)
 		}
+		b.WriteString("\nFailed probes between the networks are those of a node's window (its pods down while it is drained and rebooted); unexplained ones would be traffic the two networks lost between them.\n")
 	}
 
 	b.WriteString("\n### Source address seen by the server\n\n")
