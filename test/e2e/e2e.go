@@ -151,7 +151,12 @@ func sanitize(s string) string {
 // then dies of the signal. A test binary killed outright (SIGKILL, -timeout
 // panic) still takes its clusters down: their processes get SIGKILL from the
 // kernel when it dies.
-func Run(m *testing.M) int {
+func Run(m *testing.M) int { return RunWith(m, "stopping clusters", StopAll) }
+
+// RunWith is Run with another teardown: stop runs on SIGINT or SIGTERM
+// (before the binary dies of the signal, what names it on stderr) and once
+// the tests end.
+func RunWith(m *testing.M, what string, stop func()) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
@@ -159,14 +164,14 @@ func Run(m *testing.M) int {
 		if !ok {
 			return
 		}
-		fmt.Fprintf(os.Stderr, "e2e: %v: stopping clusters\n", sig)
-		StopAll()
+		fmt.Fprintf(os.Stderr, "e2e: %v: %s\n", sig, what)
+		stop()
 		signal.Reset(sig)
 		_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
 	}()
 	defer func() {
 		signal.Stop(sigs)
-		StopAll()
+		stop()
 	}()
 	return m.Run()
 }

@@ -1,0 +1,385 @@
+package datapath
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	e2e "github.com/cni-migrate/kubectl-cni-migrate/test/e2e"
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/cluster"
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/fixture"
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab"
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab/monitor"
+)
+
+// ciliumVersion is the Cilium built for the lab (hack/datapath/build.sh).
+const ciliumVersion = "1.18.11"
+
+// labValues are merged on top of the plugin's values (kubectl cni-migrate
+// values -f): the locally built images, and what this machine cannot run
+// (see docs/datapath.md): no Envoy (C++, not buildable here), no socket-LB
+// (it attaches to the host-wide cgroup root, i.e. every process of the
+// machine), one operator replica (2 cores), and no CAP_SYS_RESOURCE for the
+// agent's containers (the machine's own bounding set lacks it, so runc
+// cannot grant it; the agent needs it only for the memlock rlimit, which
+// kernels from 5.11 on do not use for BPF).
+func labValues(version string) string {
+	return fmt.Sprintf(`image:
+  repository: %[1]s
+  tag: v%[3]s
+  useDigest: false
+  pullPolicy: IfNotPresent
+operator:
+  replicas: 1
+  image:
+    repository: %[2]s
+    tag: v%[3]s
+    useDigest: false
+    pullPolicy: IfNotPresent
+envoy:
+  enabled: false
+l7Proxy: false
+socketLB:
+  enabled: false
+securityContext:
+  capabilities:
+    ciliumAgent: [CHOWN, KILL, NET_ADMIN, NET_RAW, IPC_LOCK, SYS_MODULE, SYS_ADMIN, DAC_OVERRIDE, FOWNER, SETGID, SETUID]
+    cleanCiliumState: [NET_ADMIN, SYS_MODULE, SYS_ADMIN]
+`, lab.Images.CiliumRepository, lab.Images.OperatorRepository, version)
+}
+
+// plugin runs `kubectl cni-migrate ARGS` against the lab, logging its
+// output, and returns the output and the exit code.
+func plugin(t *testing.T, ctx context.Context, l *lab.Lab, args ...string) (string, int) {
+	t.Helper()
+	dir := filepath.Dir(e2e.PluginPath(t))
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Fatalf("kubectl: %v", err)
+	}
+	cmd := l.Cluster.Command(kubectl, append([]string{"cni-migrate"}, args...)...)
+	cmd.Env = append(cmd.Env, "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"), "NO_COLOR=1")
+	t0 := time.Now()
+	out, err := cluster.RunCommand(ctx, cmd)
+	code := 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	t.Logf("$ kubectl cni-migrate %s  (exit %d, %v)\n%s", strings.Join(args, " "), code, time.Since(t0).Round(time.Millisecond), out)
+	return string(out), code
+}
+
+func mustPlugin(t *testing.T, ctx context.Context, l *lab.Lab, args ...string) string {
+	t.Helper()
+	out, code := plugin(t, ctx, l, args...)
+	if code != 0 {
+		t.Fatalf("kubectl cni-migrate %s: exit %d", strings.Join(args, " "), code)
+	}
+	return out
+}
+
+// TestDatapathMigration migrates a real three-node Flannel cluster to a
+// real Cilium with the built plugin while the monitor probes every pod
+// pair and Service, and writes the downtime figures: the report goes to
+// the log, to LAB_DIR/report.md and, with E2E_DATAPATH_REPORT=PATH, to PATH
+// (make datapath-report writes docs/datapath-results.md that way).
+func TestDatapathMigration(t *testing.T) {
+	need(t)
+	e2e.PluginPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	l := startLab(t, ctx, lab.Options{CiliumVersion: ciliumVersion})
+	c := l.Cluster
+	flannelCluster(t, ctx, l)
+	if err := l.Workloads(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Monitor(ctx, probeInterval, probeTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.WaitWorkloadsReady(ctx, c, 5*time.Minute, lab.AppsNamespace, lab.MonitorNamespace, "kube-system", "kube-flannel"); err != nil {
+		t.Fatal(err)
+	}
+	tl := newTimeline()
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { tl.Watch(wctx, c.Client); close(watched) }()
+	defer func() { stopWatch(); <-watched }()
+	waitMonitorGreen(t, ctx, l, 5*time.Second, 2*time.Minute)
+	tl.Mark("flannel only")
+	time.Sleep(settle)
+
+	work := filepath.Join(l.Dir, "migration")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustPlugin(t, ctx, l, "plan")
+	userValues := filepath.Join(work, "lab-values.yaml")
+	if err := os.WriteFile(userValues, []byte(labValues(ciliumVersion)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustPlugin(t, ctx, l, "values", "--cilium-version", ciliumVersion, "-f", userValues, "--output-dir", work)
+	nets := networks(t, filepath.Join(work, "values-initial.yaml"))
+	if err := fixture.CiliumCRDs(ctx, c, ciliumVersion); err != nil {
+		t.Fatal(err)
+	}
+	tl.Mark("helm install (Cilium beside Flannel)")
+	t0 := time.Now()
+	if out, err := fixture.Helm(ctx, c, "install", "cilium", fixture.CiliumChart(c, ciliumVersion), "-n", "kube-system",
+		"-f", filepath.Join(work, "values-initial.yaml"), "--wait", "--timeout", "10m"); err != nil {
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+	t.Logf("Cilium %s installed beside Flannel in %v", ciliumVersion, time.Since(t0).Round(time.Second))
+	mustPlugin(t, ctx, l, "nodeconfig", "--apply")
+	time.Sleep(settle)
+
+	tl.Mark("rollout")
+	rollout := []string{"rollout", "--batch", "1", "--reboot-command", l.RebootCommand(),
+		"--probe-image", lab.Images.Agnhost, "--reboot-timeout", "5m", "--agent-timeout", "5m", "-o", "json"}
+	out := mustPlugin(t, ctx, l, rollout...)
+	var summary map[string]any
+	if i := strings.Index(out, "{"); i < 0 || json.Unmarshal([]byte(out[i:]), &summary) != nil {
+		t.Errorf("rollout -o json printed no JSON summary:\n%s", out)
+	}
+	for _, n := range l.Nodes {
+		checkMigratedNode(t, ctx, l, n)
+	}
+	mustPlugin(t, ctx, l, "status")
+	time.Sleep(settle)
+
+	tl.Mark("finalize")
+	mustPlugin(t, ctx, l, "finalize", "--yes", "--remove-old-cni", "--output-dir", work,
+		"--chart", fixture.CiliumChart(c, ciliumVersion), "--helm", c.Bin("helm"), "-f", userValues)
+	checkFinalized(t, ctx, l)
+	mustPlugin(t, ctx, l, "status")
+	tl.Mark("after finalize")
+	time.Sleep(settle)
+	end := time.Now()
+	stopWatch()
+	<-watched
+	t.Logf("timeline:\n%s", tl)
+
+	report(t, l, nets, tl, end)
+}
+
+// probeInterval and probeTimeout are the monitor's. The timeout is 3s,
+// not 1s: the lab's nodes share the machine's 2 cores, and while the
+// Cilium agents compile their BPF programs (clang, at every agent start)
+// probe latencies reached 1.8s with no packet lost; 3s is also what a
+// connection needs when its first two SYNs are lost, so a probe fails only
+// when the datapath does. settle is how long the test lets the monitor run
+// between the parts of the migration (so each phase has probes of its own).
+const (
+	probeInterval = "500ms"
+	probeTimeout  = "3s"
+	probeTimeoutD = 3 * time.Second
+	settle        = 15 * time.Second
+)
+
+// networks reads the pod networks from the plugin's values: Cilium's
+// pool, and the old network it routes natively while both exist.
+func networks(t *testing.T, valuesFile string) monitor.Networks {
+	t.Helper()
+	b, err := os.ReadFile(valuesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		IPAM struct {
+			Operator struct {
+				Pool []string `json:"clusterPoolIPv4PodCIDRList"`
+			} `json:"operator"`
+		} `json:"ipam"`
+	}
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	var nets monitor.Networks
+	for _, p := range v.IPAM.Operator.Pool {
+		nets.New = append(nets.New, netip.MustParsePrefix(p))
+	}
+	if len(nets.New) == 0 {
+		t.Fatalf("%s: no ipam.operator.clusterPoolIPv4PodCIDRList", valuesFile)
+	}
+	nets.Old = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")} // kube-flannel.yml's net-conf.json
+	return nets
+}
+
+// report analyses the monitor's probes, writes the figures and fails the
+// test for every failed probe no disruption window explains.
+func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end time.Time) {
+	t.Helper()
+	probes, err := monitor.Load(l.MonitorDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []monitor.Probe
+	phases := tl.Phases(end)
+	if len(phases) == 0 {
+		t.Fatal("no phases recorded")
+	}
+	for _, p := range probes {
+		if !p.T.Before(phases[0].Start) && p.T.Before(end) {
+			kept = append(kept, p)
+		}
+	}
+	// A timeout while the machine's CPU was starved (the probe could not
+	// answer itself over loopback in 500ms) is the lab's, not the
+	// datapath's: such windows are listed in the report with the rest.
+	windows := append(tl.Windows(), monitor.Starved(kept, 500*time.Millisecond, probeTimeoutD)...)
+	rep := monitor.Analyze(kept, nets, phases, windows)
+	md := fmt.Sprintf("Cilium %s, 3 nodes (1 control plane, 2 workers), `rollout --batch 1`, probes every %s with a %s timeout.\n\n%s",
+		ciliumVersion, probeInterval, probeTimeout, rep.Markdown())
+	t.Logf("downtime report:\n%s", md)
+	files := []string{filepath.Join(l.Dir, "report.md")}
+	if p := os.Getenv("E2E_DATAPATH_REPORT"); p != "" {
+		files = append(files, p)
+	}
+	for _, f := range files {
+		if err := os.WriteFile(f, []byte(md), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	if js, err := rep.JSON(); err == nil {
+		_ = os.WriteFile(filepath.Join(l.Dir, "report.json"), js, 0o644)
+	}
+	if len(kept) == 0 {
+		t.Fatal("the monitor recorded no probes")
+	}
+	un := rep.Unexplained()
+	for i, p := range un {
+		if i == 20 {
+			t.Errorf("... and %d more", len(un)-20)
+			break
+		}
+		t.Errorf("unexplained failure: %s %s (%s) -> %s %s: %s", p.T.Format("15:04:05.000"), p.SrcPod, p.SrcNode, p.Kind, p.Dst, p.Err)
+	}
+}
+
+// checkMigratedNode checks what a migrated node must show: its pods on
+// Cilium's pool, Cilium's conflist in place of Flannel's (renamed, not
+// deleted), and the agent running with the CiliumNodeConfig's settings
+// (the configuration cilium-dbg build-config resolved for the node, which
+// the agent reads) and healthy by cilium-dbg status.
+func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, n *lab.Node) {
+	t.Helper()
+	pods, err := l.Cluster.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := ""
+	for _, p := range pods.Items {
+		if p.Labels["k8s-app"] == "cilium" && p.Namespace == "kube-system" {
+			agent = p.Name
+		}
+		if p.Spec.HostNetwork || p.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		if !strings.HasPrefix(p.Status.PodIP, "10.245.") {
+			t.Errorf("%s: pod %s/%s has %s, not an address of Cilium's pool", n.Name, p.Namespace, p.Name, p.Status.PodIP)
+		}
+	}
+	ls, err := n.Exec(ctx, "ls", "/etc/cni/net.d")
+	if err != nil {
+		t.Error(err)
+	}
+	files := strings.Fields(string(ls))
+	t.Logf("%s: /etc/cni/net.d: %s", n.Name, strings.Join(files, " "))
+	if !slices.Contains(files, "05-cilium.conflist") {
+		t.Errorf("%s: no 05-cilium.conflist", n.Name)
+	}
+	if slices.Contains(files, "10-flannel.conflist") || !slices.Contains(files, "10-flannel.conflist.cilium_bak") {
+		t.Errorf("%s: 10-flannel.conflist was not renamed to 10-flannel.conflist.cilium_bak", n.Name)
+	}
+	if agent == "" {
+		t.Errorf("%s: no Cilium agent pod", n.Name)
+		return
+	}
+	cnc, err := l.Cluster.Kubectl(ctx, "get", "ciliumnodeconfigs.cilium.io", "-n", "kube-system", "-o", "json")
+	if err != nil {
+		t.Fatalf("get CiliumNodeConfigs: %v\n%s", err, cnc)
+	}
+	var list struct {
+		Items []struct {
+			Spec struct {
+				Defaults map[string]string `json:"defaults"`
+			} `json:"spec"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(cnc, &list); err != nil || len(list.Items) != 1 {
+		t.Fatalf("want one CiliumNodeConfig: %v\n%s", err, cnc)
+	}
+	got := agentConfig(t, ctx, l, agent, slices.Collect(maps.Keys(list.Items[0].Spec.Defaults)))
+	for k, want := range list.Items[0].Spec.Defaults {
+		if got[k] != want {
+			t.Errorf("%s: agent %s runs with %s=%q, the CiliumNodeConfig sets %q", n.Name, agent, k, got[k], want)
+		}
+	}
+	if out, err := l.Cluster.Kubectl(ctx, "-n", "kube-system", "exec", agent, "-c", "cilium-agent", "--", "cilium-dbg", "status", "--brief"); err != nil {
+		t.Errorf("%s: cilium-dbg status: %v\n%s", n.Name, err, out)
+	}
+}
+
+// agentConfig reads the agent's resolved configuration (the directory
+// cilium-dbg build-config writes in the agent pod's config init container).
+func agentConfig(t *testing.T, ctx context.Context, l *lab.Lab, pod string, keys []string) map[string]string {
+	t.Helper()
+	slices.Sort(keys)
+	script := `for k in "$@"; do printf '%s=%s\n' "$k" "$(cat /tmp/cilium/config-map/$k 2>/dev/null)"; done`
+	out, err := l.Cluster.Kubectl(ctx, append([]string{"-n", "kube-system", "exec", pod, "-c", "cilium-agent", "--", "sh", "-c", script, "sh"}, keys...)...)
+	if err != nil {
+		t.Fatalf("read the agent's configuration: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			got[k] = v
+		}
+	}
+	return got
+}
+
+// checkFinalized checks what finalize must leave: no CiliumNodeConfig, no
+// Flannel DaemonSet, and every agent running with the final values (Cilium
+// writes its own conflist: custom-cni-conf false) and healthy.
+func checkFinalized(t *testing.T, ctx context.Context, l *lab.Lab) {
+	t.Helper()
+	if out, err := l.Cluster.Kubectl(ctx, "get", "ciliumnodeconfigs.cilium.io", "-A", "-o", "name"); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("CiliumNodeConfigs left after finalize: %v %s", err, out)
+	}
+	if _, err := l.Cluster.Client.AppsV1().DaemonSets("kube-flannel").Get(ctx, "kube-flannel-ds", metav1.GetOptions{}); err == nil {
+		t.Error("the Flannel DaemonSet is still there after finalize --remove-old-cni")
+	}
+	pods, err := l.Cluster.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=cilium"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != len(l.Nodes) {
+		t.Errorf("%d Cilium agents after finalize, want %d", len(pods.Items), len(l.Nodes))
+	}
+	for _, p := range pods.Items {
+		got := agentConfig(t, ctx, l, p.Name, []string{"custom-cni-conf", "write-cni-conf-when-ready"})
+		if got["custom-cni-conf"] != "false" {
+			t.Errorf("agent %s on %s runs with custom-cni-conf=%q after finalize, want false", p.Name, p.Spec.NodeName, got["custom-cni-conf"])
+		}
+		if out, err := l.Cluster.Kubectl(ctx, "-n", "kube-system", "exec", p.Name, "-c", "cilium-agent", "--", "cilium-dbg", "status", "--brief"); err != nil {
+			t.Errorf("agent %s on %s: cilium-dbg status: %v\n%s", p.Name, p.Spec.NodeName, err, out)
+		}
+	}
+}

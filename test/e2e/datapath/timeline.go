@@ -1,0 +1,184 @@
+package datapath
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab/monitor"
+)
+
+// Annotations the plugin writes on nodes (plugin/migrate/phase.go); the
+// timeline reads them as a user's tooling would, from the API.
+const (
+	annotationPhase = "cni-migrate.io/phase"
+	phaseCordoned   = "cordoned"
+	phaseDone       = "done"
+)
+
+// timeline records what happened when: marks the test sets (helm install,
+// rollout, finalize) and, by polling the nodes, when each node's migration
+// began (cordoned) and ended (phase done, schedulable and Ready again). The
+// monitor's phases and disruption windows come from it.
+type timeline struct {
+	mu    sync.Mutex
+	marks []mark
+	nodes map[string]*nodeSpan
+	order []string
+}
+
+type mark struct {
+	name string
+	t    time.Time
+}
+
+type nodeSpan struct {
+	start, end time.Time
+	reboots    int
+	lastBoot   string
+}
+
+func newTimeline() *timeline { return &timeline{nodes: map[string]*nodeSpan{}} }
+
+// Mark records that the named part of the run begins now.
+func (tl *timeline) Mark(name string) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	tl.marks = append(tl.marks, mark{name, time.Now()})
+}
+
+// Watch follows the nodes until ctx ends (a watch, so that a node's
+// start is seen within milliseconds of the plugin's cordon, before its
+// drain evicts anything; relisting whenever the watch ends).
+func (tl *timeline) Watch(ctx context.Context, cs kubernetes.Interface) {
+	for ctx.Err() == nil {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		tl.observe(time.Now(), nodes.Items)
+		w, err := cs.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{ResourceVersion: nodes.ResourceVersion})
+		if err != nil {
+			continue
+		}
+		for ev := range w.ResultChan() {
+			if n, ok := ev.Object.(*corev1.Node); ok && ev.Type != watch.Deleted {
+				tl.observe(time.Now(), []corev1.Node{*n})
+			}
+		}
+		w.Stop()
+	}
+}
+
+func (tl *timeline) observe(now time.Time, nodes []corev1.Node) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for _, n := range nodes {
+		phase := n.Annotations[annotationPhase]
+		sp := tl.nodes[n.Name]
+		if sp == nil {
+			if phase == "" {
+				continue
+			}
+			sp = &nodeSpan{start: now, lastBoot: n.Status.NodeInfo.BootID}
+			tl.nodes[n.Name] = sp
+			tl.order = append(tl.order, n.Name)
+		}
+		if b := n.Status.NodeInfo.BootID; b != sp.lastBoot {
+			sp.reboots++
+			sp.lastBoot = b
+		}
+		if sp.end.IsZero() && phase == phaseDone && !n.Spec.Unschedulable && nodeReady(n) {
+			sp.end = now
+		}
+	}
+}
+
+func nodeReady(n corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Phases are the monitor's phases: from each mark to the next, the
+// rollout split by node (from the node's start to the next node's start).
+// The run ends at end.
+func (tl *timeline) Phases(end time.Time) []monitor.Phase {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	type cut struct {
+		name string
+		t    time.Time
+	}
+	var cuts []cut
+	for _, m := range tl.marks {
+		if m.name == "rollout" && len(tl.order) > 0 {
+			cuts = append(cuts, cut{"rollout (starting)", m.t})
+			continue
+		}
+		cuts = append(cuts, cut{m.name, m.t})
+	}
+	for _, n := range tl.order {
+		cuts = append(cuts, cut{"rollout: " + n, tl.nodes[n].start})
+	}
+	slices.SortStableFunc(cuts, func(a, b cut) int { return a.t.Compare(b.t) })
+	var out []monitor.Phase
+	for i, c := range cuts {
+		e := end
+		if i+1 < len(cuts) {
+			e = cuts[i+1].t
+		}
+		if !e.After(c.t) {
+			continue
+		}
+		out = append(out, monitor.Phase{Name: c.name, Start: c.t, End: e})
+	}
+	return out
+}
+
+// Windows are the nodes' disruption windows: from the node's start
+// (cordoned) to its end (done, uncordoned, Ready).
+func (tl *timeline) Windows() []monitor.Window {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var out []monitor.Window
+	for _, n := range tl.order {
+		sp := tl.nodes[n]
+		reason := "cordon, drain"
+		if sp.reboots > 0 {
+			reason += ", reboot"
+		}
+		out = append(out, monitor.Window{Node: n, Start: sp.start, End: sp.end, Reason: reason})
+	}
+	return out
+}
+
+// String sums the timeline up for the log.
+func (tl *timeline) String() string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var b strings.Builder
+	for _, m := range tl.marks {
+		fmt.Fprintf(&b, "%s %s\n", m.t.Format("15:04:05.000"), m.name)
+	}
+	for _, n := range tl.order {
+		sp := tl.nodes[n]
+		fmt.Fprintf(&b, "%s: %s .. %s (%d reboots)\n", n, sp.start.Format("15:04:05.000"), sp.end.Format("15:04:05.000"), sp.reboots)
+	}
+	return b.String()
+}
