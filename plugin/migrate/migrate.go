@@ -133,6 +133,8 @@ type Migrator struct {
 	progress *Progress
 	now      func() time.Time
 	run      CommandRunner
+	// freshAgentWait is FreshAgentWait (shorter in tests).
+	freshAgentWait time.Duration
 }
 
 // New returns a Migrator. progress receives the progress lines; run runs
@@ -141,7 +143,7 @@ func New(cl *kube.Clients, opts Options, progress *Progress, run CommandRunner) 
 	if run == nil {
 		run = ExecRunner
 	}
-	return &Migrator{cl: cl, opts: opts, progress: progress, now: time.Now, run: run}
+	return &Migrator{cl: cl, opts: opts, progress: progress, now: time.Now, run: run, freshAgentWait: FreshAgentWait}
 }
 
 // Target is a node to migrate (or roll back) and its state when the run
@@ -885,7 +887,7 @@ func (m *Migrator) restartAgent(ctx context.Context, plan *Plan, name string) (s
 		return m.dryNote("would delete " + strings.Join(oldNames, ", ")), m.record(ctx, name, StepRestartAgent, nil)
 	}
 	start := m.now()
-	p, err := m.waitAgent(ctx, plan.Namespace, name, old)
+	p, err := m.waitAgent(ctx, plan.Namespace, name, old, time.Time{})
 	if err != nil {
 		return "", err
 	}
@@ -897,8 +899,9 @@ func (m *Migrator) restartAgent(ctx context.Context, plan *Plan, name string) (s
 }
 
 // waitAgent watches until a Cilium agent pod on node that is not in old is
-// Ready, for at most the agent timeout.
-func (m *Migrator) waitAgent(ctx context.Context, ns, node string, old map[types.UID]bool) (*corev1.Pod, error) {
+// Ready, for at most the agent timeout. A non-zero since also wants the
+// pod's Ready condition to have turned true at or after since.
+func (m *Migrator) waitAgent(ctx context.Context, ns, node string, old map[types.UID]bool, since time.Time) (*corev1.Pod, error) {
 	wctx, cancel := context.WithTimeout(ctx, m.opts.AgentTimeout)
 	defer cancel()
 	pods := m.cl.Kube.CoreV1().Pods(ns)
@@ -909,7 +912,7 @@ func (m *Migrator) waitAgent(ctx context.Context, ns, node string, old map[types
 			return false, nil
 		}
 		last = p
-		if podReady(p) {
+		if podReady(p) && !readySince(p).Before(since) {
 			ready = p
 			return true, nil
 		}
@@ -975,6 +978,66 @@ func podState(p *corev1.Pod) string {
 		}
 	}
 	return s
+}
+
+// FreshAgentWait bounds how long verify waits for the Cilium agent's
+// Ready to be as recent as the node's (see waitAgentAfterReboot) before it
+// takes the agent's Ready as it is.
+const FreshAgentWait = time.Minute
+
+// waitAgentAfterReboot waits until the node's Cilium agent is Ready. After
+// a reboot the agent pod still shows the Ready of its previous boot until
+// the kubelet reports on it again, and a probe pod created then waits in
+// cilium-cni for an agent that is not up yet (found on the real datapath:
+// the CNI ADD gives up after 30 s, then the kubelet retries, a minute per
+// node). A node that went NotReady over its reboot has been Ready again
+// since its Ready condition's last transition, so an agent Ready since
+// then is this boot's. A node that never went NotReady (a fast reboot)
+// has an old transition, and any Ready agent passes; an agent that stays
+// Ready from before a later transition of the node (a flap) passes after
+// FreshAgentWait, as it did before this check.
+func (m *Migrator) waitAgentAfterReboot(ctx context.Context, ns, name string) error {
+	if m.opts.Reboot != RebootSkip {
+		n, _, err := m.getNode(ctx, name)
+		if err != nil {
+			return err
+		}
+		if since := readyTransition(n); !since.IsZero() {
+			fctx, cancel := context.WithTimeout(ctx, m.freshAgentWait)
+			_, err := m.waitAgent(fctx, ns, name, nil, since)
+			cancel()
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	_, err := m.waitAgent(ctx, ns, name, nil, time.Time{})
+	return err
+}
+
+// readySince is when the pod's Ready condition last changed (zero if it
+// has none).
+func readySince(p *corev1.Pod) time.Time {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Time{}
+}
+
+// readyTransition is when the node's Ready condition last changed (zero if
+// it has none).
+func readyTransition(n *corev1.Node) time.Time {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Time{}
 }
 
 func nodeReady(n *corev1.Node) bool {
@@ -1219,7 +1282,7 @@ func shortID(id string) string {
 
 func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string, error) {
 	if !m.opts.DryRun {
-		if _, err := m.waitAgent(ctx, plan.Namespace, name, nil); err != nil {
+		if err := m.waitAgentAfterReboot(ctx, plan.Namespace, name); err != nil {
 			return "", err
 		}
 	}

@@ -477,3 +477,69 @@ func TestPreflight(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyWaitsForTheAgentOfThisBoot: a node that went NotReady over its
+// reboot is Ready again since its Ready condition's transition; its agent
+// pod's Ready from before the reboot is stale, and verify must not start
+// the probe until the kubelet has reported the agent Ready again (on the
+// real datapath the probe otherwise waited a minute in cilium-cni). When
+// the agent's status never refreshes, verify goes on after freshAgentWait.
+func TestVerifyWaitsForTheAgentOfThisBoot(t *testing.T) {
+	for _, refresh := range []bool{true, false} {
+		t.Run(fmt.Sprintf("refresh=%v", refresh), func(t *testing.T) {
+			w := newWorld(t, nil)
+			ctx := startControllers(t, w)
+			var refreshed, early atomic.Bool
+			w.kube.PrependReactor("create", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+				if refresh && !refreshed.Load() {
+					early.Store(true)
+				}
+				return false, nil, nil
+			})
+			var calls [][]string
+			reboot := w.reboots(&calls)
+			run := func(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+				if err := reboot(ctx, argv, stdout, stderr); err != nil {
+					return err
+				}
+				// The node went NotReady and is Ready again now.
+				now := metav1.Now()
+				patch := fmt.Sprintf(`{"status":{"conditions":[{"type":"Ready","status":"True","lastTransitionTime":%q}]}}`, now.UTC().Format(time.RFC3339))
+				if _, err := w.kube.CoreV1().Nodes().Patch(ctx, "worker-1", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status"); err != nil {
+					return err
+				}
+				if refresh {
+					go func() {
+						time.Sleep(300 * time.Millisecond)
+						pods, _ := w.kube.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=cilium"})
+						for _, p := range pods.Items {
+							p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue,
+								LastTransitionTime: metav1.NewTime(now.Add(2 * time.Second))}}
+							refreshed.Store(true)
+							_, _ = w.kube.CoreV1().Pods("kube-system").UpdateStatus(ctx, &p, metav1.UpdateOptions{})
+						}
+					}()
+				}
+				return nil
+			}
+			m := w.migrator(commandOptions(t), run)
+			m.freshAgentWait = 300 * time.Millisecond
+			if refresh {
+				m.freshAgentWait = 30 * time.Second // the refresh comes long before
+			}
+			plan, err := m.Preflight(ctx, w.cluster, []string{"worker-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.Run(ctx, plan); err != nil {
+				t.Fatalf("%v\n%s", err, w.stderr)
+			}
+			if early.Load() {
+				t.Error("the probe Job was created before the agent was Ready again after the reboot")
+			}
+			if p := w.node("worker-1").Annotations[AnnotationPhase]; p != "done" {
+				t.Errorf("phase %q", p)
+			}
+		})
+	}
+}
