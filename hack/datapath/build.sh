@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds everything the real-datapath lab (test/datapath) needs into
+# Builds everything the real-datapath lab (test/e2e/lab, test/e2e/datapath) needs into
 # $E2E_CACHE/datapath, on top of what hack/e2e/build-tools.sh builds:
 #
 #   bin/{kubelet,kube-proxy,agnhost}       k8s.io/kubernetes (hack/e2e/kube)
@@ -12,10 +12,11 @@
 #                                          iproute2, iptables, ipset and clang/llc
 #                                          for the images
 #
-# The lab assembles its images from these (test/datapath/image.go) and imports
+# The lab assembles its images from these (test/e2e/lab/images.go) and imports
 # them into each node's containerd: no registry is used. Every artefact has a
 # stamp with the pin it was built from and is skipped when it matches.
-# Builds run niced; independent Go builds run two at a time (2 cores).
+# Builds run niced, one after another: a go build of these trees keeps both
+# cores busy on its own.
 #
 # Usage: hack/datapath/build.sh [step...]
 #   steps: rootfs kube flannel coredns cilium (default: all)
