@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,6 +118,15 @@ func TestDatapathMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	tl := newTimeline()
+	// Each node is checked as soon as the rollout is done with it (while
+	// the rollout goes on with the next), and all of them again at the end.
+	var checks sync.WaitGroup
+	tl.onDone = func(name string) {
+		if n := l.Node(name); n != nil {
+			checks.Add(1)
+			go func() { defer checks.Done(); checkMigratedNode(t, ctx, l, n) }()
+		}
+	}
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() { tl.Watch(wctx, c.Client); close(watched) }()
@@ -157,6 +167,14 @@ func TestDatapathMigration(t *testing.T) {
 	if i := strings.Index(out, "{"); i < 0 || json.Unmarshal([]byte(out[i:]), &summary) != nil {
 		t.Errorf("rollout -o json printed no JSON summary:\n%s", out)
 	}
+	// The watch sees the last uncordon a moment after the rollout returns.
+	for i := 0; tl.Ended() < len(l.Nodes) && i < 100; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if tl.Ended() < len(l.Nodes) {
+		t.Errorf("the timeline saw %d of %d nodes migrated:\n%s", tl.Ended(), len(l.Nodes), tl)
+	}
+	checks.Wait()
 	for _, n := range l.Nodes {
 		checkMigratedNode(t, ctx, l, n)
 	}
@@ -262,6 +280,17 @@ func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end t
 	if len(kept) == 0 {
 		t.Fatal("the monitor recorded no probes")
 	}
+	// The probes crossed between the networks both ways while the cluster
+	// was half migrated.
+	crossed := map[string]int{}
+	for _, d := range rep.Directions {
+		crossed[d.Direction] = d.OK
+	}
+	for _, d := range []string{"old->new", "new->old", "new->new"} {
+		if crossed[d] == 0 {
+			t.Errorf("no successful %s pod probe: the cluster was never half migrated under the monitor", d)
+		}
+	}
 	un := rep.Unexplained()
 	for i, p := range un {
 		if i == 20 {
@@ -272,7 +301,8 @@ func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end t
 	}
 }
 
-// checkMigratedNode checks what a migrated node must show: its pods on
+// checkMigratedNode checks (from any goroutine: it never stops the test)
+// what a migrated node must show: its pods on
 // Cilium's pool, Cilium's conflist in place of Flannel's (renamed, not
 // deleted), and the agent running with the CiliumNodeConfig's settings
 // (the configuration cilium-dbg build-config resolved for the node, which
@@ -281,7 +311,8 @@ func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, n *lab.Nod
 	t.Helper()
 	pods, err := l.Cluster.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name})
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("%s: %v", n.Name, err)
+		return
 	}
 	agent := ""
 	for _, p := range pods.Items {
@@ -313,7 +344,8 @@ func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, n *lab.Nod
 	}
 	cnc, err := l.Cluster.Kubectl(ctx, "get", "ciliumnodeconfigs.cilium.io", "-n", "kube-system", "-o", "json")
 	if err != nil {
-		t.Fatalf("get CiliumNodeConfigs: %v\n%s", err, cnc)
+		t.Errorf("get CiliumNodeConfigs: %v\n%s", err, cnc)
+		return
 	}
 	var list struct {
 		Items []struct {
@@ -323,7 +355,8 @@ func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, n *lab.Nod
 		} `json:"items"`
 	}
 	if err := json.Unmarshal(cnc, &list); err != nil || len(list.Items) != 1 {
-		t.Fatalf("want one CiliumNodeConfig: %v\n%s", err, cnc)
+		t.Errorf("want one CiliumNodeConfig: %v\n%s", err, cnc)
+		return
 	}
 	got := agentConfig(t, ctx, l, agent, slices.Collect(maps.Keys(list.Items[0].Spec.Defaults)))
 	for k, want := range list.Items[0].Spec.Defaults {
@@ -344,7 +377,8 @@ func agentConfig(t *testing.T, ctx context.Context, l *lab.Lab, pod string, keys
 	script := `for k in "$@"; do printf '%s=%s\n' "$k" "$(cat /tmp/cilium/config-map/$k 2>/dev/null)"; done`
 	out, err := l.Cluster.Kubectl(ctx, append([]string{"-n", "kube-system", "exec", pod, "-c", "cilium-agent", "--", "sh", "-c", script, "sh"}, keys...)...)
 	if err != nil {
-		t.Fatalf("read the agent's configuration: %v\n%s", err, out)
+		t.Errorf("read the agent's configuration: %v\n%s", err, out)
+		return nil
 	}
 	got := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {

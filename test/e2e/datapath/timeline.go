@@ -33,6 +33,9 @@ type timeline struct {
 	marks []mark
 	nodes map[string]*nodeSpan
 	order []string
+	// onDone, when set before Watch, is called (without the lock) once
+	// for each node when its migration ends.
+	onDone func(node string)
 }
 
 type mark struct {
@@ -83,6 +86,14 @@ func (tl *timeline) Watch(ctx context.Context, cs kubernetes.Interface) {
 }
 
 func (tl *timeline) observe(now time.Time, nodes []corev1.Node) {
+	var done []string
+	defer func() {
+		for _, n := range done {
+			if tl.onDone != nil {
+				tl.onDone(n)
+			}
+		}
+	}()
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	for _, n := range nodes {
@@ -102,6 +113,7 @@ func (tl *timeline) observe(now time.Time, nodes []corev1.Node) {
 		}
 		if sp.end.IsZero() && phase == phaseDone && !n.Spec.Unschedulable && nodeReady(n) {
 			sp.end = now
+			done = append(done, n.Name)
 		}
 	}
 }
@@ -113,6 +125,19 @@ func nodeReady(n corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// Ended reports how many nodes' migrations have ended.
+func (tl *timeline) Ended() int {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	n := 0
+	for _, sp := range tl.nodes {
+		if !sp.end.IsZero() {
+			n++
+		}
+	}
+	return n
 }
 
 // Phases are the monitor's phases: from each mark to the next, the
