@@ -118,19 +118,6 @@ func TestDatapathMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	tl := newTimeline()
-	// Each node is checked as soon as the rollout is done with it (while
-	// the rollout goes on with the next), and all of them again at the end.
-	var checks sync.WaitGroup
-	tl.onDone = func(name string) {
-		if n := l.Node(name); n != nil {
-			checks.Add(1)
-			go func() { defer checks.Done(); checkMigratedNode(t, ctx, l, n) }()
-		}
-	}
-	wctx, stopWatch := context.WithCancel(ctx)
-	watched := make(chan struct{})
-	go func() { tl.Watch(wctx, c.Client); close(watched) }()
-	defer func() { stopWatch(); <-watched }()
 	waitMonitorGreen(t, ctx, l, 5*time.Second, 2*time.Minute)
 	tl.Mark("flannel only")
 	time.Sleep(settle)
@@ -157,8 +144,24 @@ func TestDatapathMigration(t *testing.T) {
 	}
 	t.Logf("Cilium %s installed beside Flannel in %v", ciliumVersion, time.Since(t0).Round(time.Second))
 	mustPlugin(t, ctx, l, "nodeconfig", "--apply")
+	defaults := nodeConfigDefaults(t, ctx, l)
 	time.Sleep(settle)
 
+	// The node watch starts before the rollout (nodes' windows begin with
+	// its first cordon). Each node is checked as soon as the rollout is
+	// done with it (while it goes on with the next), and all of them again
+	// at the end.
+	var checks sync.WaitGroup
+	tl.onDone = func(name string) {
+		if n := l.Node(name); n != nil {
+			checks.Add(1)
+			go func() { defer checks.Done(); checkMigratedNode(t, ctx, l, n, defaults) }()
+		}
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { tl.Watch(wctx, c.Client); close(watched) }()
+	defer func() { stopWatch(); <-watched }()
 	tl.Mark("rollout")
 	rollout := []string{"rollout", "--batch", "1", "--reboot-command", l.RebootCommand(),
 		"--probe-image", lab.Images.Agnhost, "--reboot-timeout", "5m", "--agent-timeout", "5m", "-o", "json"}
@@ -176,7 +179,7 @@ func TestDatapathMigration(t *testing.T) {
 	}
 	checks.Wait()
 	for _, n := range l.Nodes {
-		checkMigratedNode(t, ctx, l, n)
+		checkMigratedNode(t, ctx, l, n, defaults)
 	}
 	mustPlugin(t, ctx, l, "status")
 	time.Sleep(settle)
@@ -307,7 +310,7 @@ func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end t
 // deleted), and the agent running with the CiliumNodeConfig's settings
 // (the configuration cilium-dbg build-config resolved for the node, which
 // the agent reads) and healthy by cilium-dbg status.
-func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, n *lab.Node) {
+func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, n *lab.Node, defaults map[string]string) {
 	t.Helper()
 	pods, err := l.Cluster.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name})
 	if err != nil {
@@ -342,10 +345,24 @@ func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, n *lab.Nod
 		t.Errorf("%s: no Cilium agent pod", n.Name)
 		return
 	}
+	got := agentConfig(t, ctx, l, agent, slices.Collect(maps.Keys(defaults)))
+	for k, want := range defaults {
+		if got[k] != want {
+			t.Errorf("%s: agent %s runs with %s=%q, the CiliumNodeConfig sets %q", n.Name, agent, k, got[k], want)
+		}
+	}
+	if out, err := l.Cluster.Kubectl(ctx, "-n", "kube-system", "exec", agent, "-c", "cilium-agent", "--", "cilium-dbg", "status", "--brief"); err != nil {
+		t.Errorf("%s: cilium-dbg status: %v\n%s", n.Name, err, out)
+	}
+}
+
+// nodeConfigDefaults reads the settings of the one CiliumNodeConfig that
+// nodeconfig --apply made.
+func nodeConfigDefaults(t *testing.T, ctx context.Context, l *lab.Lab) map[string]string {
+	t.Helper()
 	cnc, err := l.Cluster.Kubectl(ctx, "get", "ciliumnodeconfigs.cilium.io", "-n", "kube-system", "-o", "json")
 	if err != nil {
-		t.Errorf("get CiliumNodeConfigs: %v\n%s", err, cnc)
-		return
+		t.Fatalf("get CiliumNodeConfigs: %v\n%s", err, cnc)
 	}
 	var list struct {
 		Items []struct {
@@ -355,18 +372,9 @@ func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, n *lab.Nod
 		} `json:"items"`
 	}
 	if err := json.Unmarshal(cnc, &list); err != nil || len(list.Items) != 1 {
-		t.Errorf("want one CiliumNodeConfig: %v\n%s", err, cnc)
-		return
+		t.Fatalf("want one CiliumNodeConfig: %v\n%s", err, cnc)
 	}
-	got := agentConfig(t, ctx, l, agent, slices.Collect(maps.Keys(list.Items[0].Spec.Defaults)))
-	for k, want := range list.Items[0].Spec.Defaults {
-		if got[k] != want {
-			t.Errorf("%s: agent %s runs with %s=%q, the CiliumNodeConfig sets %q", n.Name, agent, k, got[k], want)
-		}
-	}
-	if out, err := l.Cluster.Kubectl(ctx, "-n", "kube-system", "exec", agent, "-c", "cilium-agent", "--", "cilium-dbg", "status", "--brief"); err != nil {
-		t.Errorf("%s: cilium-dbg status: %v\n%s", n.Name, err, out)
-	}
+	return list.Items[0].Spec.Defaults
 }
 
 // agentConfig reads the agent's resolved configuration (the directory

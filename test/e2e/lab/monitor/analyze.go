@@ -70,8 +70,6 @@ type Window struct {
 	Node       string
 	Start, End time.Time
 	Reason     string
-
-	took time.Duration // Starved's merge only
 }
 
 // Starved returns a window (of every node: Node "") around each loopback
@@ -80,6 +78,7 @@ type Window struct {
 // timeout earlier) may have lost no packet. Overlapping windows are merged.
 func Starved(probes []Probe, slow, timeout time.Duration) []Window {
 	var out []Window
+	var worst []time.Duration // the slowest loopback probe of each window
 	for _, p := range probes {
 		took := time.Duration(p.MS * float64(time.Millisecond))
 		if p.Kind != KindLoopback || (p.OK && took <= slow) {
@@ -90,13 +89,13 @@ func Starved(probes []Probe, slow, timeout time.Duration) []Window {
 			if w.End.After(out[n-1].End) {
 				out[n-1].End = w.End
 			}
-			if took > out[n-1].took {
-				out[n-1].Reason, out[n-1].took = w.Reason, took
+			if took > worst[n-1] {
+				out[n-1].Reason, worst[n-1] = w.Reason, took
 			}
 			continue
 		}
-		w.took = took
 		out = append(out, w)
+		worst = append(worst, took)
 	}
 	return out
 }
