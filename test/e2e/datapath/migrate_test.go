@@ -143,6 +143,13 @@ func TestDatapathMigration(t *testing.T) {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
 	t.Logf("Cilium %s installed beside Flannel in %v", ciliumVersion, time.Since(t0).Round(time.Second))
+	// What the agents drop, to set beside any probe that failed.
+	dctx, stopDrops := context.WithCancel(ctx)
+	defer stopDrops()
+	drops, err := recordDrops(dctx, l, filepath.Join(l.Dir, "cilium-drops.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustPlugin(t, ctx, l, "nodeconfig", "--apply")
 	defaults := nodeConfigDefaults(t, ctx, l)
 	time.Sleep(settle)
@@ -194,9 +201,10 @@ func TestDatapathMigration(t *testing.T) {
 	end := time.Now()
 	stopWatch()
 	<-watched
+	stopDrops()
 	t.Logf("timeline:\n%s", tl)
 
-	report(t, l, nets, tl, end)
+	report(t, l, nets, tl, end, drops.stop())
 }
 
 // probeInterval and probeTimeout are the monitor's. The timeout is 3s,
@@ -244,7 +252,7 @@ func networks(t *testing.T, valuesFile string) monitor.Networks {
 
 // report analyses the monitor's probes, writes the figures and fails the
 // test for every failed probe no disruption window explains.
-func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end time.Time) {
+func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end time.Time, drops []drop) {
 	t.Helper()
 	probes, err := monitor.Load(l.MonitorDir)
 	if err != nil {
@@ -265,8 +273,8 @@ func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end t
 	// datapath's: such windows are listed in the report with the rest.
 	windows := append(tl.Windows(), monitor.Starved(kept, 500*time.Millisecond, probeTimeoutD)...)
 	rep := monitor.Analyze(kept, nets, phases, windows)
-	md := fmt.Sprintf("Cilium %s, 3 nodes (1 control plane, 2 workers), `rollout --batch 1`, probes every %s with a %s timeout.\n\n%s",
-		ciliumVersion, probeInterval, probeTimeout, rep.Markdown())
+	md := fmt.Sprintf("Cilium %s, 3 nodes (1 control plane, 2 workers), `rollout --batch 1`, probes every %s with a %s timeout.\n\n%s%s",
+		ciliumVersion, probeInterval, probeTimeout, rep.Markdown(), dropsMarkdown(drops, rep.Unexplained(), probeTimeoutD))
 	t.Logf("downtime report:\n%s", md)
 	files := []string{filepath.Join(l.Dir, "report.md")}
 	if p := os.Getenv("E2E_DATAPATH_REPORT"); p != "" {

@@ -24,6 +24,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -224,20 +225,39 @@ func (r *recorder) probe(ctx context.Context, c *http.Client, kind, dst, method,
 	t0 := time.Now()
 	p := monitor.Probe{T: t0, Kind: kind, Dst: dst}
 	defer func() { p.MS = ms(t0); r.write(p) }()
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	// How far the exchange got, for the error: a failure before the
+	// connection is up is another fault than one after the request went.
+	var mu sync.Mutex
+	stage := "connecting"
+	at := func(s string) { mu.Lock(); stage = s; mu.Unlock() }
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		p.Err = short(err) + " (" + stage + ")"
+	}
+	trace := &httptrace.ClientTrace{
+		GotConn: func(ci httptrace.GotConnInfo) {
+			mu.Lock()
+			stage, p.Local = "connected", ci.Conn.LocalAddr().String()
+			mu.Unlock()
+		},
+		WroteRequest:         func(httptrace.WroteRequestInfo) { at("request sent") },
+		GotFirstResponseByte: func() { at("reading the answer") },
+	}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), method, url, bytes.NewReader(body))
 	if err != nil {
 		p.Err = short(err)
 		return
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		p.Err = short(err)
+		fail(err)
 		return
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 2<<20))
 	if err != nil {
-		p.Err = short(err)
+		fail(err)
 		return
 	}
 	if resp.StatusCode != http.StatusOK {

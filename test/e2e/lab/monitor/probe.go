@@ -60,8 +60,13 @@ type Probe struct {
 	DstIP   string `json:"dst_ip,omitempty"`
 
 	OK bool `json:"ok"`
-	// Err is a short error when not OK.
+	// Err is a short error when not OK; for a pod, mtu or target probe it
+	// ends with how far the exchange got: "timeout (connecting)",
+	// "connection reset (request sent)".
 	Err string `json:"err,omitempty"`
+	// Local is the client's own address (ip:port) of the connection, once
+	// it was up: to find the probe in conntrack or in Cilium's drops.
+	Local string `json:"local,omitempty"`
 	// Seen is the client address (ip:port) the server reported, when OK:
 	// the source address after any NAT.
 	Seen string `json:"seen,omitempty"`
