@@ -27,7 +27,7 @@ var (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
-	root := cmd.NewCmdCNIMigrate(streams, cmd.BuildInfo{Version: version, Commit: commit, Date: date}, cmd.Env{NoColor: os.Getenv("NO_COLOR")})
+	root := cmd.NewCmdCNIMigrate(streams, cmd.BuildInfo{Version: version, Commit: commit, Date: date}, cmd.Env{NoColor: os.Getenv("NO_COLOR"), ProbeEndpoint: os.Getenv("KUBECTL_CNI_MIGRATE_PROBE_ENDPOINT")})
 	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {

@@ -80,6 +80,27 @@ func Needs(ciliumNS, cniNS string) []Need {
 	return out
 }
 
+// ConnectivityNeeds lists what `connectivity` (and a rollout's or node's
+// --gate connectivity) needs beyond Needs: its namespace, DaemonSet and
+// Service, the pod proxy to ask the probes, and the ConfigMap of the latest
+// matrix. The command checks them before it changes anything.
+func ConnectivityNeeds(probeNS string) []Need {
+	var out []Need
+	add := func(group, resource, sub, ns string, why string, verbs ...string) {
+		for _, v := range verbs {
+			out = append(out, Need{Group: group, Resource: resource, Subresource: sub, Verb: v, Namespace: ns, Optional: true, Why: why})
+		}
+	}
+	add("", "namespaces", "", "", "create the probes' namespace; connectivity --cleanup deletes it", "get", "create", "delete")
+	add("apps", "daemonsets", "", probeNS, "run the probe DaemonSet (connectivity)", "get", "create", "update")
+	add("", "services", "", probeNS, "put the probe Service in front of the probes (connectivity)", "get", "create")
+	add("", "services", "", "default", "find the API server's Service to check it (connectivity)", "get")
+	add("", "pods", "", probeNS, "list the probe pods (connectivity)", "list")
+	add("", "pods", "proxy", probeNS, "ask the probe pods to dial their peers, through the API server (connectivity)", "get")
+	add("", "configmaps", "", probeNS, "keep the latest connectivity matrix for status", "get", "create", "update")
+	return out
+}
+
 // Result is the outcome of checking a list of needs.
 type Result struct {
 	Checked int    `json:"checked"`

@@ -48,7 +48,7 @@ func TestDocsRBAC(t *testing.T) {
 		}
 		return false
 	}
-	for _, n := range Needs("kube-system", "kube-flannel") {
+	for _, n := range append(Needs("kube-system", "kube-flannel"), ConnectivityNeeds("cni-migrate-connectivity")...) {
 		ok := grants(clusterRules, n) || (n.Namespace == "kube-system" && grants(nsRules, n))
 		if !ok {
 			t.Errorf("docs/rbac.yaml does not grant %s (%s)", n, n.Why)

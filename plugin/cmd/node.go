@@ -142,6 +142,7 @@ type nodeOptions struct {
 	resume       string
 	kubectlFlags []string
 	commandLine  string
+	gate         gateFlags
 	cmd          *cobra.Command
 }
 
@@ -172,6 +173,7 @@ func newCmdNode(c *common) *cobra.Command {
 		},
 	}
 	o.migrateFlags.add(cmd)
+	o.gate.add(cmd)
 	fl := cmd.Flags()
 	fl.StringVarP(&o.output, "output", "o", "", "print a summary on stdout: json or yaml")
 	cmdutil.AddDryRunFlag(cmd)
@@ -218,6 +220,15 @@ func (o *nodeOptions) Validate() error {
 	}
 	if o.output != "" && o.dryRun == cmdutil.DryRunClient {
 		return errs.New(errs.Usage, "-o does not apply to --dry-run=client, which prints a script", "drop -o, or use --dry-run=server")
+	}
+	if err := o.gate.validate(); err != nil {
+		return err
+	}
+	if o.gate.gate != "" && o.dryRun != cmdutil.DryRunNone {
+		return errs.New(errs.Usage, "--gate does not apply to a dry run: nothing changes for it to check", "drop --gate, or --dry-run")
+	}
+	if o.gate.gate != "" && o.strategy == proposal.InPlace {
+		return errs.New(errs.Usage, "--gate applies to the node-by-node migration, not --strategy in-place", "drop --gate, or run connectivity before and after")
 	}
 	return o.opts.Validate()
 }
@@ -269,7 +280,22 @@ func (o *nodeOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(errOut, "Cilium in %s, pod CIDR %s, %s, reboot: %s%s\n",
 			plan.Namespace, prefixes(plan), plan.NodeConfig, o.opts.Reboot, mode)
 	}
+	mon, err := o.gate.open(ctx, o.common, cl)
+	if err == nil {
+		err = o.gate.pass(ctx, o.common, mon, "before "+strings.Join(o.names, ", "))
+	}
+	if err != nil {
+		return err
+	}
 	summary, runErr := m.Run(ctx, plan)
+	if runErr == nil {
+		runErr = o.gate.pass(ctx, o.common, mon, "after "+strings.Join(o.names, ", "))
+		if runErr != nil && summary != nil {
+			summary.ExitCode = errs.Code(runErr)
+			summary.Result = exitName(summary.ExitCode)
+			summary.Resume = o.resume
+		}
+	}
 	migrate.PrintSummary(errOut, summary, style)
 	if o.output != "" {
 		if err := printSummary(o.streams.Out, summary, o.output); err != nil && runErr == nil {

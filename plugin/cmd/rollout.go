@@ -70,6 +70,7 @@ type rolloutOptions struct {
 	resume         string
 	commandLine    string
 	kubectlFlags   []string
+	gate           gateFlags
 	cmd            *cobra.Command
 }
 
@@ -92,6 +93,7 @@ func newCmdRollout(c *common) *cobra.Command {
 		},
 	}
 	o.migrateFlags.add(cmd)
+	o.gate.add(cmd)
 	fl := cmd.Flags()
 	fl.StringVarP(&o.selector, "selector", "l", "", "migrate only the nodes matching this label selector")
 	fl.IntVar(&o.batch, "batch", 0, "workers migrated at once (default 1)")
@@ -144,6 +146,15 @@ func (o *rolloutOptions) Validate() error {
 	}
 	if o.output != "" && o.dryRun == cmdutil.DryRunClient {
 		return errs.New(errs.Usage, "-o does not apply to --dry-run=client, which prints a script", "drop -o, or use --dry-run=server")
+	}
+	if err := o.gate.validate(); err != nil {
+		return err
+	}
+	if o.gate.gate != "" && o.dryRun != cmdutil.DryRunNone {
+		return errs.New(errs.Usage, "--gate does not apply to a dry run: nothing changes for it to check", "drop --gate, or --dry-run")
+	}
+	if o.gate.gate != "" && o.strategy == proposal.InPlace {
+		return errs.New(errs.Usage, "--gate applies to the node-by-node rollout, not --strategy in-place", "drop --gate, or run connectivity before and after")
 	}
 	return o.opts.Validate()
 }
@@ -254,6 +265,13 @@ func (o *rolloutOptions) Run(ctx context.Context) error {
 	fmt.Fprintln(errOut)
 
 	var firstErr error
+	mon, err := o.gate.open(runCtx, o.common, cl)
+	if err == nil {
+		err = o.gate.pass(runCtx, o.common, mon, "before the first batch")
+	}
+	if err != nil {
+		firstErr = err
+	}
 	for i, b := range batches {
 		if firstErr != nil {
 			for _, n := range b {
@@ -278,6 +296,9 @@ func (o *rolloutOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(errOut, "batch %d/%d: %s\n", i+1, len(batches), rollout.Describe([][]rollout.Node{b}))
 		results, err := o.runBatch(runCtx, cl, plan, b, targets, len(batches) == len(todo))
 		summary.Nodes = append(summary.Nodes, results...)
+		if err == nil {
+			err = o.gate.pass(runCtx, o.common, mon, fmt.Sprintf("after batch %d/%d", i+1, len(batches)))
+		}
 		if err != nil {
 			firstErr = err
 			if cause := context.Cause(runCtx); cause != nil && errs.Code(cause) == errs.Locked {

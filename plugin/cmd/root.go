@@ -29,6 +29,10 @@ type BuildInfo struct {
 type Env struct {
 	// NoColor is the NO_COLOR environment variable.
 	NoColor string
+	// ProbeEndpoint (KUBECTL_CNI_MIGRATE_PROBE_ENDPOINT) sends the
+	// connectivity checks to this URL instead of the probe pods through the
+	// API server: the kwok e2e suite's stand-in for pods that cannot answer.
+	ProbeEndpoint string
 }
 
 // common is shared by every command.
@@ -107,6 +111,7 @@ func NewCmdCNIMigrate(streams genericiooptions.IOStreams, info BuildInfo, env En
 		newCmdNode(c),
 		newCmdRollback(c),
 		newCmdStatus(c),
+		newCmdConnectivity(c),
 		newCmdVersion(c, info),
 	)
 	return root

@@ -64,6 +64,11 @@ const (
 	HelmFailed = 17
 	// Locked: another rollout holds the cluster's lock.
 	Locked = 18
+	// ConnectivityFailed: a connectivity check failed (`connectivity`), or
+	// the matrix was not green for the settle period within the gate's
+	// timeout (`rollout`/`node --gate connectivity`: the nodes not yet begun
+	// are untouched).
+	ConnectivityFailed = 19
 	// Interrupted: the user stopped the command (Ctrl-C); what was done is
 	// recorded and a re-run continues.
 	Interrupted = 130
@@ -145,6 +150,7 @@ func Codes() []ExitCode {
 		{WaitingForUpgrade, "waiting-for-upgrade", "finalize wrote values-final.yaml; run the helm upgrade it printed, then finalize again"},
 		{HelmFailed, "helm-failed", "the helm upgrade finalize ran with --yes failed; fix it and run finalize again"},
 		{Locked, "locked", "another rollout holds the Lease kube-system/cni-migrate-rollout; wait for it, or --force-unlock a dead one"},
+		{ConnectivityFailed, "connectivity-failed", "a connectivity check failed (`connectivity`), or the matrix did not stay green for --gate-settle within --gate-timeout (`rollout`/`node --gate connectivity`; the batch is recorded, the nodes not yet begun untouched)"},
 		{Interrupted, "interrupted", "stopped by Ctrl-C or SIGTERM; run the same command again to continue"},
 	}
 }

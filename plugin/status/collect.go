@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/connectivity"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
@@ -172,6 +173,8 @@ type config struct {
 	// resourceVersions of the node and DaemonSet lists, for watches.
 	nodesRV, daemonSetsRV string
 	opts                  Options
+	// connectivity is the latest connectivity matrix kept, if any.
+	connectivity *connectivity.Matrix
 }
 
 func (c *config) isAgent(p *corev1.Pod) bool {
@@ -183,7 +186,7 @@ func (c *config) input(t *Tally, endpoints int, ncs []NodeConfig) Input {
 		Cluster: c.cluster, Nodes: c.nodes, Tally: t, CiliumNamespace: c.ciliumNS,
 		Endpoints: endpoints, EndpointsServed: c.endpointsServed,
 		NodeConfigs: ncs, NodeConfigsServed: !c.nodeConfigGVR.Empty(),
-		Warnings: c.warnings,
+		Warnings: c.warnings, Connectivity: c.connectivity,
 	}
 }
 
@@ -211,6 +214,7 @@ func (c *config) analyze() {
 // and of Cilium.
 func readConfig(ctx context.Context, cl Clients, opts Options) (*config, error) {
 	c := &config{configMaps: map[string]*corev1.ConfigMap{}, opts: opts}
+	var connWarning string
 	err := parallel(ctx,
 		func(ctx context.Context) error {
 			var err error
@@ -231,9 +235,23 @@ func readConfig(ctx context.Context, cl Clients, opts Options) (*config, error) 
 			c.endpointsServed, c.nodeConfigGVR, err = ciliumResources(cl.Kube)
 			return err
 		},
+		func(ctx context.Context) error {
+			// The latest connectivity matrix, when one was kept: none, or
+			// no right to read it, is not an error of status.
+			m, err := connectivity.Latest(ctx, cl.Kube, connectivity.DefaultNamespace)
+			if err == nil {
+				c.connectivity = m
+			} else if !apierrors.IsForbidden(err) {
+				connWarning = "cannot read the latest connectivity matrix: " + err.Error()
+			}
+			return nil
+		},
 	)
 	if err != nil {
 		return nil, err
+	}
+	if connWarning != "" {
+		c.readWarnings = append(c.readWarnings, connWarning)
 	}
 	// A first analysis finds the DaemonSets of the old CNI and of Cilium,
 	// whose ConfigMaps are read for the second.

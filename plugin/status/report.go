@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/ciliumver"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/connectivity"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
@@ -83,6 +84,22 @@ type Report struct {
 	Next            Next     `json:"next"`
 	Nodes           []Node   `json:"nodes"`
 	Warnings        []string `json:"warnings"`
+	// Connectivity is the latest connectivity matrix (kubectl cni-migrate
+	// connectivity, or a gate of rollout or node), when one was kept.
+	Connectivity *Connectivity `json:"connectivity,omitempty"`
+}
+
+// Connectivity sums up the latest connectivity matrix
+// (docs/connectivity-schema.md has the whole matrix).
+type Connectivity struct {
+	// Time is when its round ended.
+	Time metav1.Time `json:"time"`
+	// Green: every check of the round passed.
+	Green bool `json:"green"`
+	// Failures counts the failing checks.
+	Failures int `json:"failures"`
+	// Summary says it in one line, as the table prints it.
+	Summary string `json:"summary"`
 }
 
 // Cluster is what the migration runs between.
@@ -236,6 +253,8 @@ type Input struct {
 	NodeConfigsServed bool
 	// Warnings found while reading the cluster.
 	Warnings []string
+	// Connectivity is the latest connectivity matrix, nil when none was kept.
+	Connectivity *connectivity.Matrix
 }
 
 // NetworksOf returns the old and new pod networks of a cluster, and a
@@ -269,6 +288,9 @@ func Assemble(in Input) *Report {
 		Warnings: []string{},
 	}
 	r.Warnings = append(r.Warnings, in.Warnings...)
+	if m := in.Connectivity; m != nil {
+		r.Connectivity = &Connectivity{Time: m.Time, Green: m.Green, Failures: len(m.Failures), Summary: m.Summary()}
+	}
 
 	// Cluster.
 	r.Cluster.OldPodCIDRs = []string{}

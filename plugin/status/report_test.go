@@ -9,12 +9,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/ciliumver"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/connectivity"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 )
@@ -385,5 +387,29 @@ func TestAssembleFinalized(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "nodes     2, all on Cilium: the migration is finalized") || strings.Contains(b.String(), "remaining") {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+func TestAssembleConnectivity(t *testing.T) {
+	c := &detect.Cluster{Cilium: detect.Cilium{Installed: true, Namespace: "kube-system", PodCIDRs: []string{"10.245.0.0/16"}}}
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	tr := connectivity.NewTracker()
+	probes := []connectivity.Probe{{Pod: "p1", Node: "w1", IP: "10.244.1.2", Network: connectivity.NetOld, Ready: true}, {Pod: "p2", Node: "w2", IP: "10.245.2.3", Network: connectivity.NetNew, Ready: true}}
+	m := tr.Observe(at, probes, []string{"w1", "w2"}, []connectivity.Result{
+		{Check: connectivity.CheckPod, SrcPod: "p1", SrcNode: "w1", SrcNet: connectivity.NetOld, Target: "10.245.2.3", DstPod: "p2", DstNode: "w2", DstNet: connectivity.NetNew, Error: "timeout"},
+	})
+	r := Assemble(Input{Cluster: c, Connectivity: &m})
+	if r.Connectivity == nil || r.Connectivity.Green || r.Connectivity.Failures != 1 || !r.Connectivity.Time.Time.Equal(at) {
+		t.Fatalf("connectivity %+v", r.Connectivity)
+	}
+	var b bytes.Buffer
+	if err := r.PrintTable(&b, output.Style{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Connectivity: FAILING at 12:00:00 (round 1, 2 probe(s): 1 on the old network, 1 on the new): 1 failing check(s), first pod: w1 (old) -> w2 (new, 10.245.2.3): timeout"; !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
+	}
+	if r := Assemble(Input{Cluster: c}); r.Connectivity != nil {
+		t.Errorf("no matrix kept, yet %+v", r.Connectivity)
 	}
 }

@@ -101,6 +101,10 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 	} else {
 		fmt.Fprintf(w, "%s nothing: %s\n", s.Bold("Next:"), r.Next.Reason)
 	}
+	if c := r.Connectivity; c != nil {
+		label := s.Bold("Connectivity:")
+		fmt.Fprintf(w, "%s %s\n", label, c.Summary)
+	}
 	if len(r.Warnings) > 0 {
 		fmt.Fprintln(w, s.Yellow("Warnings:"))
 		for _, wn := range r.Warnings {
