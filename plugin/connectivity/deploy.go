@@ -2,7 +2,6 @@ package connectivity
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"strconv"
 
@@ -14,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 )
 
 // Defaults of the probe's objects.
@@ -175,7 +176,8 @@ func Cleanup(ctx context.Context, c kubernetes.Interface, namespace string, dryR
 		return false, err
 	}
 	if ns.Labels[LabelManagedBy] != managedBy {
-		return false, fmt.Errorf("namespace %s was not made by kubectl cni-migrate connectivity (no %s=%s label)", namespace, LabelManagedBy, managedBy)
+		return false, errs.Newf(errs.Precondition, "pass the --probe-namespace connectivity made, or delete the namespace yourself",
+			"namespace %s was not made by kubectl cni-migrate connectivity (no %s=%s label)", namespace, LabelManagedBy, managedBy)
 	}
 	opts := metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)}
 	if dryRun {
