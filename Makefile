@@ -64,7 +64,7 @@ check-docs:
 docs:
 	$(GO) run ./hack/gendocs -out docs/reference -readme README.md
 
-test: lint unit test-e2e test-krew
+test: lint unit test-e2e test-krew test-datapath
 
 include hack/e2e/e2e.mk
 include hack/release.mk

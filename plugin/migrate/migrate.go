@@ -1281,11 +1281,13 @@ func shortID(id string) string {
 }
 
 func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string, error) {
+	t0 := time.Now()
 	if !m.opts.DryRun {
 		if err := m.waitAgentAfterReboot(ctx, plan.Namespace, name); err != nil {
 			return "", err
 		}
 	}
+	agentWait := time.Since(t0)
 	job := ProbeJob(plan.Namespace, name, m.opts.ProbeImage, m.opts.ProbeTimeout)
 	jobs := m.cl.Kube.BatchV1().Jobs(plan.Namespace)
 	if !m.opts.DryRun {
@@ -1313,7 +1315,9 @@ func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string,
 	if err := m.deleteJob(ctx, plan.Namespace, job.Name, false); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("probe pod got %s (%s) and reached the API server", ip, where), m.record(ctx, name, StepVerify, nil)
+	// How the time went: the wait for this boot's agent, then the probe.
+	return fmt.Sprintf("agent Ready after %s; probe pod got %s (%s) and reached the API server %s later",
+		agentWait.Round(100*time.Millisecond), ip, where, (time.Since(t0) - agentWait).Round(100*time.Millisecond)), m.record(ctx, name, StepVerify, nil)
 }
 
 // addrCheck returns the error for a probe address the verification does

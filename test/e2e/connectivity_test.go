@@ -239,7 +239,7 @@ func TestConnectivity(t *testing.T) {
 		for _, n := range s.Nodes {
 			got[n.Name] = n.Result + "/" + n.PhaseAfter
 		}
-		if s.Result != "connectivity-failed" || got["worker-1"] != "migrated/done" || got["worker-2"] != "not-started/none" || got["control-plane"] != "not-started/none" {
+		if s.Result != "connectivity-failed" || got["worker-1"] != "migrated/done" || got["worker-2"] != "not-started/" || got["control-plane"] != "not-started/" {
 			t.Errorf("summary: result %s, nodes %v", s.Result, got)
 		}
 		for _, name := range []string{"worker-2", "control-plane"} {

@@ -126,23 +126,8 @@ func TestDatapathMigration(t *testing.T) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mustPlugin(t, ctx, l, "plan")
-	userValues := filepath.Join(work, "lab-values.yaml")
-	if err := os.WriteFile(userValues, []byte(labValues(ciliumVersion)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustPlugin(t, ctx, l, "values", "--cilium-version", ciliumVersion, "-f", userValues, "--output-dir", work)
+	userValues := ciliumBeside(t, ctx, l, work, tl.Mark)
 	nets := networks(t, filepath.Join(work, "values-initial.yaml"))
-	if err := fixture.CiliumCRDs(ctx, c, ciliumVersion); err != nil {
-		t.Fatal(err)
-	}
-	tl.Mark("helm install (Cilium beside Flannel)")
-	t0 := time.Now()
-	if out, err := fixture.Helm(ctx, c, "install", "cilium", fixture.CiliumChart(c, ciliumVersion), "-n", "kube-system",
-		"-f", filepath.Join(work, "values-initial.yaml"), "--wait", "--timeout", "10m"); err != nil {
-		t.Fatalf("helm install: %v\n%s", err, out)
-	}
-	t.Logf("Cilium %s installed beside Flannel in %v", ciliumVersion, time.Since(t0).Round(time.Second))
 	// What the agents drop, to set beside any probe that failed.
 	dctx, stopDrops := context.WithCancel(ctx)
 	defer stopDrops()
@@ -170,8 +155,9 @@ func TestDatapathMigration(t *testing.T) {
 	go func() { tl.Watch(wctx, c.Client); close(watched) }()
 	defer func() { stopWatch(); <-watched }()
 	tl.Mark("rollout")
-	rollout := []string{"rollout", "--batch", "1", "--reboot-command", l.RebootCommand(),
-		"--probe-image", lab.Images.Agnhost, "--reboot-timeout", "5m", "--agent-timeout", "5m", "-o", "json"}
+	// Gated on the plugin's own connectivity matrix: it must be green
+	// before the first node and after each one.
+	rollout := append(rolloutArgs(l), "-o", "json")
 	out := mustPlugin(t, ctx, l, rollout...)
 	var summary map[string]any
 	if i := strings.Index(out, "{"); i < 0 || json.Unmarshal([]byte(out[i:]), &summary) != nil {
@@ -205,6 +191,34 @@ func TestDatapathMigration(t *testing.T) {
 	t.Logf("timeline:\n%s", tl)
 
 	report(t, l, nets, tl, end, drops.stop())
+}
+
+// ciliumBeside runs plan and values (with labValues on top) into work and
+// installs Cilium with the plugin's values-initial.yaml beside Flannel, as
+// a user would; mark (optional) is told when the helm install begins. It
+// returns the path of the user values file.
+func ciliumBeside(t *testing.T, ctx context.Context, l *lab.Lab, work string, mark func(string)) string {
+	t.Helper()
+	c := l.Cluster
+	mustPlugin(t, ctx, l, "plan")
+	userValues := filepath.Join(work, "lab-values.yaml")
+	if err := os.WriteFile(userValues, []byte(labValues(ciliumVersion)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustPlugin(t, ctx, l, "values", "--cilium-version", ciliumVersion, "-f", userValues, "--output-dir", work)
+	if err := fixture.CiliumCRDs(ctx, c, ciliumVersion); err != nil {
+		t.Fatal(err)
+	}
+	if mark != nil {
+		mark("helm install (Cilium beside Flannel)")
+	}
+	t0 := time.Now()
+	if out, err := fixture.Helm(ctx, c, "install", "cilium", fixture.CiliumChart(c, ciliumVersion), "-n", "kube-system",
+		"-f", filepath.Join(work, "values-initial.yaml"), "--wait", "--timeout", "10m"); err != nil {
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+	t.Logf("Cilium %s installed beside Flannel in %v", ciliumVersion, time.Since(t0).Round(time.Second))
+	return userValues
 }
 
 // probeInterval and probeTimeout are the monitor's. The timeout is 3s,
@@ -273,7 +287,7 @@ func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end t
 	// datapath's: such windows are listed in the report with the rest.
 	windows := append(tl.Windows(), monitor.Starved(kept, 500*time.Millisecond, probeTimeoutD)...)
 	rep := monitor.Analyze(kept, nets, phases, windows)
-	md := fmt.Sprintf("Cilium %s, 3 nodes (1 control plane, 2 workers), `rollout --batch 1`, probes every %s with a %s timeout.\n\n%s%s",
+	md := fmt.Sprintf("Cilium %s, 3 nodes (1 control plane, 2 workers), `rollout --batch 1 --gate connectivity`, probes every %s with a %s timeout.\n\n%s%s",
 		ciliumVersion, probeInterval, probeTimeout, rep.Markdown(), dropsMarkdown(drops, rep.Unexplained(), probeTimeoutD))
 	t.Logf("downtime report:\n%s", md)
 	files := []string{filepath.Join(l.Dir, "report.md")}

@@ -71,6 +71,7 @@ type Lab struct {
 	imagesArchive     string
 	imagesFingerprint string
 	srv               *http.Server
+	stopRoutes        context.CancelFunc
 	closeOnce         sync.Once
 	closeErr          error
 }
@@ -202,6 +203,9 @@ func (l *Lab) start(ctx context.Context) error {
 	if err := l.markControlPlane(ctx); err != nil {
 		return err
 	}
+	rctx, stopRoutes := context.WithCancel(context.Background())
+	l.stopRoutes = stopRoutes
+	go l.routePods(rctx)
 	l.logf("lab: %d nodes registered after %v", len(l.Nodes), time.Since(t0).Round(time.Millisecond))
 	return nil
 }
@@ -312,6 +316,9 @@ func (l *Lab) Close() error {
 		var errs []error
 		if l.srv != nil {
 			_ = l.srv.Close()
+		}
+		if l.stopRoutes != nil {
+			l.stopRoutes()
 		}
 		t0 := time.Now()
 		// Nodes halt in parallel: each waits for its init and namespace.

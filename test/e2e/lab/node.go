@@ -40,6 +40,8 @@ type Node struct {
 	done   chan struct{}
 	boots  int
 	bootID string
+	// firewall are the iptables rules (chain, spec...) applied at each boot.
+	firewall [][]string
 }
 
 // NetNS is the name of the node's network namespace.
@@ -212,6 +214,9 @@ func (n *Node) plug(ctx context.Context) error {
 // boot starts the node: a fresh network namespace and init, a new boot ID.
 func (n *Node) boot(ctx context.Context) error {
 	if err := n.plug(ctx); err != nil {
+		return err
+	}
+	if err := n.rebootFirewall(ctx); err != nil {
 		return err
 	}
 	bootID := randomUUID()
