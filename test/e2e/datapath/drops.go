@@ -142,12 +142,17 @@ func dropsMarkdown(drops []drop, unexplained []monitor.Probe, timeout time.Durat
 		b.WriteString("None.\n")
 	} else {
 		count := map[[2]string]int{}
+		example := map[[2]string]string{}
 		for _, d := range drops {
 			reason := "?"
 			if m := dropReason.FindStringSubmatch(d.Line); m != nil {
 				reason = m[1]
 			}
-			count[[2]string{d.Node, reason}]++
+			k := [2]string{d.Node, reason}
+			count[k]++
+			if _, ok := example[k]; !ok {
+				example[k] = d.Line
+			}
 		}
 		keys := make([][2]string, 0, len(count))
 		for k := range count {
@@ -159,9 +164,9 @@ func dropsMarkdown(drops []drop, unexplained []monitor.Probe, timeout time.Durat
 			}
 			return keys[i][1] < keys[j][1]
 		})
-		b.WriteString("| node | reason | drops |\n| --- | --- | ---: |\n")
+		b.WriteString("| node | reason | drops | first one |\n| --- | --- | ---: | --- |\n")
 		for _, k := range keys {
-			fmt.Fprintf(&b, "| %s | %s | %d |\n", k[0], k[1], count[k])
+			fmt.Fprintf(&b, "| %s | %s | %d | `%s` |\n", k[0], k[1], count[k], strings.ReplaceAll(example[k], "|", "/"))
 		}
 	}
 	for _, p := range unexplained {

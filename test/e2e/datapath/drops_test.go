@@ -18,8 +18,8 @@ func TestDropsMarkdown(t *testing.T) {
 	un := []monitor.Probe{{T: t0, SrcPod: "a", SrcNode: "worker-2", Kind: monitor.KindMTU, Dst: "10.245.1.2", Err: "timeout (connecting)"}}
 	md := dropsMarkdown(drops, un, 3*time.Second)
 	for _, want := range []string{
-		"| worker-1 | Stale or unroutable IP | 1 |",
-		"| worker-2 | CT: Map insertion failed | 2 |",
+		"| worker-1 | Stale or unroutable IP | 1 | `xx drop (Stale or unroutable IP) flow 0x0 to endpoint 0: 10.245.1.2:80 -> 10.245.2.3:4000 tcp` |",
+		"| worker-2 | CT: Map insertion failed | 2 | `xx drop (CT: Map insertion failed) flow 0x1 to endpoint 12: 10.245.2.3:4000 -> 10.245.1.2:80 tcp SYN` |",
 		"Around the unexplained mtu probe a (worker-2) -> 10.245.1.2 at 09:00:00.000 (timeout (connecting))",
 		"09:00:01.000 worker-2 xx drop (CT: Map insertion failed) flow 0x1",
 	} {

@@ -53,7 +53,7 @@ func TestDatapathGate(t *testing.T) {
 	probe := []string{"--image", lab.Images.Agnhost}
 
 	out := mustPlugin(t, ctx, l, append([]string{"connectivity"}, probe...)...)
-	if !strings.Contains(out, "green for") || strings.Contains(out, "FAIL") {
+	if !strings.Contains(out, "green for") || strings.Contains(out, "FAILURES") {
 		t.Fatalf("the matrix is not green before the migration:\n%s", out)
 	}
 	record("Before the migration: Flannel, Cilium installed beside it", "connectivity", out, 0)
@@ -100,7 +100,7 @@ func TestDatapathGate(t *testing.T) {
 	record("The gated rollout, worker-2's firewall dropping UDP "+port, strings.Join(args, " "), gateLines(out), code)
 
 	out, code = plugin(t, ctx, l, append([]string{"connectivity"}, probe...)...)
-	if code != 19 || !strings.Contains(out, "FAIL") {
+	if code != 19 || !strings.Contains(out, "FAILURES") || !strings.Contains(out, "FAIL pod") {
 		t.Errorf("connectivity with the port blocked: exit %d, want 19 with failures:\n%s", code, out)
 	}
 	record("The matrix while worker-2 drops Cilium's tunnel", "connectivity", out, code)
