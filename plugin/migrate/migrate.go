@@ -1308,7 +1308,8 @@ func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string,
 	if err != nil {
 		return "", err
 	}
-	ip, err := m.waitProbe(ctx, plan, name, created, check)
+	probeStart := time.Now()
+	ip, addrAt, err := m.waitProbe(ctx, plan, name, created, check)
 	if err != nil {
 		return "", err
 	}
@@ -1316,8 +1317,8 @@ func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string,
 		return "", err
 	}
 	// How the time went: the wait for this boot's agent, then the probe.
-	return fmt.Sprintf("agent Ready after %s; probe pod got %s (%s) and reached the API server %s later",
-		agentWait.Round(100*time.Millisecond), ip, where, (time.Since(t0) - agentWait).Round(100*time.Millisecond)), m.record(ctx, name, StepVerify, nil)
+	return fmt.Sprintf("agent Ready after %s; probe pod got %s (%s) after %s and reached the API server %s later",
+		agentWait.Round(100*time.Millisecond), ip, where, addrAt.Sub(probeStart).Round(100*time.Millisecond), time.Since(addrAt).Round(100*time.Millisecond)), m.record(ctx, name, StepVerify, nil)
 }
 
 // addrCheck returns the error for a probe address the verification does
@@ -1419,13 +1420,15 @@ func (e errProbe) Error() string { return e.err.Error() }
 
 // waitProbe watches the probe Job's pod until it succeeds, and checks its
 // address with check as soon as it has one.
-func (m *Migrator) waitProbe(ctx context.Context, plan *Plan, node string, job *batchv1.Job, check addrCheck) (string, error) {
+// It also returns when the pod's address was first seen.
+func (m *Migrator) waitProbe(ctx context.Context, plan *Plan, node string, job *batchv1.Job, check addrCheck) (string, time.Time, error) {
 	ns := plan.Namespace
 	wctx, cancel := context.WithTimeout(ctx, m.opts.ProbeTimeout)
 	defer cancel()
 	pods := m.cl.Kube.CoreV1().Pods(ns)
 	var last *corev1.Pod
 	var ip string
+	var addrAt time.Time
 	keep := fmt.Sprintf("the node stays cordoned; see kubectl -n %s logs job/%s and kubectl -n %s describe job %s", ns, job.Name, ns, job.Name)
 	err := watchUntil(wctx, metav1.ListOptions{LabelSelector: JobNameLabel + "=" + job.Name}, podLister(pods.List), pods.Watch, func(e watch.Event) (bool, error) {
 		p, ok := e.Object.(*corev1.Pod)
@@ -1434,6 +1437,9 @@ func (m *Migrator) waitProbe(ctx context.Context, plan *Plan, node string, job *
 		}
 		last = p
 		if p.Status.PodIP != "" {
+			if ip == "" {
+				addrAt = time.Now()
+			}
 			ip = p.Status.PodIP
 			if err := check(ip, keep); err != nil {
 				return false, errProbe{err}
@@ -1455,20 +1461,20 @@ func (m *Migrator) waitProbe(ctx context.Context, plan *Plan, node string, job *
 	var pe errProbe
 	switch {
 	case err == nil:
-		return ip, nil
+		return ip, addrAt, nil
 	case errors.As(err, &pe):
-		return "", pe.err
+		return "", addrAt, pe.err
 	case ctx.Err() != nil:
-		return "", ctx.Err()
+		return "", addrAt, ctx.Err()
 	case wctx.Err() != nil:
 		state := "its pod was not created"
 		if last != nil {
 			state = "pod " + last.Name + " is " + podState(last)
 		}
-		return "", errs.Newf(errs.VerificationFailed, keep+" (is --probe-image "+m.opts.ProbeImage+" pullable?)",
+		return "", addrAt, errs.Newf(errs.VerificationFailed, keep+" (is --probe-image "+m.opts.ProbeImage+" pullable?)",
 			"the probe on node %s did not finish within %s: %s", node, m.opts.ProbeTimeout, state)
 	}
-	return "", m.cl.Classify(err, "watching the probe pod on node "+node)
+	return "", addrAt, m.cl.Classify(err, "watching the probe pod on node "+node)
 }
 
 func ownedBy(p *corev1.Pod, uid types.UID) bool {

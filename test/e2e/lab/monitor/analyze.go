@@ -105,6 +105,17 @@ func (w Window) Open(t time.Time) bool {
 	return !t.Before(w.Start) && (w.End.IsZero() || t.Before(w.End))
 }
 
+// During reports whether the window is open at some time in [from, to].
+func (w Window) During(from, to time.Time) bool {
+	return !w.Start.After(to) && (w.End.IsZero() || w.End.After(from))
+}
+
+// span is the time a probe was in flight: from its start to its answer
+// (or its timeout).
+func span(p Probe) (time.Time, time.Time) {
+	return p.T, p.T.Add(time.Duration(p.MS * float64(time.Millisecond)))
+}
+
 // How a failure is explained (Report.Totals).
 const (
 	explainedNo = iota
@@ -283,16 +294,20 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 	r := Report{Windows: slices.Clone(windows)}
 	r.Totals.Interval = inferInterval(ps)
 
-	openAt := func(node string, t time.Time) bool {
+	// A window explains a probe that was in flight while it was open: a
+	// drain that begins while a connection waits for its SYN's answer is
+	// what the connection fails of.
+	openAt := func(node string, p Probe) bool {
+		from, to := span(p)
 		for _, w := range windows {
-			if (w.Node == "" || w.Node == node) && w.Open(t) {
+			if (w.Node == "" || w.Node == node) && w.During(from, to) {
 				return true
 			}
 		}
 		return false
 	}
 	explain := func(p Probe) int {
-		if openAt(p.SrcNode, p.T) {
+		if openAt(p.SrcNode, p) {
 			return explainedSrc
 		}
 		if IsPeerKind(p.Kind) {
@@ -302,13 +317,14 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 					node = d.DstNode
 				}
 			}
-			if node != "" && openAt(node, p.T) {
+			if node != "" && openAt(node, p) {
 				return explainedDst
 			}
 			return explainedNo
 		}
+		from, to := span(p)
 		for _, w := range windows {
-			if w.Open(p.T) {
+			if w.During(from, to) {
 				return explainedService
 			}
 		}

@@ -164,6 +164,15 @@ func TestAnalyzeExplained(t *testing.T) {
 			wantUnexplained: []int{0},
 		},
 		{
+			// A drain that begins while a probe waits for its answer is what
+			// the probe fails of.
+			name:            "a probe in flight when the window opened",
+			probes:          []Probe{failSvc(2.5, podA, "svc-ip", "10.96.100.10"), failSvc(3.5, podA, "svc-ip", "10.96.100.10")},
+			windows:         w2,
+			wantSvc:         1,
+			wantUnexplained: []int{0},
+		},
+		{
 			name:            "pod probe while another node is disrupted",
 			probes:          []Probe{okPod(1, podA, podC), failPod(5, podA, podC.ip)},
 			windows:         w2,
@@ -240,7 +249,8 @@ func TestAnalyzeOutages(t *testing.T) {
 				okPod(0, podA, podB), okPod(0.5, podA, podB), okPod(1, podA, podB), okPod(1.5, podA, podB),
 				failPod(2, podA, podB.ip), failPod(2.5, podA, podB.ip),
 			},
-			windows: []Window{{Node: podB.node, Start: at(2.2), End: at(9)}},
+			// The probe at 2 s timed out (1 s) before the window opened.
+			windows: []Window{{Node: podB.node, Start: at(3.1), End: at(9)}},
 			want:    []want{{podA.name, KindPod, podB.name, 6, 2, 1, 1, 2, time.Second, 2, false, 1}},
 		},
 		{
@@ -262,7 +272,8 @@ func TestAnalyzeOutages(t *testing.T) {
 				okSvc(1, podB, "svc-ip", "10.96.100.10", podC, ""),
 				failPod(0.5, podB, "10.244.9.9"),
 			},
-			windows: []Window{{Node: podA.node, Start: at(0.8), End: at(2)}},
+			// The failed Service probe at 0.5 s ended (1 s timeout) before the window.
+			windows: []Window{{Node: podA.node, Start: at(1.6), End: at(2)}},
 			want: []want{
 				{podB.name, KindPod, "10.244.9.9", 1, 1, 1, 1, 0.5, 500 * time.Millisecond, 1, false, 1},
 				{podB.name, KindPod, podA.name, 6, 2, 0, 1, 1, time.Second, 2, true, 0},

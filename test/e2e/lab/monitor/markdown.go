@@ -44,7 +44,7 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "| explained by a node's window | %d |\n", t.ExplainedNode)
 	fmt.Fprintf(&b, "| Service probes explained by an open window | %d |\n", t.ExplainedService)
 	fmt.Fprintf(&b, "| **unexplained** | **%d** |\n", t.Unexplained)
-	b.WriteString("\nA failure is explained when a disruption window of its source node is open at its time, " +
+	b.WriteString("\nA failure is explained when a disruption window of its source node is open while the probe is in flight (from its start to its answer or timeout), " +
 		"or for pod and mtu probes one of the destination pod's node (known from the successful probes to the same IP). " +
 		"A failed Service probe (a target or the DNS lookup) is explained whenever any window is open, " +
 		"as its backend may be on the disrupted node. Times below are offsets from the first probe.\n")
