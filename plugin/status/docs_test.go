@@ -2,10 +2,10 @@ package status
 
 import (
 	"os"
-	"reflect"
-	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/testdoc"
 )
 
 // TestDocsStatusSchema fails when a JSON field of the report, a stage or a
@@ -16,29 +16,7 @@ func TestDocsStatusSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(data)
-	seen := map[reflect.Type]bool{}
-	var walk func(reflect.Type)
-	walk = func(ty reflect.Type) {
-		for ty.Kind() == reflect.Pointer || ty.Kind() == reflect.Slice {
-			ty = ty.Elem()
-		}
-		if ty.Kind() != reflect.Struct || seen[ty] {
-			return
-		}
-		seen[ty] = true
-		for i := 0; i < ty.NumField(); i++ {
-			f := ty.Field(i)
-			tag := strings.Split(f.Tag.Get("json"), ",")[0]
-			if tag == "-" || !f.IsExported() {
-				continue
-			}
-			if tag != "" && !regexp.MustCompile(`\b`+regexp.QuoteMeta(tag)+`\b`).MatchString(doc) {
-				t.Errorf("field %s.%s (json %q) is not documented", ty.Name(), f.Name, tag)
-			}
-			walk(f.Type)
-		}
-	}
-	walk(reflect.TypeOf(Report{}))
+	testdoc.Fields(t, doc, Report{})
 	for _, v := range []string{
 		StageInstallCilium, StageNotMigration, StageApplyNodeConfig, StageMigrateNodes, StageFinalize, StageFinalized, StageRestartPods,
 		MethodEndpoints, MethodPodIPs, MethodNone,
