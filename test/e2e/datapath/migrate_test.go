@@ -3,6 +3,7 @@ package datapath
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -78,7 +79,8 @@ func plugin(t *testing.T, ctx context.Context, l *lab.Lab, args ...string) (stri
 	code := 0
 	if err != nil {
 		code = -1
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			code = ee.ExitCode()
 		}
 	}
