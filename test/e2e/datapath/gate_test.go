@@ -82,7 +82,9 @@ func TestDatapathGate(t *testing.T) {
 			Name, Result, PhaseAfter string
 		} `json:"nodes"`
 	}
-	if i, j := strings.Index(out, "{"), strings.LastIndex(out, "}"); i < 0 || j < i || json.Unmarshal([]byte(out[i:j+1]), &summary) != nil {
+	// The summary is the JSON object that starts a line (the "to
+	// continue" line before it holds the reboot command's {{.Node}}).
+	if i, j := strings.Index(out, "\n{"), strings.LastIndex(out, "\n}"); i < 0 || j < i || json.Unmarshal([]byte(out[i+1:j+2]), &summary) != nil {
 		t.Fatalf("no JSON summary:\n%s", out)
 	}
 	got := map[string]string{}
