@@ -49,6 +49,7 @@ func TestDatapathGate(t *testing.T) {
 	ciliumBeside(t, ctx, l, work, nil)
 	mustPlugin(t, ctx, l, "nodeconfig", "--apply")
 	var report strings.Builder
+	fmt.Fprintf(&report, "`TestDatapathGate` on the real-datapath lab (Cilium %s, 3 nodes; docs/datapath.md). The probes run the lab's agnhost: every `connectivity` below ran with `--image %s`.\n\n", ciliumVersion, lab.Images.Agnhost)
 	record := func(title, cmd, out string, code int) {
 		fmt.Fprintf(&report, "### %s\n\n```\n$ kubectl cni-migrate %s\n%s\n(exit %d)\n```\n\n", title, cmd, strings.TrimSpace(out), code)
 	}
