@@ -2,7 +2,7 @@ package connectivity
 
 import (
 	"context"
-	"reflect"
+	"slices"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -144,7 +144,8 @@ func Ensure(ctx context.Context, c kubernetes.Interface, namespace, image string
 		did = append(did, "daemonset.apps/"+Name+" created")
 	case err != nil:
 		return did, err
-	case !reflect.DeepEqual(cur.Spec.Template.Spec.Containers[0].Image, image) || !reflect.DeepEqual(cur.Spec.Template.Spec.Containers[0].Args, ds.Spec.Template.Spec.Containers[0].Args):
+	case len(cur.Spec.Template.Spec.Containers) == 0 || cur.Spec.Template.Spec.Containers[0].Image != image ||
+		!slices.Equal(cur.Spec.Template.Spec.Containers[0].Args, ds.Spec.Template.Spec.Containers[0].Args):
 		cur.Spec.Template = ds.Spec.Template
 		uopts := metav1.UpdateOptions{DryRun: opts.DryRun}
 		if _, err := c.AppsV1().DaemonSets(namespace).Update(ctx, cur, uopts); err != nil {

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"time"
 
@@ -278,7 +279,7 @@ func (t *Tracker) Observe(now time.Time, probes []Probe, nodes []string, results
 			continue
 		}
 		d.Failed++
-		if !contains(p.Failed, r.Check) {
+		if !slices.Contains(p.Failed, r.Check) {
 			p.Failed = append(p.Failed, r.Check)
 		}
 		k := r.key()
@@ -363,22 +364,12 @@ func (m Matrix) GreenFor(d time.Duration) bool {
 	return m.Green && m.GreenSince != nil && m.Time.Sub(m.GreenSince.Time) >= d
 }
 
+// checkOrder places a check as Checks lists it (unknown ones last).
 func checkOrder(c string) int {
-	for i, x := range Checks() {
-		if x == c {
-			return i
-		}
+	if i := slices.Index(Checks(), c); i >= 0 {
+		return i
 	}
 	return len(Checks())
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // hostOf is the host of "host:port" (or the input when it has no port).

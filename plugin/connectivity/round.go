@@ -86,6 +86,10 @@ type Round struct {
 	Timeout time.Duration
 	// n counts the rounds run (for the rotation of the peers).
 	n int
+	// The Services' addresses, read in the first round (a ClusterIP does
+	// not change while its Service exists).
+	svcIP, apiIP string
+	apiPort      int
 }
 
 // Nodes lists the names of the nodes that should have a probe: all of them.
@@ -146,17 +150,20 @@ func (r *Round) Run(ctx context.Context) ([]Probe, []string, []Result, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	svc, err := r.Client.CoreV1().Services(r.Namespace).Get(ctx, Name, metav1.GetOptions{})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	api, err := r.Client.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	apiPort := 443
-	if len(api.Spec.Ports) > 0 {
-		apiPort = int(api.Spec.Ports[0].Port)
+	if r.svcIP == "" {
+		svc, err := r.Client.CoreV1().Services(r.Namespace).Get(ctx, Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		api, err := r.Client.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		r.apiPort = 443
+		if len(api.Spec.Ports) > 0 {
+			r.apiPort = int(api.Spec.Ports[0].Port)
+		}
+		r.svcIP, r.apiIP = svc.Spec.ClusterIP, api.Spec.ClusterIP
 	}
 	var ready []Probe
 	for _, p := range probes {
@@ -164,7 +171,7 @@ func (r *Round) Run(ctx context.Context) ([]Probe, []string, []Result, error) {
 			ready = append(ready, p)
 		}
 	}
-	return probes, nodes, r.checks(ctx, ready, svc.Spec.ClusterIP, api.Spec.ClusterIP, apiPort), nil
+	return probes, nodes, r.checks(ctx, ready, r.svcIP, r.apiIP, r.apiPort), nil
 }
 
 // Plan lists the checks of a round for the ready probes: each probe's
