@@ -83,10 +83,17 @@ func startLab(t *testing.T, ctx context.Context, opts lab.Options) *lab.Lab {
 	liveMu.Unlock()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("lab logs:\n%s", l.Logs(40))
+			// The logs go to a file in the kept directory, not the test's
+			// output, whose tail (all CI shows) must stay the failures.
 			var b strings.Builder
+			b.WriteString(l.Logs(200))
 			l.Cluster.DumpLogs(&b)
-			t.Logf("control plane logs:\n%s", b.String())
+			f := filepath.Join(l.Dir, "failure-logs.txt")
+			if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+				t.Logf("lab logs:\n%s", b.String())
+			} else {
+				t.Logf("lab and control plane logs (last lines of each): %s", f)
+			}
 		}
 		if err := l.Close(); err != nil {
 			t.Errorf("close lab: %v", err)
