@@ -283,7 +283,7 @@ func Write(dir string, pages map[string]string) error {
 // command defines must be named.
 func CheckREADME(root *cobra.Command, readme string) []string {
 	sectionRE := regexp.MustCompile("^#{2,4} `kubectl cni-migrate ([a-z-]+)")
-	flagRE := regexp.MustCompile("(?:^|[^A-Za-z0-9-])(--[a-z0-9][a-z0-9-]*|-[a-zA-Z])\\b")
+	flagRE := regexp.MustCompile(`(?:^|[^A-Za-z0-9-])(--[a-z0-9][a-z0-9-]*|-[a-zA-Z])\b`)
 	var problems []string
 	var cur *cobra.Command
 	var curName string

@@ -206,7 +206,7 @@ func SumDir(dir string) (map[string]string, error) {
 	}
 	sums := map[string]string{}
 	for _, e := range entries {
-		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".tar.gz") || strings.HasSuffix(e.Name(), ".zip")) {
+		if e.IsDir() || (!strings.HasSuffix(e.Name(), ".tar.gz") && !strings.HasSuffix(e.Name(), ".zip")) {
 			continue
 		}
 		f, err := os.Open(filepath.Join(dir, e.Name()))

@@ -82,9 +82,9 @@ func (o *nodeconfigOptions) Complete(cmd *cobra.Command) error {
 	}
 	switch o.dryRun {
 	case cmdutil.DryRunServer:
-		o.printFlags.Complete("%s (server dry run)")
+		return o.printFlags.Complete("%s (server dry run)")
 	case cmdutil.DryRunClient:
-		o.printFlags.Complete("%s (dry run)")
+		return o.printFlags.Complete("%s (dry run)")
 	}
 	return nil
 }

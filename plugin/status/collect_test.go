@@ -43,12 +43,6 @@ func (f *fakeCluster) actions() []k8stesting.Action {
 	return append(out, f.dyn.Actions()...)
 }
 
-func (f *fakeCluster) reset() {
-	f.kube.ClearActions()
-	f.meta.ClearActions()
-	f.dyn.ClearActions()
-}
-
 func newFakeCluster(t *testing.T, nodes, podsPerNode int, withCilium bool) *fakeCluster {
 	t.Helper()
 	var objs []runtime.Object

@@ -156,7 +156,7 @@ func (tl *timeline) Phases(end time.Time) []monitor.Phase {
 			cuts = append(cuts, cut{"rollout (starting)", m.t})
 			continue
 		}
-		cuts = append(cuts, cut{m.name, m.t})
+		cuts = append(cuts, cut(m))
 	}
 	for _, n := range tl.order {
 		cuts = append(cuts, cut{"rollout: " + n, tl.nodes[n].start})

@@ -315,7 +315,7 @@ func imagePath(p string) (string, error) {
 	}
 	for _, c := range strings.Split(p, "/") {
 		if c == ".." {
-			return "", fmt.Errorf("%q contains ..", p)
+			return "", fmt.Errorf("%q has a \"..\" element", p)
 		}
 	}
 	return strings.TrimPrefix(path.Clean(p), "/"), nil
