@@ -42,12 +42,11 @@ func calicoCRDsKept() string {
 }
 
 // calicoManifestObjects are the objects of a manifest install of Calico or
-// Canal: the DaemonSet, calico-kube-controllers (and calico-typha) with
+// Canal besides its DaemonSet: calico-kube-controllers (and calico-typha) with
 // their PodDisruptionBudgets and Service, canal-config or calico-config,
 // the ServiceAccounts (calico-cni-plugin too); Calico's CRDs are kept.
 func calicoManifestObjects(cni *detect.CNI) Owned {
 	return Owned{
-		DaemonSets:      []string{cni.DaemonSet},
 		Deployments:     []string{calicoKubeControllers, calicoTypha},
 		ConfigMaps:      nonEmpty(cni.ConfigMap),
 		ServiceAccounts: []string{calicoCNIPlugin},

@@ -21,7 +21,7 @@ func flannel() Source {
 		Checks: Checks{Backend: flannelBackend("flannel's")},
 		SNAT:   SNAT{OldToNew: flannelSNAT},
 		Finalize: Finalize{Owned: func(cni *detect.CNI) Owned {
-			return Owned{DaemonSets: []string{cni.DaemonSet}, ConfigMaps: nonEmpty(cni.ConfigMap), EmptyNamespace: true}
+			return Owned{ConfigMaps: nonEmpty(cni.ConfigMap), EmptyNamespace: true}
 		}},
 		Node: Node{
 			Leftovers:   "the old CNI's interfaces (for flannel: flannel.1, cni0), its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD), routes to the old pod CIDR",

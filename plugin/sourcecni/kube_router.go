@@ -19,7 +19,7 @@ func kubeRouter() Source {
 		SNAT:   SNAT{OldToNew: notAnalysed},
 		Finalize: Finalize{
 			Owned: func(cni *detect.CNI) Owned {
-				return Owned{DaemonSets: []string{cni.DaemonSet}, ConfigMaps: nonEmpty(cni.ConfigMap)}
+				return Owned{ConfigMaps: nonEmpty(cni.ConfigMap)}
 			},
 			ForeignMount: func(ns, cm string) string {
 				return fmt.Sprintf("ConfigMap %s/%s: kube-router mounts it (its kubeconfig) but it is not kube-router's", ns, cm)

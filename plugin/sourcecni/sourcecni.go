@@ -126,11 +126,12 @@ type Finalize struct {
 	ForeignMount func(namespace, configMap string) string
 }
 
-// Owned names a CNI's own objects in its namespace. Objects that do not
-// exist are skipped; RBAC is followed from the ServiceAccounts.
+// Owned names a CNI's own objects in its namespace besides its DaemonSet
+// (always deleted). Objects that do not exist are skipped; RBAC is
+// followed from the ServiceAccounts of the DaemonSet and of these.
 type Owned struct {
-	DaemonSets, Deployments, ConfigMaps, ServiceAccounts []string
-	PDBs, Services                                       []string
+	Deployments, ConfigMaps, ServiceAccounts []string
+	PDBs, Services                           []string
 	// Kept are listed, never deleted, each saying why and how to remove
 	// it by hand.
 	Kept []string

@@ -17,7 +17,7 @@ func weave() Source {
 		SNAT:   SNAT{OldToNew: notAnalysed},
 		Finalize: Finalize{Owned: func(cni *detect.CNI) Owned {
 			// weave-net's ConfigMap is its IPAM peer list.
-			return Owned{DaemonSets: []string{cni.DaemonSet}, ConfigMaps: []string{"weave-net"}}
+			return Owned{ConfigMaps: []string{"weave-net"}}
 		}},
 		Node: Node{
 			Leftovers: "Weave Net's interfaces (weave, datapath, vxlan-6784, vethwe*), its iptables rules (WEAVE*), routes to the old pod CIDR and /var/lib/weave",
