@@ -75,7 +75,7 @@ func calicoBackend(in calicoInstall) func(cni *detect.CNI) Finding {
 		switch {
 		case strings.HasPrefix(cni.Backend.Type, "policy-only"):
 			return fail(id, fmt.Sprintf("Calico only enforces policy here: the pod network is %s's (Installation %s spec.cni.type)", strings.TrimSuffix(strings.TrimPrefix(cni.Backend.Type, "policy-only ("), ")"), cni.Installation),
-				"this plugin migrates the pod network of flannel, canal, calico, weave or kube-router; follow your platform's own path to Cilium")
+				"this plugin migrates the pod network of "+orList(Names())+"; follow your platform's own path to Cilium")
 		case cni.Dataplane == "bpf" || cni.Dataplane == "vpp":
 			return fail(id, fmt.Sprintf("Calico runs its %s dataplane, whose programs on the host interfaces and Service handling collide with Cilium's; the dual-overlay method needs the iptables dataplane", cni.Dataplane), in.iptablesFix(cni))
 		}

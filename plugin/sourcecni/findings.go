@@ -31,6 +31,14 @@ func count(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
+// orList renders "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
 // networkText is the CNI's pod network for a message.
 func networkText(c *detect.Cluster) string {
 	if c.CNI.Network != "" {
