@@ -182,7 +182,7 @@ func Get(id ID) (Source, error) {
 // For returns the entry of a CNI detection found (or --from named).
 func For(cni *detect.CNI) (Source, error) {
 	if cni == nil {
-		return Source{}, errs.New(errs.Unsupported, "no source CNI was identified", "name the CNI to migrate from with --from NAME --old-pod-cidr CIDR")
+		return Source{}, errs.New(errs.Unsupported, "no source CNI was identified", "pass --from with one of "+strings.Join(Names(), ", ")+" (and --old-pod-cidr CIDR if it runs under other names)")
 	}
 	for _, s := range Sources() {
 		if s.Name == cni.Name && (s.Is == nil || s.Is(cni)) {
@@ -217,6 +217,6 @@ func Names() []string {
 }
 
 func unknown(name string) error {
-	return errs.Newf(errs.Unsupported, "this version migrates from "+strings.Join(Names(), ", ")+"; name one of them with --from",
+	return errs.Newf(errs.Unsupported, "pass --from with one of "+strings.Join(Names(), ", "),
 		"%q is not a source CNI this version knows", name)
 }
