@@ -2,11 +2,11 @@ package check
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/sourcecni"
 )
 
 // Check IDs of the migration method and of pod-to-pod traffic during it
@@ -83,27 +83,17 @@ func pdbNames(c *detect.Cluster) []string {
 //     (proposal.SNATExclusion); to other nodes Cilium tunnels it unchanged.
 func podSNATCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 	name := c.CNI.Name
+	src, err := sourcecni.For(c.CNI)
+	if err != nil {
+		return fromErr(IDPodSNAT, err)
+	}
 	var by []string
 	fix := "if a workload checks client addresses (allow-lists, ipBlock policies, logs), move it with its clients; the NAT ends with the migration (docs/snat.md)"
-	switch {
-	case (name == "flannel" || name == "canal") && c.CNI.IPMasq != nil && !*c.CNI.IPMasq:
-		// flanneld without --ip-masq masquerades nothing.
-		fix = "no Cilium setting removes it safely; " + fix
-	case name == "flannel" || name == "canal":
-		by = append(by, fmt.Sprintf("flanneld --ip-masq masquerades everything from %s leaving it", networkText(c)))
-		fix = "no flannel or Cilium setting removes it safely; " + fix
-	case name == "calico":
-		if pools := natPools(c.CNI); len(pools) > 0 {
-			if cover := coveringPool(c.CNI, p.Prefix()); cover != "" {
-				by = append(by, fmt.Sprintf("Calico does not (IPPool %s covers %s)", cover, p.PodCIDR))
-			} else {
-				by = append(by, fmt.Sprintf("Calico masquerades traffic from %s to addresses in none of its IPPools, %s included", strings.Join(pools, ", "), p.PodCIDR))
-				fix = fmt.Sprintf("a disabled IPPool for %s (disabled: true, natOutgoing: false) stops Calico's NAT towards it (Calico does not NAT to its own pools); the NAT by Cilium across nodes stays; ", p.PodCIDR) + fix
-			}
-		}
-	default:
-		by = append(by, fmt.Sprintf("%s's own masquerading may too (not analysed)", name))
+	own, before := src.SNAT.OldToNew(c, p)
+	if own != "" {
+		by = append(by, own)
 	}
+	fix = before + fix
 	by = append(by, "across nodes Cilium's \"cilium host->cluster masquerade\" rule SNATs to cilium_host (only enableIPv4Masquerade=false, which also stops masquerading traffic leaving the cluster, removes it)")
 	msg := fmt.Sprintf("while both pod networks exist, connections from %s pods to Cilium pods arrive source-NATed: %s", name, strings.Join(by, ", and "))
 	if p.IPv4NativeRoutingCIDR != "" {
@@ -112,35 +102,6 @@ func podSNATCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 		msg += fmt.Sprintf("; Cilium pods reaching %s pods on the same node are masqueraded too: %s", name, p.SNATNote)
 	}
 	return warn(IDPodSNAT, msg, fix)
-}
-
-// natPools names the Calico IPPools with natOutgoing on.
-func natPools(cni *detect.CNI) []string {
-	var out []string
-	for _, pl := range cni.Pools {
-		if pl.NATOutgoing && !pl.Disabled {
-			out = append(out, pl.Name+" "+pl.CIDR)
-		}
-	}
-	return out
-}
-
-// coveringPool names a Calico IPPool whose CIDR contains prefix: Calico does
-// not NAT traffic to addresses in any of its pools, disabled ones included.
-func coveringPool(cni *detect.CNI, prefix netip.Prefix) string {
-	for _, pl := range cni.Pools {
-		if q, err := netip.ParsePrefix(pl.CIDR); err == nil && q.Bits() <= prefix.Bits() && q.Contains(prefix.Addr()) {
-			return pl.Name
-		}
-	}
-	return ""
-}
-
-func networkText(c *detect.Cluster) string {
-	if c.CNI.Network != "" {
-		return c.CNI.Network
-	}
-	return "its pod network"
 }
 
 // inPlaceCiliumCheck is the cilium check where the strategy decides it: a

@@ -299,7 +299,9 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 		say("%sremoved the migration label and annotations from %d nodes", prefix, len(cleaned))
 	}
 	if c.CNI != nil {
-		finalize.Leftovers(out, c.CNI.Name)
+		if err := finalize.Leftovers(out, c.CNI.Name); err != nil {
+			return err
+		}
 	}
 	say("%sMigration finalized: Cilium owns the network on every node.", prefix)
 	return nil

@@ -14,6 +14,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"sigs.k8s.io/yaml"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/inplace"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
@@ -353,7 +354,9 @@ func (o *nodeOptions) printScript(ctx context.Context) error {
 	var script string
 	var err error
 	if o.direction == migrate.DirectionRollback {
-		in.OldCNI = "flannel" // the CNI node and rollout migrate from
+		// The script is written without reading the cluster: it assumes
+		// flannel, the CNI the guide migrates from.
+		in.OldCNI = detect.Flannel().Name
 		script, err = migrate.RollbackScript(o.opts, in)
 	} else {
 		script, err = migrate.Script(o.opts, in)

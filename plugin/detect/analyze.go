@@ -1,8 +1,6 @@
 package detect
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -20,10 +18,6 @@ const (
 
 	annFlannelBackendType = "flannel.alpha.coreos.com/backend-type"
 	annFlannelPublicIP    = "flannel.alpha.coreos.com/public-ip"
-
-	// FlannelVXLANDefaultPort is the port flannel's vxlan backend uses on
-	// Linux when net-conf.json sets none (the kernel's historical default).
-	FlannelVXLANDefaultPort = 8472
 )
 
 // Analyze turns a Snapshot into a Cluster. It never fails: what it cannot
@@ -60,7 +54,7 @@ func AnalyzeWith(s *Snapshot, ov Override) *Cluster {
 
 	var cniCIDRs []SourcedCIDR
 	c.CNI, cniCIDRs, c.Problem = chooseProvider(s, c, findProviders(s, c), ov)
-	if c.CNI != nil && (c.CNI.Name == "calico" || c.CNI.Name == "canal") {
+	if d, ok := detectorOf(c.CNI); ok && d.CalicoResources {
 		c.CalicoPolicies = s.CalicoPolicies
 	}
 
@@ -167,38 +161,11 @@ func analyzeNode(n *corev1.Node) Node {
 	return out
 }
 
-// isFlannelDS matches flannel's DaemonSet (kube-flannel-ds in current
-// manifests, kube-flannel-ds-<arch> in old ones) but not Canal's.
-func isFlannelDS(ds *appsv1.DaemonSet) bool {
-	return strings.Contains(ds.Name, "flannel") || ds.Labels["app"] == "flannel" && ds.Name != "canal"
-}
-
 func isCiliumDS(ds *appsv1.DaemonSet) bool {
 	if ds.Labels["k8s-app"] == "cilium" || ds.Spec.Selector != nil && ds.Spec.Selector.MatchLabels["k8s-app"] == "cilium" {
 		return true
 	}
 	return ds.Name == "cilium"
-}
-
-// otherCNI names network providers this version recognises but does not
-// migrate from.
-func otherCNI(ds *appsv1.DaemonSet) string {
-	k8sApp := ds.Labels["k8s-app"]
-	switch {
-	case ds.Name == "canal" || k8sApp == "canal":
-		return "canal"
-	case ds.Name == "calico-node" || k8sApp == "calico-node":
-		return "calico"
-	case ds.Name == "weave-net" || ds.Labels["name"] == "weave-net":
-		return "weave"
-	case ds.Name == "kube-router" || k8sApp == "kube-router":
-		return "kube-router"
-	case ds.Name == "antrea-agent":
-		return "antrea"
-	case ds.Name == "aws-node":
-		return "aws-vpc-cni"
-	}
-	return ""
 }
 
 func mountedConfigMaps(ds *appsv1.DaemonSet) []string {
@@ -219,100 +186,6 @@ func imageTag(image string) string {
 		return ""
 	}
 	return image[i+1:]
-}
-
-// flannelNetConf is flannel's net-conf.json. encoding/json matches field
-// names case-insensitively, as flannel itself does.
-type flannelNetConf struct {
-	Network     string
-	IPv6Network string
-	Backend     struct {
-		Type       string
-		Port       int
-		VNI        int
-		ListenPort int
-		MTU        int
-	}
-}
-
-// ParseFlannelNetConf parses net-conf.json and fills in flannel's defaults.
-func ParseFlannelNetConf(data string) (network string, b Backend, err error) {
-	var nc flannelNetConf
-	if err := json.Unmarshal([]byte(data), &nc); err != nil {
-		return "", Backend{}, fmt.Errorf("net-conf.json is not valid JSON: %v", err)
-	}
-	b.Type = strings.ToLower(nc.Backend.Type)
-	if b.Type == "" {
-		b.Type = "udp" // flannel's own default when Backend.Type is unset
-	}
-	b.MTU = nc.Backend.MTU
-	switch b.Type {
-	case "vxlan":
-		b.Port, b.VNI = nc.Backend.Port, nc.Backend.VNI
-		if b.Port == 0 {
-			b.Port, b.PortDefaulted = FlannelVXLANDefaultPort, true
-		}
-		if b.VNI == 0 {
-			b.VNI = 1
-		}
-	case "udp":
-		b.Port = nc.Backend.Port
-		if b.Port == 0 {
-			b.Port, b.PortDefaulted = 8285, true
-		}
-	case "wireguard":
-		b.Port = nc.Backend.ListenPort
-		if b.Port == 0 {
-			b.Port, b.PortDefaulted = 51820, true
-		}
-	}
-	return nc.Network, b, nil
-}
-
-func analyzeFlannel(s *Snapshot, ds *appsv1.DaemonSet) *CNI {
-	cni := flannelLike(s, ds, "flannel", "kube-flannel-cfg")
-	for _, ctr := range ds.Spec.Template.Spec.Containers {
-		if strings.Contains(ctr.Image, "flannel") {
-			cni.Version = imageTag(ctr.Image)
-			break
-		}
-	}
-	return cni
-}
-
-// flannelLike reads flannel's net-conf.json from the ConfigMaps the
-// DaemonSet mounts (or fallbackCM), else the backend from the node
-// annotations: flannel's own DaemonSet, and Canal's.
-func flannelLike(s *Snapshot, ds *appsv1.DaemonSet, name, fallbackCM string) *CNI {
-	cni := &CNI{Name: name, Namespace: ds.Namespace, DaemonSet: ds.Name, IPAM: "kubernetes"}
-	cni.IPMasq = flannelIPMasq(s, ds)
-	names := mountedConfigMaps(ds)
-	names = append(names, fallbackCM)
-	for _, cmName := range names {
-		cm := s.ConfigMap(ds.Namespace, cmName)
-		if cm == nil || cm.Data["net-conf.json"] == "" {
-			continue
-		}
-		cni.ConfigMap = cmName
-		if network, b, err := ParseFlannelNetConf(cm.Data["net-conf.json"]); err == nil {
-			cni.Network, cni.Backend = network, b
-		}
-		break
-	}
-	if cni.Backend.Type == "" {
-		// No readable net-conf.json: fall back to the node annotations.
-		for i := range s.Nodes {
-			if t := s.Nodes[i].Annotations[annFlannelBackendType]; t != "" {
-				cni.Backend.Type = t
-				if t == "vxlan" {
-					cni.Backend.Port, cni.Backend.PortDefaulted = FlannelVXLANDefaultPort, true
-				}
-				break
-			}
-		}
-	}
-	cni.UDPPorts = uniqueInts(cni.Backend.Port)
-	return cni
 }
 
 func analyzeCilium(s *Snapshot, ds *appsv1.DaemonSet, c *Cilium) {

@@ -36,7 +36,7 @@ func FetchCalico(ctx context.Context, dyn dynamic.Interface, s *Snapshot) error 
 	s.CalicoInstallations = inst
 	calico := len(inst) > 0
 	for i := range s.DaemonSets {
-		if n := otherCNI(&s.DaemonSets[i]); n == "calico" || n == "canal" {
+		if calicoResources(&s.DaemonSets[i]) {
 			calico = true
 		}
 	}

@@ -140,7 +140,7 @@ func Fetch(ctx context.Context, c kubernetes.Interface, dyn dynamic.Interface) (
 		{"kube-system", "kubeadm-config"},
 	}
 	for _, ds := range s.DaemonSets {
-		if isFlannelDS(&ds) || isCiliumDS(&ds) || otherCNI(&ds) != "" {
+		if sourceCNIOf(&ds) != "" || isCiliumDS(&ds) || foreignCNI(&ds) != "" {
 			for _, name := range referencedConfigMaps(&ds) {
 				want = append(want, NamespacedName{ds.Namespace, name})
 			}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/sourcecni"
 )
 
 // Removal is what `finalize --remove-old-cni` does about the old CNI.
@@ -31,33 +32,6 @@ type Removal struct {
 	// Manual is set when the plugin deletes nothing: the old CNI must be
 	// removed another way; it says which.
 	Manual string `json:"manual,omitempty"`
-}
-
-// owned names a CNI's own objects in its namespace. Objects that do not
-// exist are skipped; RBAC is followed from the ServiceAccounts.
-type owned struct {
-	daemonSets, deployments, configMaps, serviceAccounts []string
-	pdbs, services                                       []string
-	// kept are listed, never deleted.
-	kept []string
-	// emptyNamespace deletes the namespace when only these objects live
-	// there (never kube-system or default).
-	emptyNamespace bool
-}
-
-// Calico's objects that a manifest install (calico.yaml, canal.yaml)
-// creates beside its DaemonSet.
-const (
-	calicoKubeControllers = "calico-kube-controllers"
-	calicoTypha           = "calico-typha"
-	calicoCNIPlugin       = "calico-cni-plugin"
-)
-
-// calicoCRDsKept says why and how Calico's CRDs stay.
-func calicoCRDsKept() string {
-	return "Calico's CustomResourceDefinitions (*.crd.projectcalico.org) and what they hold (IPPools, IPAM blocks and handles, Calico policies, FelixConfiguration): " +
-		"other tools may read them and deleting them loses Calico's IPAM state; once nothing uses Calico, delete them with " +
-		"kubectl get crd -o name | grep '\\.crd\\.projectcalico\\.org$' | xargs kubectl delete"
 }
 
 // PlanRemoval lists what `finalize --remove-old-cni` deletes for the old
@@ -96,34 +70,15 @@ func PlanRemoval(ctx context.Context, c kubernetes.Interface, cluster *detect.Cl
 		r.Manual = fmt.Sprintf("%s was named by %s and not found under its usual names: delete its objects by hand", cni.Name, cni.Override)
 		return r, nil
 	}
-	if cni.Install == "operator" {
-		r.Manual = fmt.Sprintf("Calico was installed by the Tigera operator, which owns calico-node, calico-typha, calico-kube-controllers and the %s namespace and would recreate them: "+
-			"uninstall through the operator instead: kubectl delete installation %s (then, once the %s namespace is gone, remove the operator the way it was installed, e.g. kubectl delete -f tigera-operator.yaml or helm uninstall calico -n tigera-operator); %s",
-			cni.Namespace, cni.Installation, cni.Namespace, calicoCRDsKept())
+	src, err := sourcecni.For(cni)
+	if err != nil {
+		return nil, err
+	}
+	if src.Finalize.Manual != nil {
+		r.Manual = src.Finalize.Manual(cni)
 		return r, nil
 	}
-	var own owned
-	switch cni.Name {
-	case "flannel":
-		own = owned{daemonSets: []string{cni.DaemonSet}, configMaps: nonEmpty(cni.ConfigMap), emptyNamespace: true}
-	case "canal", "calico":
-		own = owned{
-			daemonSets:      []string{cni.DaemonSet},
-			deployments:     []string{calicoKubeControllers, calicoTypha},
-			configMaps:      nonEmpty(cni.ConfigMap),
-			serviceAccounts: []string{calicoCNIPlugin},
-			pdbs:            []string{calicoKubeControllers, calicoTypha},
-			services:        []string{calicoTypha},
-			kept:            []string{calicoCRDsKept()},
-		}
-	case "weave":
-		own = owned{daemonSets: []string{cni.DaemonSet}, configMaps: []string{"weave-net"}}
-	case "kube-router":
-		own = owned{daemonSets: []string{cni.DaemonSet}, configMaps: nonEmpty(cni.ConfigMap)}
-	default:
-		r.Manual = fmt.Sprintf("this version does not know %s's objects: delete them by hand", cni.Name)
-		return r, nil
-	}
+	own := src.Finalize.Owned(cni)
 	ds, err := c.AppsV1().DaemonSets(cni.Namespace).Get(ctx, cni.DaemonSet, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return r, nil // removed already
@@ -131,10 +86,10 @@ func PlanRemoval(ctx context.Context, c kubernetes.Interface, cluster *detect.Cl
 	if err != nil {
 		return nil, err
 	}
-	if cni.Name == "kube-router" {
+	if src.Finalize.ForeignMount != nil {
 		for _, v := range ds.Spec.Template.Spec.Volumes {
 			if v.ConfigMap != nil && v.ConfigMap.Name != cni.ConfigMap {
-				r.Kept = append(r.Kept, fmt.Sprintf("ConfigMap %s/%s: kube-router mounts it (its kubeconfig) but it is not kube-router's", cni.Namespace, v.ConfigMap.Name))
+				r.Kept = append(r.Kept, src.Finalize.ForeignMount(cni.Namespace, v.ConfigMap.Name))
 			}
 		}
 	}
@@ -147,20 +102,11 @@ func PlanRemoval(ctx context.Context, c kubernetes.Interface, cluster *detect.Cl
 	return r, nil
 }
 
-func nonEmpty(names ...string) []string {
-	var out []string
-	for _, n := range names {
-		if n != "" {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// ownedObjects resolves an owned set against the cluster: the objects
+// ownedObjects resolves a CNI's own objects (its DaemonSet ds, and own)
+// against the cluster: the objects
 // that exist, the RBAC bound only to their ServiceAccounts, and the
 // namespace when it holds nothing else.
-func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *appsv1.DaemonSet, own owned) ([]Object, []string, error) {
+func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *appsv1.DaemonSet, own sourcecni.Owned) ([]Object, []string, error) {
 	var out []Object
 	sas := map[string]bool{}
 	addSA := func(name string) {
@@ -171,7 +117,7 @@ func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *ap
 	out = append(out, Object{"DaemonSet", ns, ds.Name})
 	addSA(ds.Spec.Template.Spec.ServiceAccountName)
 	var deployments []*appsv1.Deployment
-	for _, name := range own.deployments {
+	for _, name := range own.Deployments {
 		d, err := c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			continue
@@ -193,7 +139,7 @@ func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *ap
 		}
 		return false, err
 	}
-	for _, name := range own.pdbs {
+	for _, name := range own.PDBs {
 		ok, err := exists(func() error {
 			_, err := c.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, name, metav1.GetOptions{})
 			return err
@@ -205,7 +151,7 @@ func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *ap
 			out = append(out, Object{"PodDisruptionBudget", ns, name})
 		}
 	}
-	for _, name := range own.services {
+	for _, name := range own.Services {
 		ok, err := exists(func() error { _, err := c.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); return err })
 		if err != nil {
 			return nil, nil, err
@@ -215,7 +161,7 @@ func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *ap
 		}
 	}
 	var cms []string
-	for _, name := range own.configMaps {
+	for _, name := range own.ConfigMaps {
 		ok, err := exists(func() error { _, err := c.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); return err })
 		if err != nil {
 			return nil, nil, err
@@ -225,7 +171,7 @@ func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *ap
 			cms = append(cms, name)
 		}
 	}
-	for _, name := range own.serviceAccounts {
+	for _, name := range own.ServiceAccounts {
 		addSA(name)
 	}
 
@@ -247,7 +193,7 @@ func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *ap
 		// Without seeing every RoleBinding no role can be known unused:
 		// leave all RBAC alone.
 		rbs, err = &rbacv1.RoleBindingList{}, nil
-		own.kept = append(own.kept, "the old CNI's RBAC: you may not list RoleBindings in every namespace, so it cannot be known unused; delete it by hand")
+		own.Kept = append(own.Kept, "the old CNI's RBAC: you may not list RoleBindings in every namespace, so it cannot be known unused; delete it by hand")
 		sas = map[string]bool{}
 	}
 	if err != nil {
@@ -318,7 +264,7 @@ func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *ap
 			saNames = append(saNames, name)
 		}
 	}
-	if own.emptyNamespace && ns != "kube-system" && ns != "default" {
+	if own.EmptyNamespace && ns != "kube-system" && ns != "default" {
 		empty, err := namespaceOnlyHolds(ctx, c, ns, ds, deployments, cms, saNames)
 		if err != nil {
 			return nil, nil, err
@@ -327,7 +273,7 @@ func ownedObjects(ctx context.Context, c kubernetes.Interface, ns string, ds *ap
 			out = append(out, Object{"Namespace", "", ns})
 		}
 	}
-	return out, own.kept, nil
+	return out, own.Kept, nil
 }
 
 func roleUsedOnlyBy(rbs []rbacv1.RoleBinding, ns, role string, mine []string) bool {
@@ -489,33 +435,17 @@ func Delete(ctx context.Context, c kubernetes.Interface, objs []Object, dryRun b
 }
 
 // Leftovers tells the user what stays on the nodes after the old CNI's
-// objects are gone, and how to clear it.
-func Leftovers(w io.Writer, cniName string) {
-	what, byHand := leftovers(cniName)
-	fmt.Fprintf(w, `What stays on the nodes: %s, and its CNI config renamed to *.cilium_bak in /etc/cni/net.d.
+// objects are gone, and how to clear it (the CNI's registry entry says
+// what); a CNI without an entry is an error.
+func Leftovers(w io.Writer, cniName string) error {
+	src, err := sourcecni.Named(cniName)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, `What stays on the nodes: %s, and its CNI config renamed to *.cilium_bak in /etc/cni/net.d.
 They are harmless to Cilium but can confuse policies and troubleshooting. A rolling reboot clears all but the renamed files:
 for each node: kubectl drain NODE --ignore-daemonsets && reboot it && kubectl uncordon NODE
 (or delete them by hand: %s).
-`, what, byHand)
-}
-
-// leftovers names, per CNI, what its agents leave on a node and the
-// commands that remove it.
-func leftovers(cniName string) (what, byHand string) {
-	switch cniName {
-	case "canal":
-		return "canal's interfaces (flannel.1, cali* veths), its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD, cali-*), routes to the old pod CIDR",
-			"ip link delete flannel.1; iptables-save | grep -v -e FLANNEL -e cali | iptables-restore"
-	case "calico":
-		return "Calico's interfaces (tunl0, vxlan.calico, cali* veths), its iptables rules (cali-*), BIRD's routes to the old pod CIDR and the node annotations projectcalico.org/*",
-			"ip link delete vxlan.calico; ip link delete tunl0; iptables-save | grep -v cali | iptables-restore; kubectl annotate node --all projectcalico.org/IPv4Address- projectcalico.org/IPv4VXLANTunnelAddr- projectcalico.org/IPv4IPIPTunnelAddr-"
-	case "weave":
-		return "Weave Net's interfaces (weave, datapath, vxlan-6784, vethwe*), its iptables rules (WEAVE*), routes to the old pod CIDR and /var/lib/weave",
-			"ip link delete weave; ip link delete datapath; ip link delete vxlan-6784; iptables-save | grep -v WEAVE | iptables-restore; rm -rf /var/lib/weave"
-	case "kube-router":
-		return "kube-router's interfaces (kube-bridge, kube-dummy-if, tun-* tunnels), its iptables rules (KUBE-ROUTER-*), IPVS services, routes to the old pod CIDR",
-			"kube-router --cleanup-config, or: ip link delete kube-bridge; ip link delete kube-dummy-if; ipvsadm --clear; iptables-save | grep -v KUBE-ROUTER | iptables-restore"
-	}
-	return "the old CNI's interfaces (for " + cniName + ": flannel.1, cni0), its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD), routes to the old pod CIDR",
-		"ip link delete flannel.1; ip link delete cni0; iptables-save | grep -v FLANNEL | iptables-restore"
+`, src.Node.Leftovers, src.Node.ByHand)
+	return err
 }

@@ -4,12 +4,9 @@ import (
 	"fmt"
 	"path"
 	"strings"
-)
 
-// FlannelCNIConf is the file flannel's install-cni init container writes
-// (kube-flannel.yml: cp -f /etc/kube-flannel/cni-conf.json
-// /etc/cni/net.d/10-flannel.conflist).
-const FlannelCNIConf = "10-flannel.conflist"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/sourcecni"
+)
 
 // CiliumBackupSuffix is what the Cilium agent appends to the other CNI
 // configurations in the CNI directory when it writes its own with
@@ -41,12 +38,26 @@ func CNIConfigRestore(node string, plan *Plan) string {
 	fmt.Fprintf(&b, "the reboot does not restore the node's CNI config: Cilium's agent no longer manages %s, so its %s stays there and, sorting first, keeps new pods on Cilium\n", dir, path.Base(file))
 	fmt.Fprintf(&b, "before the reboot, as root on %s:\n", node)
 	fmt.Fprintf(&b, "  rm -f %s\n", ShellQuote(file))
-	if plan != nil && plan.OldCNI != nil && plan.OldCNI.Name == "flannel" {
-		conf := path.Join(dir, FlannelCNIConf)
+	if node := oldCNINode(plan); node.CNIConf != "" {
+		conf := path.Join(dir, node.CNIConf)
 		fmt.Fprintf(&b, "  mv -n %[1]s%[2]s %[1]s\n", ShellQuote(conf), CiliumBackupSuffix)
-		fmt.Fprintf(&b, "(flannel's install-cni init container also rewrites %s when its pod on the node restarts; see docs/rollback.md)", FlannelCNIConf)
+		b.WriteString(node.CNIConfNote)
 	} else {
 		fmt.Fprintf(&b, "  then rename the old CNI's config back: mv -n %s/NAME%s %s/NAME (not 05-cilium.conf%s; see docs/rollback.md)", dir, CiliumBackupSuffix, dir, CiliumBackupSuffix)
 	}
 	return b.String()
+}
+
+// oldCNINode is what the registry knows the old CNI leaves on a node; empty
+// when the old CNI is not known (not detected, or not registered: the
+// instructions then name its config file NAME).
+func oldCNINode(plan *Plan) sourcecni.Node {
+	if plan == nil || plan.OldCNI == nil {
+		return sourcecni.Node{}
+	}
+	src, err := sourcecni.For(plan.OldCNI)
+	if err != nil {
+		return sourcecni.Node{}
+	}
+	return src.Node
 }

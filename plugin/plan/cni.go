@@ -5,10 +5,16 @@ import (
 	"strings"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/sourcecni"
 )
 
-// cniRows are the table rows describing the old CNI.
-func cniRows(row func(k, v string), cni *detect.CNI) {
+// cniRows are the table rows describing the old CNI, as its registry
+// entry says to show it.
+func cniRows(row func(k, v string), cni *detect.CNI) error {
+	src, err := sourcecni.For(cni)
+	if err != nil {
+		return err
+	}
 	where := ""
 	switch {
 	case cni.Installation != "":
@@ -39,9 +45,9 @@ func cniRows(row func(k, v string), cni *detect.CNI) {
 	if b.VNI != 0 {
 		backend += fmt.Sprintf(", VNI %d", b.VNI)
 	}
-	if cni.Name == "flannel" {
+	if src.Plan.BackendOnly {
 		row("  backend", backend)
-		return
+		return nil
 	}
 	if b.MTU != 0 {
 		backend += fmt.Sprintf(", MTU %d", b.MTU)
@@ -64,11 +70,7 @@ func cniRows(row func(k, v string), cni *detect.CNI) {
 		row(label(i, "  ip pools"), v)
 	}
 	if cni.Routing == "bgp" {
-		who := "BIRD"
-		if cni.Name == "kube-router" {
-			who = "--run-router"
-		}
-		row("  routing", "BGP ("+who+")")
+		row("  routing", "BGP ("+src.Plan.BGP+")")
 	}
 	if len(cni.UDPPorts) > 0 && !(len(cni.UDPPorts) == 1 && cni.UDPPorts[0] == b.Port) {
 		var ports []string
@@ -97,4 +99,5 @@ func cniRows(row func(k, v string), cni *detect.CNI) {
 	if cni.ServiceProxy {
 		row("  services", "proxied by "+cni.Name+" (--run-service-proxy)")
 	}
+	return nil
 }

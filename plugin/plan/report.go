@@ -101,7 +101,9 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 	row("  api server", c.APIServer)
 	row("  nodes", fmt.Sprintf("%d (%d control-plane: %s)", len(c.Nodes), len(c.ControlPlaneNodes()), orNone(strings.Join(c.ControlPlaneNodes(), ", "))))
 	if c.CNI != nil {
-		cniRows(row, c.CNI)
+		if err := cniRows(row, c.CNI); err != nil {
+			return err
+		}
 	} else {
 		var seen []string
 		for _, s := range c.CNIsSeen {
