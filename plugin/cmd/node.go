@@ -292,7 +292,7 @@ func (o *nodeOptions) Run(ctx context.Context) error {
 		runErr = o.gate.pass(ctx, o.common, mon, "after "+strings.Join(o.names, ", "))
 		if runErr != nil && summary != nil {
 			summary.ExitCode = errs.Code(runErr)
-			summary.Result = exitName(summary.ExitCode)
+			summary.Result = errs.Name(summary.ExitCode)
 			summary.Resume = o.resume
 		}
 	}

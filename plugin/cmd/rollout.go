@@ -308,7 +308,7 @@ func (o *rolloutOptions) Run(ctx context.Context) error {
 	}
 	if firstErr != nil {
 		summary.ExitCode = errs.Code(firstErr)
-		summary.Result = exitName(summary.ExitCode)
+		summary.Result = errs.Name(summary.ExitCode)
 		summary.Resume = o.resume
 	}
 	migrate.PrintSummary(errOut, summary, style)
@@ -367,15 +367,6 @@ func (o *rolloutOptions) printSummary(s *migrate.Summary, runErr error) error {
 
 func notStarted(t migrate.Target) migrate.NodeResult {
 	return migrate.NodeResult{Name: t.Name, PhaseBefore: t.State.Phase, PhaseAfter: t.State.Phase, Result: migrate.ResultNotStarted, Steps: []migrate.StepResult{}}
-}
-
-func exitName(code int) string {
-	for _, c := range errs.Codes() {
-		if c.Code == code {
-			return c.Name
-		}
-	}
-	return "internal"
 }
 
 // identity names this run in the rollout lock: user@host (pid N).

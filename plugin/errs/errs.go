@@ -154,3 +154,14 @@ func Codes() []ExitCode {
 		{Interrupted, "interrupted", "stopped by Ctrl-C or SIGTERM; run the same command again to continue"},
 	}
 }
+
+// Name returns the name of an exit code ("drain-blocked"), "internal" for
+// a code that is not one of Codes.
+func Name(code int) string {
+	for _, c := range Codes() {
+		if c.Code == code {
+			return c.Name
+		}
+	}
+	return "internal"
+}

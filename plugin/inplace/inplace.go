@@ -309,12 +309,7 @@ func (r *Restarter) Run(ctx context.Context, plan *Plan) (*Summary, error) {
 
 func (r *Restarter) fail(s *Summary, err error) error {
 	s.ExitCode = errs.Code(err)
-	s.Result = "internal"
-	for _, c := range errs.Codes() {
-		if c.Code == s.ExitCode {
-			s.Result = c.Name
-		}
-	}
+	s.Result = errs.Name(s.ExitCode)
 	if s.ExitCode != errs.Usage {
 		s.Resume = r.opts.ResumeCommand
 	}

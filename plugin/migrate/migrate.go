@@ -450,12 +450,7 @@ func (m *Migrator) Run(ctx context.Context, plan *Plan) (*Summary, error) {
 	}
 	if firstErr != nil {
 		s.ExitCode = errs.Code(firstErr)
-		s.Result = "internal"
-		for _, c := range errs.Codes() {
-			if c.Code == s.ExitCode {
-				s.Result = c.Name
-			}
-		}
+		s.Result = errs.Name(s.ExitCode)
 		if s.ExitCode != errs.Usage {
 			s.Resume = m.opts.ResumeCommand
 		}
