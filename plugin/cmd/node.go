@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
-	"sigs.k8s.io/yaml"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/inplace"
@@ -280,16 +278,16 @@ func (o *nodeOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(errOut, "Cilium in %s, pod CIDR %s, %s, reboot: %s%s\n",
 			plan.Namespace, prefixes(plan), plan.NodeConfig, o.opts.Reboot, mode)
 	}
-	mon, err := o.gate.open(ctx, o.common, cl)
+	gate, err := o.gate.open(ctx, o.common, cl)
 	if err == nil {
-		err = o.gate.pass(ctx, o.common, mon, "before "+strings.Join(o.names, ", "))
+		err = gate.Pass(ctx, "before "+strings.Join(o.names, ", "))
 	}
 	if err != nil {
 		return err
 	}
 	summary, runErr := m.Run(ctx, plan)
 	if runErr == nil {
-		runErr = o.gate.pass(ctx, o.common, mon, "after "+strings.Join(o.names, ", "))
+		runErr = gate.Pass(ctx, "after "+strings.Join(o.names, ", "))
 		if runErr != nil && summary != nil {
 			summary.ExitCode = errs.Code(runErr)
 			summary.Result = errs.Name(summary.ExitCode)
@@ -297,12 +295,7 @@ func (o *nodeOptions) Run(ctx context.Context) error {
 		}
 	}
 	migrate.PrintSummary(errOut, summary, style)
-	if o.output != "" {
-		if err := printSummary(o.streams.Out, summary, o.output); err != nil && runErr == nil {
-			return err
-		}
-	}
-	return runErr
+	return printResult(o.streams.Out, o.output, summary, runErr)
 }
 
 func prefixes(p *migrate.Plan) string {
@@ -311,24 +304,6 @@ func prefixes(p *migrate.Plan) string {
 		s = append(s, x.String())
 	}
 	return strings.Join(s, ", ")
-}
-
-func printSummary(w io.Writer, s *migrate.Summary, format string) error {
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	if format == "yaml" {
-		if data, err = yaml.JSONToYAML(data); err != nil {
-			return err
-		}
-	} else {
-		data = append(data, '\n')
-	}
-	if _, err := w.Write(data); err != nil {
-		return errs.Wrap(errs.IO, err, "cannot write the summary: "+oneLineErr(err), "check stdout")
-	}
-	return nil
 }
 
 // printScript prints the --dry-run=client script. It needs the cluster
