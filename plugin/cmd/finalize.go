@@ -179,7 +179,7 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 
 	// 1-2: final values and the Helm upgrade.
 	if !upgraded {
-		p, initial, final, warnings, err := generateValues(c, proposal.Options{}, o.user, o.valuesFile)
+		p, initial, final, warnings, err := proposal.GenerateValues(c, proposal.Options{}, o.user, o.valuesFile)
 		if err != nil {
 			return err
 		}
