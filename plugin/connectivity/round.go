@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -118,24 +118,12 @@ func Probes(ctx context.Context, c kubernetes.Interface, namespace string, class
 		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" {
 			continue
 		}
-		ps = append(ps, Probe{Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Network: classify(p.Status.PodIP), Ready: podReady(p)})
+		ps = append(ps, Probe{Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Network: classify(p.Status.PodIP), Ready: p.Status.PodIP != "" && kube.PodReady(p)})
 	}
 	sort.Slice(ps, func(i, j int) bool {
 		return ps[i].Node < ps[j].Node || ps[i].Node == ps[j].Node && ps[i].Pod < ps[j].Pod
 	})
 	return ps, nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // Run lists the probes and the nodes, runs every check of the round and

@@ -134,18 +134,6 @@ func (r *Restarter) dryRun() []string {
 	return nil
 }
 
-func podReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 func podNames(pods []corev1.Pod) []string {
 	out := make([]string, len(pods))
 	for i, p := range pods {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 )
@@ -56,7 +57,7 @@ func (r *Restarter) Preflight(ctx context.Context, cluster *detect.Cluster, node
 	ready := map[string]bool{}
 	for i := range agents.Items {
 		p := &agents.Items[i]
-		if p.DeletionTimestamp == nil && podReady(p) {
+		if p.DeletionTimestamp == nil && kube.PodReady(p) {
 			ready[p.Spec.NodeName] = true
 		}
 	}

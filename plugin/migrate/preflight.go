@@ -14,6 +14,7 @@ import (
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 )
@@ -61,7 +62,7 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 			}
 			allDone = allDone && st.Phase.Done()
 		}
-		plan.Targets = append(plan.Targets, Target{Name: name, ControlPlane: isControlPlane(n), InternalIP: internalIP(n), State: st, Labelled: labelled})
+		plan.Targets = append(plan.Targets, Target{Name: name, ControlPlane: kube.IsControlPlane(n), InternalIP: internalIP(n), State: st, Labelled: labelled})
 	}
 	if !m.rollback() {
 		// Workers first, control-plane nodes last, each group in the order given.
@@ -150,7 +151,7 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 				for i := range nodes.Items {
 					n := &nodes.Items[i]
 					st, _ := StateOf(n)
-					if !isControlPlane(n) && !st.Phase.Done() && !before[n.Name] {
+					if !kube.IsControlPlane(n) && !st.Phase.Done() && !before[n.Name] {
 						pending = append(pending, n.Name)
 					}
 				}
@@ -244,12 +245,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func isControlPlane(n *corev1.Node) bool {
-	_, cp := n.Labels[detect.LabelControlPlane]
-	_, master := n.Labels["node-role.kubernetes.io/master"]
-	return cp || master
 }
 
 func internalIP(n *corev1.Node) string {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 )
 
 func agentListOptions(node string) metav1.ListOptions {
@@ -67,7 +68,7 @@ func (m *Migrator) waitAgent(ctx context.Context, ns, node string, old map[types
 			return false, nil
 		}
 		last = p
-		if podReady(p) && !readySince(p).Before(since) {
+		if kube.PodReady(p) && !readySince(p).Before(since) {
 			ready = p
 			return true, nil
 		}
@@ -103,18 +104,6 @@ func podLister(list func(context.Context, metav1.ListOptions) (*corev1.PodList, 
 		}
 		return out, l.ResourceVersion, nil
 	}
-}
-
-func podReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func podState(p *corev1.Pod) string {

@@ -44,9 +44,7 @@ func Select(ctx context.Context, cl *kube.Clients, selector string, batch int, m
 		if err != nil {
 			return nil, err
 		}
-		_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
-		_, master := n.Labels["node-role.kubernetes.io/master"]
-		nodes = append(nodes, Node{Name: n.Name, ControlPlane: cp || master, Phase: st.Phase})
+		nodes = append(nodes, Node{Name: n.Name, ControlPlane: kube.IsControlPlane(n), Phase: st.Phase})
 	}
 	if len(nodes) == 0 {
 		return nil, errs.Newf(errs.Precondition, "check --selector and --context", "no node matches --selector %q", selector)
