@@ -14,6 +14,7 @@ import (
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/inplace"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
@@ -374,7 +375,7 @@ func commandLines(cmd *cobra.Command, args []string) (line, resume string, kubec
 		} else {
 			v = f.Name + "=" + f.Value.String()
 		}
-		arg := migrate.ShellQuote("--" + v)
+		arg := shell.Quote("--" + v)
 		all = append(all, arg)
 		if f.Name != "dry-run" && f.Name != "output" {
 			keep = append(keep, arg)
@@ -385,7 +386,7 @@ func commandLines(cmd *cobra.Command, args []string) (line, resume string, kubec
 			kubectlFlags = append(kubectlFlags, "--"+f.Name+"="+f.Value.String())
 		}
 	})
-	base := strings.TrimSpace("kubectl cni-migrate " + cmd.Name() + " " + migrate.ShellJoin(args))
+	base := strings.TrimSpace("kubectl cni-migrate " + cmd.Name() + " " + shell.Join(args))
 	line = strings.TrimSpace(base + " " + strings.Join(all, " "))
 	resume = strings.TrimSpace(base + " " + strings.Join(keep, " "))
 	return line, resume, kubectlFlags

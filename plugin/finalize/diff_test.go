@@ -14,10 +14,3 @@ func TestChanges(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
-
-func TestShellJoin(t *testing.T) {
-	got := ShellJoin([]string{"helm", "upgrade", "--values", "my dir/values-final.yaml", "it's"})
-	if got != `helm upgrade --values 'my dir/values-final.yaml' 'it'\''s'` {
-		t.Fatal(got)
-	}
-}

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"strings"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 )
 
 // runHelm runs the helm upgrade args (args[0] is the binary) with its
@@ -20,11 +20,11 @@ func runHelm(ctx context.Context, args []string, yes bool, out io.Writer) error 
 		if yes {
 			say("%s not found on PATH: run the upgrade yourself", args[0])
 		}
-		say("Next, upgrade Cilium to the final values:\n  %s", ShellJoin(args))
+		say("Next, upgrade Cilium to the final values:\n  %s", shell.Join(args))
 		return errs.New(errs.WaitingForUpgrade, "Cilium still runs with its migration values",
 			"run the helm upgrade above (or finalize --yes), then run kubectl cni-migrate finalize again")
 	}
-	say("running: %s", ShellJoin(args))
+	say("running: %s", shell.Join(args))
 	cmd := exec.CommandContext(ctx, helmPath, args[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
@@ -34,16 +34,4 @@ func runHelm(ctx context.Context, args []string, yes bool, out io.Writer) error 
 		return errs.Wrap(errs.HelmFailed, err, "helm upgrade failed: "+err.Error(), "fix what helm reported above, then run kubectl cni-migrate finalize again")
 	}
 	return nil
-}
-
-// ShellJoin quotes argv for a shell where needed.
-func ShellJoin(args []string) string {
-	var out []string
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`!*?[]{}()<>|&;#~") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		out = append(out, a)
-	}
-	return strings.Join(out, " ")
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
@@ -130,7 +131,7 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 		args := HelmUpgradeArgs(o.Release, o.Chart, p.Version.String(), ns, finalPath)
 		args[0] = o.Helm
 		if dry {
-			say("%swould run: %s", prefix, ShellJoin(args))
+			say("%swould run: %s", prefix, shell.Join(args))
 			say("%sthen: restart the Cilium agents, delete CiliumNodeConfig %s/%s%s", prefix, ns, o.NodeConfigName, o.removeOldCNIHint())
 			return nil
 		}

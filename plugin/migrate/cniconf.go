@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"fmt"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"path"
 	"strings"
 )
@@ -40,10 +41,10 @@ func CNIConfigRestore(node string, plan *Plan) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "the reboot does not restore the node's CNI config: Cilium's agent no longer manages %s, so its %s stays there and, sorting first, keeps new pods on Cilium\n", dir, path.Base(file))
 	fmt.Fprintf(&b, "before the reboot, as root on %s:\n", node)
-	fmt.Fprintf(&b, "  rm -f %s\n", ShellQuote(file))
+	fmt.Fprintf(&b, "  rm -f %s\n", shell.Quote(file))
 	if plan != nil && plan.OldCNI != nil && plan.OldCNI.Name == "flannel" {
 		conf := path.Join(dir, FlannelCNIConf)
-		fmt.Fprintf(&b, "  mv -n %[1]s%[2]s %[1]s\n", ShellQuote(conf), CiliumBackupSuffix)
+		fmt.Fprintf(&b, "  mv -n %[1]s%[2]s %[1]s\n", shell.Quote(conf), CiliumBackupSuffix)
 		fmt.Fprintf(&b, "(flannel's install-cni init container also rewrites %s when its pod on the node restarts; see docs/rollback.md)", FlannelCNIConf)
 	} else {
 		fmt.Fprintf(&b, "  then rename the old CNI's config back: mv -n %s/NAME%s %s/NAME (not 05-cilium.conf%s; see docs/rollback.md)", dir, CiliumBackupSuffix, dir, CiliumBackupSuffix)

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 )
 
@@ -61,7 +62,7 @@ func (m *Migrator) reboot(ctx context.Context, plan *Plan, t Target) (string, er
 			if err != nil {
 				return "", err
 			}
-			what = "would run " + ShellJoin(argv)
+			what = "would run " + shell.Join(argv)
 		}
 		return m.dryNote(what), m.record(ctx, name, StepReboot, map[string]any{AnnotationReboot: m.opts.Reboot})
 	}
@@ -85,7 +86,7 @@ func (m *Migrator) reboot(ctx context.Context, plan *Plan, t Target) (string, er
 		if err != nil {
 			return "", err
 		}
-		argvText = ShellJoin(argv)
+		argvText = shell.Join(argv)
 		m.progress.Printf("running %s", argvText)
 		cctx, ccancel := context.WithCancel(ctx)
 		defer ccancel()
