@@ -110,7 +110,7 @@ func printStructured(w io.Writer, v any, format string) error {
 		data = append(data, '\n')
 	}
 	if _, err := w.Write(data); err != nil {
-		return errs.Wrap(errs.IO, err, "cannot write the summary: "+oneLineErr(err), "check stdout")
+		return errs.Wrap(errs.IO, err, "cannot write the summary: "+errs.OneLine(err.Error()), "check stdout")
 	}
 	return nil
 }

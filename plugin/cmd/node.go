@@ -183,7 +183,7 @@ func newCmdNode(c *common) *cobra.Command {
 func (o *nodeOptions) Complete(cmd *cobra.Command, args []string) error {
 	var err error
 	if o.dryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
-		return errs.Wrap(errs.Usage, err, oneLineErr(err), "use --dry-run=none, client or server")
+		return errs.Wrap(errs.Usage, err, errs.OneLine(err.Error()), "use --dry-run=none, client or server")
 	}
 	o.names = args
 	o.cmd = cmd
@@ -321,7 +321,7 @@ func (o *nodeOptions) printScript(ctx context.Context) error {
 			case err == nil && len(l.Items) > 0:
 				ns = l.Items[0].Namespace
 			case err != nil:
-				fmt.Fprintf(o.streams.ErrOut, "warning: could not find Cilium's namespace (%s); the script uses %s (pass -n to choose)\n", oneLineErr(err), ns)
+				fmt.Fprintf(o.streams.ErrOut, "warning: could not find Cilium's namespace (%s); the script uses %s (pass -n to choose)\n", errs.OneLine(err.Error()), ns)
 			}
 		}
 	}
@@ -338,7 +338,7 @@ func (o *nodeOptions) printScript(ctx context.Context) error {
 		return err
 	}
 	if _, err := io.WriteString(o.streams.Out, script); err != nil {
-		return errs.Wrap(errs.IO, err, "cannot write the script: "+oneLineErr(err), "check stdout")
+		return errs.Wrap(errs.IO, err, "cannot write the script: "+errs.OneLine(err.Error()), "check stdout")
 	}
 	return nil
 }
@@ -391,8 +391,6 @@ func commandLines(cmd *cobra.Command, args []string) (line, resume string, kubec
 	resume = strings.TrimSpace(base + " " + strings.Join(keep, " "))
 	return line, resume, kubectlFlags
 }
-
-func oneLineErr(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // completeNodes completes node names not given yet.
 func completeNodes(ctx context.Context, c *common, given []string) ([]string, cobra.ShellCompDirective) {

@@ -104,7 +104,7 @@ func newCmdRollout(c *common) *cobra.Command {
 func (o *rolloutOptions) Complete(cmd *cobra.Command) error {
 	var err error
 	if o.dryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
-		return errs.Wrap(errs.Usage, err, oneLineErr(err), "use --dry-run=none, client or server")
+		return errs.Wrap(errs.Usage, err, errs.OneLine(err.Error()), "use --dry-run=none, client or server")
 	}
 	if err := o.migrateFlags.complete(cmd, o.namespaceFlag(cmd), o.dryRun == cmdutil.DryRunServer); err != nil {
 		return err

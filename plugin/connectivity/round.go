@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -259,9 +260,9 @@ func dialOf(x *Result, payload string) Dial {
 func judge(x *Result, d Dial, a Answer, err error) {
 	switch {
 	case err != nil:
-		x.Error = "asking the probe pod: " + oneLine(err.Error())
+		x.Error = "asking the probe pod: " + errs.OneLine(err.Error())
 	case len(a.Responses) == 0 && len(a.Errors) > 0:
-		x.Error = oneLine(a.Errors[len(a.Errors)-1])
+		x.Error = errs.OneLine(a.Errors[len(a.Errors)-1])
 	case len(a.Responses) == 0:
 		x.Error = "no answer"
 	case x.Check == CheckMTU && a.Responses[0] != strings.TrimPrefix(d.Request, "echo "):
@@ -276,8 +277,6 @@ func judge(x *Result, d Dial, a Answer, err error) {
 		x.Error = x.Error[:200]
 	}
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // HTTPDialer sends each Dial to Base + "/dial" with the probe pod's name
 // and node added (pod, node): a stand-in for the pod proxy, for the kwok
@@ -313,7 +312,7 @@ func (h HTTPDialer) Dial(ctx context.Context, pod Probe, d Dial) (Answer, error)
 		return Answer{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Answer{}, fmt.Errorf("probe endpoint: HTTP %d: %s", resp.StatusCode, oneLine(string(raw)))
+		return Answer{}, fmt.Errorf("probe endpoint: HTTP %d: %s", resp.StatusCode, errs.OneLine(string(raw)))
 	}
 	return parseAnswer(raw)
 }

@@ -8,6 +8,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Exit codes. They are part of the plugin's interface: scripts depend on them,
@@ -165,3 +166,7 @@ func Name(code int) string {
 	}
 	return "internal"
 }
+
+// OneLine folds s (an error's text, often from the API server or a
+// command) onto one line: its words with single spaces.
+func OneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

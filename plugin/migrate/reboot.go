@@ -46,14 +46,14 @@ func ParseRebootTemplate(s string) (*RebootTemplate, error) {
 	for i, w := range words {
 		tpl, err := template.New(fmt.Sprintf("word%d", i)).Option("missingkey=error").Parse(w)
 		if err != nil {
-			return nil, errs.Newf(errs.Usage, "the fields are {{.Node}} and {{.InternalIP}}", "--reboot-command %q: %v", s, oneLine(err.Error()))
+			return nil, errs.Newf(errs.Usage, "the fields are {{.Node}} and {{.InternalIP}}", "--reboot-command %q: %v", s, errs.OneLine(err.Error()))
 		}
 		t.words = append(t.words, tpl)
 	}
 	// Execute once with sample data so that unknown fields fail now, not
 	// in the middle of a migration.
 	if _, err := t.argv(RebootTarget{Node: "node-1", InternalIP: "192.0.2.1"}); err != nil {
-		return nil, errs.Newf(errs.Usage, "the fields are {{.Node}} and {{.InternalIP}}", "--reboot-command %q: %v", s, oneLine(err.Error()))
+		return nil, errs.Newf(errs.Usage, "the fields are {{.Node}} and {{.InternalIP}}", "--reboot-command %q: %v", s, errs.OneLine(err.Error()))
 	}
 	return t, nil
 }
@@ -181,5 +181,3 @@ func splitWords(s string) ([]string, error) {
 	}
 	return words, nil
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

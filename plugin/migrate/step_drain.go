@@ -93,7 +93,7 @@ func (m *Migrator) drainListError(name string, list []error) error {
 		if errors.As(e, &status) {
 			return m.cl.Classify(e, "listing the pods on node "+name)
 		}
-		msgs = append(msgs, oneLine(e.Error()))
+		msgs = append(msgs, errs.OneLine(e.Error()))
 	}
 	return errs.Newf(errs.DrainBlocked, "pass the flag it names (as for kubectl drain) or move those pods, then run the same command again; the node stays cordoned",
 		"cannot drain node %s: %s", name, strings.Join(msgs, "; "))

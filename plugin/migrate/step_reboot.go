@@ -121,10 +121,10 @@ func (m *Migrator) reboot(ctx context.Context, plan *Plan, t Target) (string, er
 					wcancel()
 					<-waitDone
 					return "", errs.Newf(errs.RebootFailed, "fix --reboot-command, then run the same command again; the node stays cordoned",
-						"the reboot command %s of node %s could not run: %v", argvText, name, oneLine(err.Error()))
+						"the reboot command %s of node %s could not run: %v", argvText, name, errs.OneLine(err.Error()))
 				}
 				cmdErr = err
-				m.progress.Printf("the reboot command exited: %v; waiting for the node to come back anyway (ssh often reports a reboot as a dropped connection)", oneLine(err.Error()))
+				m.progress.Printf("the reboot command exited: %v; waiting for the node to come back anyway (ssh often reports a reboot as a dropped connection)", errs.OneLine(err.Error()))
 			case err := <-waitDone:
 				if err != nil {
 					if ctx.Err() != nil {
@@ -150,7 +150,7 @@ func (m *Migrator) reboot(ctx context.Context, plan *Plan, t Target) (string, er
 					why = "it rebooted but is not Ready"
 				}
 				if cmdErr != nil {
-					why += fmt.Sprintf(" and the reboot command failed (%s)", oneLine(cmdErr.Error()))
+					why += fmt.Sprintf(" and the reboot command failed (%s)", errs.OneLine(cmdErr.Error()))
 				}
 				return "", errs.Newf(errs.RebootFailed, "check the node (and --reboot-command), then run the same command again; the node stays cordoned",
 					"node %s did not come back within %s after %s: %s", name, m.opts.RebootTimeout, argvText, why)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/connectivity"
@@ -37,7 +36,7 @@ func (g *Gate) Pass(ctx context.Context, what string) error {
 		if errs.Code(err) == errs.ConnectivityFailed {
 			return err
 		}
-		return errs.Wrap(errs.Unreachable, err, "connectivity gate "+what+": "+strings.Join(strings.Fields(err.Error()), " "), "check the cluster, then run the same command again")
+		return errs.Wrap(errs.Unreachable, err, "connectivity gate "+what+": "+errs.OneLine(err.Error()), "check the cluster, then run the same command again")
 	}
 	fmt.Fprintf(g.Out, "gate %s: %s\n", what, m.Summary())
 	return nil

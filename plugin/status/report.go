@@ -25,6 +25,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/ciliumver"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/connectivity"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
@@ -419,7 +420,7 @@ func Assemble(in Input) *Report {
 		r.Rollout.Remaining = len(r.Rollout.RollingBack)
 	}
 	if c.Problem != nil && r.Next.Stage != StageFinalized {
-		r.Warnings = append(r.Warnings, strings.Join(strings.Fields(c.Problem.Error()), " "))
+		r.Warnings = append(r.Warnings, errs.OneLine(c.Problem.Error()))
 	}
 	return r
 }
