@@ -128,6 +128,45 @@ func (f *migrateFlags) complete(cmd *cobra.Command, namespace string, serverDryR
 	return nil
 }
 
+// validateStrategy checks --strategy, and the flags given and --dry-run
+// against it (node, rollout).
+func (f *migrateFlags) validateStrategy(cmd *cobra.Command, dryRun cmdutil.DryRunStrategy) error {
+	if err := proposal.ValidateStrategy(f.strategy); err != nil {
+		return err
+	}
+	if f.strategy == proposal.InPlace && dryRun == cmdutil.DryRunClient {
+		return errs.New(errs.Usage, "--dry-run=client prints the dual-overlay steps; the in-place method has no script", "use --dry-run=server to see what would be evicted")
+	}
+	if f.strategy != "" {
+		if err := strategyFlags(cmd, f.strategy, "--strategy "+f.strategy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateOutputAndGate checks -o and --gate against --dry-run and
+// --strategy (node, rollout); what names the dual-overlay run in the
+// message ("node-by-node rollout").
+func validateOutputAndGate(format string, dryRun cmdutil.DryRunStrategy, gate *gateFlags, strategy, what string) error {
+	if err := output.ValidateFormat(format); err != nil {
+		return err
+	}
+	if format != "" && dryRun == cmdutil.DryRunClient {
+		return errs.New(errs.Usage, "-o does not apply to --dry-run=client, which prints a script", "drop -o, or use --dry-run=server")
+	}
+	if err := gate.validate(); err != nil {
+		return err
+	}
+	if gate.gate != "" && dryRun != cmdutil.DryRunNone {
+		return errs.New(errs.Usage, "--gate does not apply to a dry run: nothing changes for it to check", "drop --gate, or --dry-run")
+	}
+	if gate.gate != "" && strategy == proposal.InPlace {
+		return errs.New(errs.Usage, "--gate applies to the "+what+", not --strategy in-place", "drop --gate, or run connectivity before and after")
+	}
+	return nil
+}
+
 // nodeOptions are the options of node and of rollback, which runs the same
 // steps the other way (direction).
 type nodeOptions struct {
@@ -198,36 +237,16 @@ func (o *nodeOptions) Complete(cmd *cobra.Command, args []string) error {
 }
 
 func (o *nodeOptions) Validate() error {
-	if err := proposal.ValidateStrategy(o.strategy); err != nil {
+	if err := o.validateStrategy(o.cmd, o.dryRun); err != nil {
 		return err
-	}
-	if o.strategy == proposal.InPlace && o.dryRun == cmdutil.DryRunClient {
-		return errs.New(errs.Usage, "--dry-run=client prints the dual-overlay steps; the in-place method has no script", "use --dry-run=server to see what would be evicted")
-	}
-	if o.strategy != "" {
-		if err := strategyFlags(o.cmd, o.strategy, "--strategy "+o.strategy); err != nil {
-			return err
-		}
 	}
 	for _, n := range o.names {
 		if err := migrate.ValidateNodeName(n); err != nil {
 			return err
 		}
 	}
-	if err := output.ValidateFormat(o.output); err != nil {
+	if err := validateOutputAndGate(o.output, o.dryRun, &o.gate, o.strategy, "node-by-node migration"); err != nil {
 		return err
-	}
-	if o.output != "" && o.dryRun == cmdutil.DryRunClient {
-		return errs.New(errs.Usage, "-o does not apply to --dry-run=client, which prints a script", "drop -o, or use --dry-run=server")
-	}
-	if err := o.gate.validate(); err != nil {
-		return err
-	}
-	if o.gate.gate != "" && o.dryRun != cmdutil.DryRunNone {
-		return errs.New(errs.Usage, "--gate does not apply to a dry run: nothing changes for it to check", "drop --gate, or --dry-run")
-	}
-	if o.gate.gate != "" && o.strategy == proposal.InPlace {
-		return errs.New(errs.Usage, "--gate applies to the node-by-node migration, not --strategy in-place", "drop --gate, or run connectivity before and after")
 	}
 	return o.opts.Validate()
 }

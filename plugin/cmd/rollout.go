@@ -13,7 +13,6 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
-	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 )
@@ -116,16 +115,8 @@ func (o *rolloutOptions) Complete(cmd *cobra.Command) error {
 }
 
 func (o *rolloutOptions) Validate() error {
-	if err := proposal.ValidateStrategy(o.strategy); err != nil {
+	if err := o.validateStrategy(o.cmd, o.dryRun); err != nil {
 		return err
-	}
-	if o.strategy == proposal.InPlace && o.dryRun == cmdutil.DryRunClient {
-		return errs.New(errs.Usage, "--dry-run=client prints the dual-overlay steps; the in-place method has no script", "use --dry-run=server to see what would be evicted")
-	}
-	if o.strategy != "" {
-		if err := strategyFlags(o.cmd, o.strategy, "--strategy "+o.strategy); err != nil {
-			return err
-		}
 	}
 	if _, err := labels.Parse(o.selector); err != nil {
 		return errs.Wrap(errs.Usage, err, fmt.Sprintf("--selector %q is not a label selector", o.selector), "use the form key=value,other!=x")
@@ -136,20 +127,8 @@ func (o *rolloutOptions) Validate() error {
 	if o.pauseBetween < 0 {
 		return errs.New(errs.Usage, "--pause-between is negative", "pass a duration such as 5m")
 	}
-	if err := output.ValidateFormat(o.output); err != nil {
+	if err := validateOutputAndGate(o.output, o.dryRun, &o.gate, o.strategy, "node-by-node rollout"); err != nil {
 		return err
-	}
-	if o.output != "" && o.dryRun == cmdutil.DryRunClient {
-		return errs.New(errs.Usage, "-o does not apply to --dry-run=client, which prints a script", "drop -o, or use --dry-run=server")
-	}
-	if err := o.gate.validate(); err != nil {
-		return err
-	}
-	if o.gate.gate != "" && o.dryRun != cmdutil.DryRunNone {
-		return errs.New(errs.Usage, "--gate does not apply to a dry run: nothing changes for it to check", "drop --gate, or --dry-run")
-	}
-	if o.gate.gate != "" && o.strategy == proposal.InPlace {
-		return errs.New(errs.Usage, "--gate applies to the node-by-node rollout, not --strategy in-place", "drop --gate, or run connectivity before and after")
 	}
 	return o.opts.Validate()
 }
