@@ -51,21 +51,10 @@ func PrintSummary(w io.Writer, s *Summary, style output.Style) {
 	if len(s.Namespaces) == 0 && len(s.Nodes) == 0 {
 		return
 	}
-	suffix := ""
-	if s.DryRun != "" {
-		suffix = " (server dry run: nothing was changed)"
-	}
-	fmt.Fprintf(w, "SUMMARY%s\n", suffix)
+	output.SummaryTitle(w, s.DryRun)
 	for _, n := range s.Namespaces {
-		word := fmt.Sprintf("%-13s", n.Result)
-		switch n.Result {
-		case ResultRestarted, ResultAlreadyDone, ResultDryRun:
-			word = style.Green(word)
-		case ResultFailed:
-			word = style.Red(word)
-		default:
-			word = style.Yellow(word)
-		}
+		good := n.Result == ResultRestarted || n.Result == ResultAlreadyDone || n.Result == ResultDryRun
+		word := style.Verdict(n.Result, 13, good, n.Result == ResultFailed)
 		line := fmt.Sprintf("  namespace %-20s %s %d %s", n.Name, word, len(n.Pods), output.Plural(len(n.Pods), "pod", "pods"))
 		if n.Seconds > 0 {
 			line += fmt.Sprintf(" in %.1fs", n.Seconds)
@@ -85,9 +74,7 @@ func PrintSummary(w io.Writer, s *Summary, style output.Style) {
 		}
 		fmt.Fprintln(w, line)
 	}
-	if s.Resume != "" {
-		fmt.Fprintf(w, "to continue: %s\n", s.Resume)
-	}
+	output.SummaryResume(w, s.Resume)
 }
 
 func orNone(s string) string {
