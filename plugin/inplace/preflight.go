@@ -23,26 +23,18 @@ func (r *Restarter) Preflight(ctx context.Context, cluster *detect.Cluster, node
 		return nil, errs.New(errs.Precondition, "Cilium is not installed",
 			"install it first: kubectl cni-migrate values --strategy in-place --output-dir . && helm install cilium cilium/cilium --namespace kube-system --values values-initial.yaml")
 	}
-	plan := &Plan{Namespace: r.opts.Namespace}
-	if plan.Namespace == "" {
-		plan.Namespace = c.Namespace
-	}
-	if plan.Namespace != c.Namespace {
-		return nil, errs.Newf(errs.Precondition, "pass -n "+c.Namespace+" or drop -n",
-			"Cilium runs in namespace %s (DaemonSet %s), not %s", c.Namespace, c.DaemonSet, plan.Namespace)
+	plan := &Plan{}
+	var err error
+	if plan.Namespace, err = migrate.CiliumNamespace(c, r.opts.Namespace); err != nil {
+		return nil, err
 	}
 	if c.MigrationMode {
 		return nil, errs.Newf(errs.Precondition,
 			"migrate node by node without --strategy in-place (kubectl cni-migrate rollout), or helm upgrade Cilium with values-initial.yaml from kubectl cni-migrate values --strategy in-place",
 			"Cilium %s in %s runs in migration mode (cilium-config custom-cni-conf \"true\"), the dual-overlay setup: pods restarted now would get the old CNI's addresses again on nodes not migrated", c.Version, c.Namespace)
 	}
-	var err error
-	if plan.Pool, err = migrate.ParsePool(c.PodCIDRs); err != nil {
+	if plan.Pool, err = migrate.CiliumPool(c, "the in-place migration tells old pods from new ones by Cilium's cluster-pool pod CIDR"); err != nil {
 		return nil, err
-	}
-	if len(plan.Pool) == 0 {
-		return nil, errs.Newf(errs.Precondition, "install Cilium with ipam.mode=cluster-pool and ipam.operator.clusterPoolIPv4PodCIDRList (values-initial.yaml does)",
-			"the cilium-config ConfigMap in %s has no cluster-pool-ipv4-cidr: the in-place migration tells old pods from new ones by Cilium's cluster-pool pod CIDR", c.Namespace)
 	}
 	plan.Nodes = append([]string(nil), nodes...)
 	sort.Strings(plan.Nodes)

@@ -83,13 +83,8 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 		return nil, errs.New(errs.Precondition, "Cilium is not installed",
 			"install it beside the old CNI first: kubectl cni-migrate values --output-dir . && helm install cilium cilium/cilium --namespace kube-system --values values-initial.yaml")
 	}
-	plan.Namespace = m.opts.Namespace
-	if plan.Namespace == "" {
-		plan.Namespace = c.Namespace
-	}
-	if plan.Namespace != c.Namespace {
-		return nil, errs.Newf(errs.Precondition, "pass -n "+c.Namespace+" or drop -n",
-			"Cilium runs in namespace %s (DaemonSet %s), not %s", c.Namespace, c.DaemonSet, plan.Namespace)
+	if plan.Namespace, err = CiliumNamespace(c, m.opts.Namespace); err != nil {
+		return nil, err
 	}
 	if !c.MigrationMode {
 		if m.rollback() {
@@ -99,12 +94,8 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 		return nil, errs.Newf(errs.Precondition, "install or upgrade Cilium with values-initial.yaml (cni.customConf=true) from kubectl cni-migrate values",
 			"Cilium %s in %s is not in migration mode (cilium-config custom-cni-conf is not \"true\"): restarting its agent would take over the node's network at once", c.Version, c.Namespace)
 	}
-	if plan.Pool, err = ParsePool(c.PodCIDRs); err != nil {
+	if plan.Pool, err = CiliumPool(c, "the dual-overlay migration needs Cilium's cluster-pool IPAM"); err != nil {
 		return nil, err
-	}
-	if len(plan.Pool) == 0 {
-		return nil, errs.Newf(errs.Precondition, "install Cilium with ipam.mode=cluster-pool and ipam.operator.clusterPoolIPv4PodCIDRList (values-initial.yaml does)",
-			"the cilium-config ConfigMap in %s has no cluster-pool-ipv4-cidr: the dual-overlay migration needs Cilium's cluster-pool IPAM", c.Namespace)
 	}
 
 	cfg, err := m.nodeConfig(ctx, plan.Namespace)
