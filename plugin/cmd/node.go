@@ -19,6 +19,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 )
 
 const nodeExample = `  # Migrate one worker; stops with exit code 14 and instructions when the
@@ -275,55 +276,13 @@ func (o *nodeOptions) Run(ctx context.Context) error {
 			return runInPlace(ctx, o.common, cl, cluster, o.names, o.inPlaceOptions(), o.output)
 		}
 	}
-	errOut := o.streams.ErrOut
-	style := o.errStyle()
-	progress := migrate.NewProgress(errOut, output.IsTerminal(errOut), style, nil)
-	m := migrate.New(cl, o.opts, progress, nil)
-	plan, err := m.Preflight(ctx, cluster, o.names)
-	if err != nil {
-		return err
-	}
-	if plan.Namespace != "" {
-		mode := ""
-		if o.opts.DryRun {
-			mode = " (server dry run: every write is sent with dryRun=All)"
-		}
-		if o.direction == migrate.DirectionRollback {
-			back := "the old CNI"
-			if plan.OldCNI != nil {
-				back = plan.OldCNI.Name
-			}
-			mode = ", rolling back to " + back + mode
-		}
-		fmt.Fprintf(errOut, "Cilium in %s, pod CIDR %s, %s, reboot: %s%s\n",
-			plan.Namespace, prefixes(plan), plan.NodeConfig, o.opts.Reboot, mode)
-	}
-	gate, err := o.gate.open(ctx, o.common, cl)
-	if err == nil {
-		err = gate.Pass(ctx, "before "+strings.Join(o.names, ", "))
-	}
-	if err != nil {
-		return err
-	}
-	summary, runErr := m.Run(ctx, plan)
-	if runErr == nil {
-		runErr = gate.Pass(ctx, "after "+strings.Join(o.names, ", "))
-		if runErr != nil && summary != nil {
-			summary.ExitCode = errs.Code(runErr)
-			summary.Result = errs.Name(summary.ExitCode)
-			summary.Resume = o.resume
-		}
-	}
-	migrate.PrintSummary(errOut, summary, style)
-	return printResult(o.streams.Out, o.output, summary, runErr)
-}
-
-func prefixes(p *migrate.Plan) string {
-	var s []string
-	for _, x := range p.Pool {
-		s = append(s, x.String())
-	}
-	return strings.Join(s, ", ")
+	summary, err := rollout.RunNodes(ctx, cl, cluster, o.names, rollout.NodesOptions{
+		Migrate:  o.opts,
+		OpenGate: func(ctx context.Context) (*rollout.Gate, error) { return o.gate.open(ctx, o.common, cl) },
+		Out:      o.streams.ErrOut,
+		Style:    o.errStyle(),
+	})
+	return printResult(o.streams.Out, o.output, summary, err)
 }
 
 // printScript prints the --dry-run=client script. It needs the cluster
