@@ -110,7 +110,7 @@ func TestSourceCNIValues(t *testing.T) {
 			if c.Problem != nil {
 				t.Fatal(c.Problem)
 			}
-			p, initial, final, _, err := generateValues(c, tt.opts, nil, "")
+			p, initial, final, _, err := proposal.GenerateValues(c, tt.opts, nil, "")
 			if err != nil {
 				t.Fatal(err)
 			}

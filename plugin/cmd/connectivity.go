@@ -14,6 +14,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/status"
 )
 
@@ -334,30 +335,14 @@ func (g *gateFlags) validate() error {
 	return g.probe.validate("gate-")
 }
 
-// open deploys the probes for the gate (nil Monitor without --gate).
-func (g *gateFlags) open(ctx context.Context, c *common, cl *kube.Clients) (*connectivity.Monitor, error) {
+// open deploys the probes for the gate (nil Gate without --gate).
+func (g *gateFlags) open(ctx context.Context, c *common, cl *kube.Clients) (*rollout.Gate, error) {
 	if g.gate == "" {
 		return nil, nil
 	}
-	return g.probe.monitor(ctx, c, cl, nil)
-}
-
-// pass runs the gate (a no-op without --gate), saying on stderr how it went.
-func (g *gateFlags) pass(ctx context.Context, c *common, mon *connectivity.Monitor, what string) error {
-	if mon == nil {
-		return nil
-	}
-	fmt.Fprintf(c.streams.ErrOut, "gate %s: waiting for the connectivity matrix to be green for %s (at most %s)\n", what, g.settle, g.timeout)
-	m, err := mon.Gate(ctx, what, g.settle, g.timeout)
+	mon, err := g.probe.monitor(ctx, c, cl, nil)
 	if err != nil {
-		if ctx.Err() != nil {
-			return errs.New(errs.Interrupted, "interrupted in the connectivity gate "+what, "run the same command again to continue")
-		}
-		if errs.Code(err) == errs.ConnectivityFailed {
-			return err
-		}
-		return errs.Wrap(errs.Unreachable, err, "connectivity gate "+what+": "+oneLineErr(err), "check the cluster, then run the same command again")
+		return nil, err
 	}
-	fmt.Fprintf(c.streams.ErrOut, "gate %s: %s\n", what, m.Summary())
-	return nil
+	return &rollout.Gate{Monitor: mon, Settle: g.settle, Timeout: g.timeout, Out: c.streams.ErrOut}, nil
 }

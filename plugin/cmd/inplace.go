@@ -3,23 +3,18 @@ package cmd
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/inplace"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
-	"github.com/cni-migrate/kubectl-cni-migrate/plugin/lock"
-	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
-	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 )
 
 // dualOverlayFlags are the flags of node and rollout that only the
@@ -84,35 +79,17 @@ func (f *migrateFlags) inPlaceOptions() inplace.Options {
 }
 
 // runInPlace restarts the pods of nodes that are not on Cilium's pod CIDR
-// (node and rollout with --strategy in-place) and prints the summary.
+// (node with --strategy in-place) and prints the summary.
 func runInPlace(ctx context.Context, c *common, cl *kube.Clients, cluster *detect.Cluster, nodes []string, opts inplace.Options, format string) error {
-	errOut := c.streams.ErrOut
-	style := c.errStyle()
-	r := inplace.New(cl, opts, migrate.NewProgress(errOut, output.IsTerminal(errOut), style, nil))
-	plan, err := r.Preflight(ctx, cluster, nodes)
-	if err != nil {
-		return err
-	}
-	for _, w := range plan.Warnings {
-		fmt.Fprintln(errOut, style.Yellow("warning:"), w)
-	}
-	mode := ""
-	if opts.DryRun {
-		mode = " (server dry run: every write is sent with dryRun=All)"
-	}
-	var pool []string
-	for _, p := range plan.Pool {
-		pool = append(pool, p.String())
-	}
-	fmt.Fprintf(errOut, "in-place: Cilium %s in %s owns every node's CNI config, pod CIDR %s; restarting the pods of %d %s that are not on it, namespace by namespace (evictions, PodDisruptionBudgets honoured)%s\n",
-		cluster.Cilium.Version, plan.Namespace, strings.Join(pool, ", "), len(plan.Nodes), output.Plural(len(plan.Nodes), "node", "nodes"), mode)
-	summary, runErr := r.Run(ctx, plan)
-	inplace.PrintSummary(errOut, summary, style)
-	if runErr == nil && !opts.DryRun {
-		fmt.Fprintln(errOut, "next: kubectl cni-migrate status, then kubectl cni-migrate finalize")
-	}
-	if format != "" {
-		if err := printStructured(c.streams.Out, summary, format); err != nil && runErr == nil {
+	summary, err := rollout.InPlace(ctx, cl, cluster, nodes, opts, c.streams.ErrOut, c.errStyle())
+	return printResult(c.streams.Out, format, summary, err)
+}
+
+// printResult writes the summary s as -o format asks (nothing without -o,
+// or when there is no summary) and returns runErr, else the write's error.
+func printResult[T any](w io.Writer, format string, s *T, runErr error) error {
+	if format != "" && s != nil {
+		if err := printStructured(w, s, format); err != nil && runErr == nil {
 			return err
 		}
 	}
@@ -133,43 +110,7 @@ func printStructured(w io.Writer, v any, format string) error {
 		data = append(data, '\n')
 	}
 	if _, err := w.Write(data); err != nil {
-		return errs.Wrap(errs.IO, err, "cannot write the summary: "+oneLineErr(err), "check stdout")
+		return errs.Wrap(errs.IO, err, "cannot write the summary: "+errs.OneLine(err.Error()), "check stdout")
 	}
 	return nil
-}
-
-// runInPlace is rollout --strategy in-place: every selected node's pods,
-// under the rollout lock.
-func (o *rolloutOptions) runInPlace(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, nodes []corev1.Node) error {
-	names := make([]string, len(nodes))
-	for i := range nodes {
-		names[i] = nodes[i].Name
-	}
-	opts := o.inPlaceOptions()
-	if err := opts.Validate(); err != nil {
-		return err
-	}
-	if !opts.DryRun {
-		runCtx, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil)
-		held, err := lock.Acquire(ctx, cl.Kube, lock.DefaultNamespace, lock.DefaultName, identity(), lock.DefaultDuration, o.forceUnlock, nil)
-		if err != nil {
-			return cl.Classify(err, "taking the rollout lock")
-		}
-		if held.TookOver != "" {
-			fmt.Fprintf(o.streams.ErrOut, "took over the rollout lock from %s\n", held.TookOver)
-		}
-		go held.KeepAlive(runCtx, func(err error) { cancel(err) })
-		defer func() {
-			rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer rcancel()
-			_ = held.Release(rctx)
-		}()
-		err = runInPlace(runCtx, o.common, cl, cluster, names, opts, o.output)
-		if cause := context.Cause(runCtx); err != nil && cause != nil && errs.Code(cause) == errs.Locked {
-			return cause
-		}
-		return err
-	}
-	return runInPlace(ctx, o.common, cl, cluster, names, opts, o.output)
 }

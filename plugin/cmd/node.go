@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -12,15 +11,16 @@ import (
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
-	"sigs.k8s.io/yaml"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/inplace"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 )
 
 const nodeExample = `  # Migrate one worker; stops with exit code 14 and instructions when the
@@ -130,6 +130,45 @@ func (f *migrateFlags) complete(cmd *cobra.Command, namespace string, serverDryR
 	return nil
 }
 
+// validateStrategy checks --strategy, and the flags given and --dry-run
+// against it (node, rollout).
+func (f *migrateFlags) validateStrategy(cmd *cobra.Command, dryRun cmdutil.DryRunStrategy) error {
+	if err := proposal.ValidateStrategy(f.strategy); err != nil {
+		return err
+	}
+	if f.strategy == proposal.InPlace && dryRun == cmdutil.DryRunClient {
+		return errs.New(errs.Usage, "--dry-run=client prints the dual-overlay steps; the in-place method has no script", "use --dry-run=server to see what would be evicted")
+	}
+	if f.strategy != "" {
+		if err := strategyFlags(cmd, f.strategy, "--strategy "+f.strategy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateOutputAndGate checks -o and --gate against --dry-run and
+// --strategy (node, rollout); what names the dual-overlay run in the
+// message ("node-by-node rollout").
+func validateOutputAndGate(format string, dryRun cmdutil.DryRunStrategy, gate *gateFlags, strategy, what string) error {
+	if err := output.ValidateFormat(format); err != nil {
+		return err
+	}
+	if format != "" && dryRun == cmdutil.DryRunClient {
+		return errs.New(errs.Usage, "-o does not apply to --dry-run=client, which prints a script", "drop -o, or use --dry-run=server")
+	}
+	if err := gate.validate(); err != nil {
+		return err
+	}
+	if gate.gate != "" && dryRun != cmdutil.DryRunNone {
+		return errs.New(errs.Usage, "--gate does not apply to a dry run: nothing changes for it to check", "drop --gate, or --dry-run")
+	}
+	if gate.gate != "" && strategy == proposal.InPlace {
+		return errs.New(errs.Usage, "--gate applies to the "+what+", not --strategy in-place", "drop --gate, or run connectivity before and after")
+	}
+	return nil
+}
+
 // nodeOptions are the options of node and of rollback, which runs the same
 // steps the other way (direction).
 type nodeOptions struct {
@@ -185,7 +224,7 @@ func newCmdNode(c *common) *cobra.Command {
 func (o *nodeOptions) Complete(cmd *cobra.Command, args []string) error {
 	var err error
 	if o.dryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
-		return errs.Wrap(errs.Usage, err, oneLineErr(err), "use --dry-run=none, client or server")
+		return errs.Wrap(errs.Usage, err, errs.OneLine(err.Error()), "use --dry-run=none, client or server")
 	}
 	o.names = args
 	o.cmd = cmd
@@ -200,36 +239,16 @@ func (o *nodeOptions) Complete(cmd *cobra.Command, args []string) error {
 }
 
 func (o *nodeOptions) Validate() error {
-	if err := proposal.ValidateStrategy(o.strategy); err != nil {
+	if err := o.validateStrategy(o.cmd, o.dryRun); err != nil {
 		return err
-	}
-	if o.strategy == proposal.InPlace && o.dryRun == cmdutil.DryRunClient {
-		return errs.New(errs.Usage, "--dry-run=client prints the dual-overlay steps; the in-place method has no script", "use --dry-run=server to see what would be evicted")
-	}
-	if o.strategy != "" {
-		if err := strategyFlags(o.cmd, o.strategy, "--strategy "+o.strategy); err != nil {
-			return err
-		}
 	}
 	for _, n := range o.names {
 		if err := migrate.ValidateNodeName(n); err != nil {
 			return err
 		}
 	}
-	if err := output.ValidateFormat(o.output); err != nil {
+	if err := validateOutputAndGate(o.output, o.dryRun, &o.gate, o.strategy, "node-by-node migration"); err != nil {
 		return err
-	}
-	if o.output != "" && o.dryRun == cmdutil.DryRunClient {
-		return errs.New(errs.Usage, "-o does not apply to --dry-run=client, which prints a script", "drop -o, or use --dry-run=server")
-	}
-	if err := o.gate.validate(); err != nil {
-		return err
-	}
-	if o.gate.gate != "" && o.dryRun != cmdutil.DryRunNone {
-		return errs.New(errs.Usage, "--gate does not apply to a dry run: nothing changes for it to check", "drop --gate, or --dry-run")
-	}
-	if o.gate.gate != "" && o.strategy == proposal.InPlace {
-		return errs.New(errs.Usage, "--gate applies to the node-by-node migration, not --strategy in-place", "drop --gate, or run connectivity before and after")
 	}
 	return o.opts.Validate()
 }
@@ -258,78 +277,13 @@ func (o *nodeOptions) Run(ctx context.Context) error {
 			return runInPlace(ctx, o.common, cl, cluster, o.names, o.inPlaceOptions(), o.output)
 		}
 	}
-	errOut := o.streams.ErrOut
-	style := o.errStyle()
-	progress := migrate.NewProgress(errOut, output.IsTerminal(errOut), style, nil)
-	m := migrate.New(cl, o.opts, progress, nil)
-	plan, err := m.Preflight(ctx, cluster, o.names)
-	if err != nil {
-		return err
-	}
-	if plan.Namespace != "" {
-		mode := ""
-		if o.opts.DryRun {
-			mode = " (server dry run: every write is sent with dryRun=All)"
-		}
-		if o.direction == migrate.DirectionRollback {
-			back := "the old CNI"
-			if plan.OldCNI != nil {
-				back = plan.OldCNI.Name
-			}
-			mode = ", rolling back to " + back + mode
-		}
-		fmt.Fprintf(errOut, "Cilium in %s, pod CIDR %s, %s, reboot: %s%s\n",
-			plan.Namespace, prefixes(plan), plan.NodeConfig, o.opts.Reboot, mode)
-	}
-	mon, err := o.gate.open(ctx, o.common, cl)
-	if err == nil {
-		err = o.gate.pass(ctx, o.common, mon, "before "+strings.Join(o.names, ", "))
-	}
-	if err != nil {
-		return err
-	}
-	summary, runErr := m.Run(ctx, plan)
-	if runErr == nil {
-		runErr = o.gate.pass(ctx, o.common, mon, "after "+strings.Join(o.names, ", "))
-		if runErr != nil && summary != nil {
-			summary.ExitCode = errs.Code(runErr)
-			summary.Result = exitName(summary.ExitCode)
-			summary.Resume = o.resume
-		}
-	}
-	migrate.PrintSummary(errOut, summary, style)
-	if o.output != "" {
-		if err := printSummary(o.streams.Out, summary, o.output); err != nil && runErr == nil {
-			return err
-		}
-	}
-	return runErr
-}
-
-func prefixes(p *migrate.Plan) string {
-	var s []string
-	for _, x := range p.Pool {
-		s = append(s, x.String())
-	}
-	return strings.Join(s, ", ")
-}
-
-func printSummary(w io.Writer, s *migrate.Summary, format string) error {
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	if format == "yaml" {
-		if data, err = yaml.JSONToYAML(data); err != nil {
-			return err
-		}
-	} else {
-		data = append(data, '\n')
-	}
-	if _, err := w.Write(data); err != nil {
-		return errs.Wrap(errs.IO, err, "cannot write the summary: "+oneLineErr(err), "check stdout")
-	}
-	return nil
+	summary, err := rollout.RunNodes(ctx, cl, cluster, o.names, rollout.NodesOptions{
+		Migrate:  o.opts,
+		OpenGate: func(ctx context.Context) (*rollout.Gate, error) { return o.gate.open(ctx, o.common, cl) },
+		Out:      o.streams.ErrOut,
+		Style:    o.errStyle(),
+	})
+	return printResult(o.streams.Out, o.output, summary, err)
 }
 
 // printScript prints the --dry-run=client script. It needs the cluster
@@ -346,7 +300,7 @@ func (o *nodeOptions) printScript(ctx context.Context) error {
 			case err == nil && len(l.Items) > 0:
 				ns = l.Items[0].Namespace
 			case err != nil:
-				fmt.Fprintf(o.streams.ErrOut, "warning: could not find Cilium's namespace (%s); the script uses %s (pass -n to choose)\n", oneLineErr(err), ns)
+				fmt.Fprintf(o.streams.ErrOut, "warning: could not find Cilium's namespace (%s); the script uses %s (pass -n to choose)\n", errs.OneLine(err.Error()), ns)
 			}
 		}
 	}
@@ -365,7 +319,7 @@ func (o *nodeOptions) printScript(ctx context.Context) error {
 		return err
 	}
 	if _, err := io.WriteString(o.streams.Out, script); err != nil {
-		return errs.Wrap(errs.IO, err, "cannot write the script: "+oneLineErr(err), "check stdout")
+		return errs.Wrap(errs.IO, err, "cannot write the script: "+errs.OneLine(err.Error()), "check stdout")
 	}
 	return nil
 }
@@ -402,7 +356,7 @@ func commandLines(cmd *cobra.Command, args []string) (line, resume string, kubec
 		} else {
 			v = f.Name + "=" + f.Value.String()
 		}
-		arg := migrate.ShellQuote("--" + v)
+		arg := shell.Quote("--" + v)
 		all = append(all, arg)
 		if f.Name != "dry-run" && f.Name != "output" {
 			keep = append(keep, arg)
@@ -413,13 +367,11 @@ func commandLines(cmd *cobra.Command, args []string) (line, resume string, kubec
 			kubectlFlags = append(kubectlFlags, "--"+f.Name+"="+f.Value.String())
 		}
 	})
-	base := strings.TrimSpace("kubectl cni-migrate " + cmd.Name() + " " + migrate.ShellJoin(args))
+	base := strings.TrimSpace("kubectl cni-migrate " + cmd.Name() + " " + shell.Join(args))
 	line = strings.TrimSpace(base + " " + strings.Join(all, " "))
 	resume = strings.TrimSpace(base + " " + strings.Join(keep, " "))
 	return line, resume, kubectlFlags
 }
-
-func oneLineErr(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // completeNodes completes node names not given yet.
 func completeNodes(ctx context.Context, c *common, given []string) ([]string, cobra.ShellCompDirective) {

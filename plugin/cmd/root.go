@@ -129,5 +129,5 @@ func ExitCode(err error) int { return errs.Code(err) }
 
 // FormatError renders err as the one line main prints.
 func FormatError(err error) string {
-	return "error: " + strings.Join(strings.Fields(err.Error()), " ")
+	return "error: " + errs.OneLine(err.Error())
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
-	"github.com/cni-migrate/kubectl-cni-migrate/plugin/values"
 )
 
 // proposalFlags are the flags of every command that proposes a setup.
@@ -68,35 +67,6 @@ func detectClusterWith(ctx context.Context, cl *kube.Clients, ov detect.Override
 	snap.KubeconfigCluster = cl.ClusterName
 	snap.APIServerURL = cl.Server
 	return detect.AnalyzeWith(snap, ov), nil
-}
-
-// generateValues resolves the proposal for the cluster, refuses an unsafe
-// one, and generates the initial and final values with the user's on top.
-func generateValues(c *detect.Cluster, opts proposal.Options, user map[string]any, userFile string) (*proposal.Proposal, *values.Doc, *values.Doc, []string, error) {
-	p, err := proposal.Propose(c, opts)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	if unsafe := proposal.Safety(c, p); len(unsafe) > 0 {
-		return nil, nil, nil, nil, unsafe[0]
-	}
-	in := values.Input{
-		Version:              p.Version,
-		PodCIDR:              p.PodCIDR,
-		MaskSize:             p.MaskSize,
-		TunnelProtocol:       p.TunnelProtocol,
-		TunnelPort:           p.TunnelPort,
-		ClusterName:          p.ClusterName,
-		KubeProxyReplacement: p.KubeProxyReplacement,
-		K8sServiceHost:       p.K8sServiceHost,
-		K8sServicePort:       p.K8sServicePort,
-		OperatorReplicas:     p.OperatorReplicas,
-		User:                 user,
-		UserFile:             userFile,
-	}
-	in.Strategy, in.IPv4NativeRoutingCIDR = p.Strategy, p.IPv4NativeRoutingCIDR
-	initial, final, warnings, err := values.Generate(in)
-	return p, initial, final, warnings, err
 }
 
 // addStrategyFlag adds --strategy, shared by plan, values, node and rollout.

@@ -122,7 +122,7 @@ func (o *statusOptions) Run(ctx context.Context) error {
 	}
 	md, err := metadata.NewForConfig(cl.Config)
 	if err != nil {
-		return errs.Wrap(errs.Usage, err, "invalid client configuration: "+oneLineErr(err), "check your kubeconfig")
+		return errs.Wrap(errs.Usage, err, "invalid client configuration: "+errs.OneLine(err.Error()), "check your kubeconfig")
 	}
 	sc := status.Clients{Kube: cl.Kube, Metadata: md, Dynamic: cl.Dynamic}
 	opts := status.Options{Namespace: o.namespace, PageSize: o.chunkSize, KubeconfigCluster: cl.ClusterName, APIServer: cl.Server}

@@ -106,7 +106,7 @@ func (o *valuesOptions) Run(ctx context.Context) error {
 	if c.Problem != nil {
 		return c.Problem
 	}
-	p, initial, final, warnings, err := generateValues(c, o.opts, o.user, o.valuesFile)
+	p, initial, final, warnings, err := proposal.GenerateValues(c, o.opts, o.user, o.valuesFile)
 	if err != nil {
 		return err
 	}

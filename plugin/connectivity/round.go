@@ -14,7 +14,8 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -118,24 +119,12 @@ func Probes(ctx context.Context, c kubernetes.Interface, namespace string, class
 		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" {
 			continue
 		}
-		ps = append(ps, Probe{Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Network: classify(p.Status.PodIP), Ready: podReady(p)})
+		ps = append(ps, Probe{Pod: p.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP, Network: classify(p.Status.PodIP), Ready: p.Status.PodIP != "" && kube.PodReady(p)})
 	}
 	sort.Slice(ps, func(i, j int) bool {
 		return ps[i].Node < ps[j].Node || ps[i].Node == ps[j].Node && ps[i].Pod < ps[j].Pod
 	})
 	return ps, nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // Run lists the probes and the nodes, runs every check of the round and
@@ -271,9 +260,9 @@ func dialOf(x *Result, payload string) Dial {
 func judge(x *Result, d Dial, a Answer, err error) {
 	switch {
 	case err != nil:
-		x.Error = "asking the probe pod: " + oneLine(err.Error())
+		x.Error = "asking the probe pod: " + errs.OneLine(err.Error())
 	case len(a.Responses) == 0 && len(a.Errors) > 0:
-		x.Error = oneLine(a.Errors[len(a.Errors)-1])
+		x.Error = errs.OneLine(a.Errors[len(a.Errors)-1])
 	case len(a.Responses) == 0:
 		x.Error = "no answer"
 	case x.Check == CheckMTU && a.Responses[0] != strings.TrimPrefix(d.Request, "echo "):
@@ -288,8 +277,6 @@ func judge(x *Result, d Dial, a Answer, err error) {
 		x.Error = x.Error[:200]
 	}
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // HTTPDialer sends each Dial to Base + "/dial" with the probe pod's name
 // and node added (pod, node): a stand-in for the pod proxy, for the kwok
@@ -325,7 +312,7 @@ func (h HTTPDialer) Dial(ctx context.Context, pod Probe, d Dial) (Answer, error)
 		return Answer{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Answer{}, fmt.Errorf("probe endpoint: HTTP %d: %s", resp.StatusCode, oneLine(string(raw)))
+		return Answer{}, fmt.Errorf("probe endpoint: HTTP %d: %s", resp.StatusCode, errs.OneLine(string(raw)))
 	}
 	return parseAnswer(raw)
 }

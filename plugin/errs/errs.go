@@ -8,6 +8,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Exit codes. They are part of the plugin's interface: scripts depend on them,
@@ -154,3 +155,18 @@ func Codes() []ExitCode {
 		{Interrupted, "interrupted", "stopped by Ctrl-C or SIGTERM; run the same command again to continue"},
 	}
 }
+
+// Name returns the name of an exit code ("drain-blocked"), "internal" for
+// a code that is not one of Codes.
+func Name(code int) string {
+	for _, c := range Codes() {
+		if c.Code == code {
+			return c.Name
+		}
+	}
+	return "internal"
+}
+
+// OneLine folds s (an error's text, often from the API server or a
+// command) onto one line: its words with single spaces.
+func OneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -52,9 +52,9 @@ func (o Object) String() string {
 func NotDone(nodes []corev1.Node) []string {
 	var out []string
 	for i := range nodes {
-		a := nodes[i].Annotations
-		_, rollingBack := a[migrate.AnnotationRollbackWasUnschedulable]
-		if a[migrate.AnnotationPhase] != string(migrate.PhaseDone) || a[migrate.AnnotationRollbackPhase] != "" || rollingBack {
+		// A phase this plugin does not know is not done either.
+		st, err := migrate.StateOf(&nodes[i])
+		if err != nil || st.Phase != migrate.PhaseDone || st.RollingBack() {
 			out = append(out, nodes[i].Name)
 		}
 	}

@@ -36,7 +36,7 @@ type Clients struct {
 func New(flags *genericclioptions.ConfigFlags) (*Clients, error) {
 	cfg, err := flags.ToRESTConfig()
 	if err != nil {
-		return nil, errs.Wrap(errs.Usage, err, "cannot load a kubeconfig: "+oneLine(err.Error()),
+		return nil, errs.Wrap(errs.Usage, err, "cannot load a kubeconfig: "+errs.OneLine(err.Error()),
 			"set KUBECONFIG or pass --kubeconfig and --context")
 	}
 	cfg.UserAgent = "kubectl-cni-migrate"
@@ -46,11 +46,11 @@ func New(flags *genericclioptions.ConfigFlags) (*Clients, error) {
 	protoCfg.ContentType = "application/vnd.kubernetes.protobuf"
 	kc, err := kubernetes.NewForConfig(protoCfg)
 	if err != nil {
-		return nil, errs.Wrap(errs.Usage, err, "invalid client configuration: "+oneLine(err.Error()), "check your kubeconfig")
+		return nil, errs.Wrap(errs.Usage, err, "invalid client configuration: "+errs.OneLine(err.Error()), "check your kubeconfig")
 	}
 	dc, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return nil, errs.Wrap(errs.Usage, err, "invalid client configuration: "+oneLine(err.Error()), "check your kubeconfig")
+		return nil, errs.Wrap(errs.Usage, err, "invalid client configuration: "+errs.OneLine(err.Error()), "check your kubeconfig")
 	}
 	c := &Clients{Config: cfg, Kube: kc, Dynamic: dc, Server: cfg.Host}
 	if raw, err := flags.ToRawKubeConfigLoader().RawConfig(); err == nil {
@@ -86,7 +86,7 @@ func (c *Clients) Classify(err error, what string) error {
 	if c.Config != nil && c.Config.Timeout > 0 {
 		timeout = c.Config.Timeout.String()
 	}
-	msg := oneLine(err.Error())
+	msg := errs.OneLine(err.Error())
 	var netErr net.Error
 	var urlErr *url.Error
 	switch {
@@ -105,15 +105,11 @@ func (c *Clients) Classify(err error, what string) error {
 		return errs.Wrap(errs.Unreachable, err, fmt.Sprintf("cannot reach the API server at %s (connection refused) while %s", server, what),
 			"check --kubeconfig/--context and that the cluster is running")
 	case errors.As(err, &urlErr):
-		return errs.Wrap(errs.Unreachable, err, fmt.Sprintf("cannot reach the API server at %s while %s: %s", server, what, oneLine(urlErr.Err.Error())),
+		return errs.Wrap(errs.Unreachable, err, fmt.Sprintf("cannot reach the API server at %s while %s: %s", server, what, errs.OneLine(urlErr.Err.Error())),
 			"check --kubeconfig/--context and that the cluster is running")
 	case apierrors.IsNotFound(err):
 		return errs.Wrap(errs.Unsupported, err, what+": "+msg, "check --context points at the right cluster")
 	}
 	return errs.Wrap(errs.Unreachable, err, "the API server at "+server+" returned an error while "+what+": "+msg,
 		"check the cluster's health (kubectl get --raw /readyz)")
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/sourcecni"
 )
 
@@ -37,10 +38,10 @@ func CNIConfigRestore(node string, plan *Plan) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "the reboot does not restore the node's CNI config: Cilium's agent no longer manages %s, so its %s stays there and, sorting first, keeps new pods on Cilium\n", dir, path.Base(file))
 	fmt.Fprintf(&b, "before the reboot, as root on %s:\n", node)
-	fmt.Fprintf(&b, "  rm -f %s\n", ShellQuote(file))
+	fmt.Fprintf(&b, "  rm -f %s\n", shell.Quote(file))
 	if node := oldCNINode(plan); node.CNIConf != "" {
 		conf := path.Join(dir, node.CNIConf)
-		fmt.Fprintf(&b, "  mv -n %[1]s%[2]s %[1]s\n", ShellQuote(conf), CiliumBackupSuffix)
+		fmt.Fprintf(&b, "  mv -n %[1]s%[2]s %[1]s\n", shell.Quote(conf), CiliumBackupSuffix)
 		b.WriteString(node.CNIConfNote)
 	} else {
 		fmt.Fprintf(&b, "  then rename the old CNI's config back: mv -n %s/NAME%s %s/NAME (not 05-cilium.conf%s; see docs/rollback.md)", dir, CiliumBackupSuffix, dir, CiliumBackupSuffix)

@@ -15,6 +15,13 @@
 // Options and calls Migrator. The annotations, the Phase type and its
 // ordering are exported for the other commands (status, rollout, finalize,
 // rollback) that read what this package writes.
+//
+// Files: migrate.go holds Options, Migrator, Target and Plan; preflight.go
+// the checks before anything changes; run.go the loop over nodes and steps
+// and the node patches that record them; step_*.go one step each (cordon,
+// drain, label, agent, reboot, verify, uncordon); phase.go and
+// rollbackphase.go the phases; script.go and rollbackscript.go the
+// --dry-run=client scripts.
 package migrate
 
 import (

@@ -134,16 +134,16 @@ func probeFailure(p *corev1.Pod) string {
 				s += " (" + t.Reason + ")"
 			}
 			if m := strings.TrimSpace(t.Message); m != "" {
-				s += ": " + oneLine(m)
+				s += ": " + errs.OneLine(m)
 			}
 			return s
 		}
 		if w := cs.State.Waiting; w != nil && w.Reason != "" {
-			return w.Reason + " " + oneLine(w.Message)
+			return w.Reason + " " + errs.OneLine(w.Message)
 		}
 	}
 	if p.Status.Reason != "" {
-		return p.Status.Reason + " " + oneLine(p.Status.Message)
+		return p.Status.Reason + " " + errs.OneLine(p.Status.Message)
 	}
 	return string(p.Status.Phase)
 }

@@ -46,14 +46,14 @@ func ParseRebootTemplate(s string) (*RebootTemplate, error) {
 	for i, w := range words {
 		tpl, err := template.New(fmt.Sprintf("word%d", i)).Option("missingkey=error").Parse(w)
 		if err != nil {
-			return nil, errs.Newf(errs.Usage, "the fields are {{.Node}} and {{.InternalIP}}", "--reboot-command %q: %v", s, oneLine(err.Error()))
+			return nil, errs.Newf(errs.Usage, "the fields are {{.Node}} and {{.InternalIP}}", "--reboot-command %q: %v", s, errs.OneLine(err.Error()))
 		}
 		t.words = append(t.words, tpl)
 	}
 	// Execute once with sample data so that unknown fields fail now, not
 	// in the middle of a migration.
 	if _, err := t.argv(RebootTarget{Node: "node-1", InternalIP: "192.0.2.1"}); err != nil {
-		return nil, errs.Newf(errs.Usage, "the fields are {{.Node}} and {{.InternalIP}}", "--reboot-command %q: %v", s, oneLine(err.Error()))
+		return nil, errs.Newf(errs.Usage, "the fields are {{.Node}} and {{.InternalIP}}", "--reboot-command %q: %v", s, errs.OneLine(err.Error()))
 	}
 	return t, nil
 }
@@ -181,37 +181,3 @@ func splitWords(s string) ([]string, error) {
 	}
 	return words, nil
 }
-
-// ShellQuote quotes s for a POSIX shell: unchanged when it holds only safe
-// characters, else in single quotes.
-func ShellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@%+", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// ShellJoin quotes and joins argv for a POSIX shell.
-func ShellJoin(argv []string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = ShellQuote(a)
-		if i == 0 && q[i] == a && strings.Contains(a, "=") {
-			// NAME=value in command position would be an assignment.
-			q[i] = "'" + a + "'"
-		}
-	}
-	return strings.Join(q, " ")
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -94,37 +93,6 @@ func TestRebootInjection(t *testing.T) {
 	for _, ok := range []string{"worker-1", "ip-10-0-1-5.eu-west-1.compute.internal", "a"} {
 		if err := ValidateNodeName(ok); err != nil {
 			t.Errorf("ValidateNodeName(%q): %v", ok, err)
-		}
-	}
-}
-
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"worker-1":             "worker-1",
-		"":                     "''",
-		"a b":                  "'a b'",
-		"it's":                 `'it'\''s'`,
-		"$HOME":                `'$HOME'`,
-		"--reboot-command=x y": "'--reboot-command=x y'",
-		"{{.Node}}":            "'{{.Node}}'",
-	} {
-		if got := ShellQuote(in); got != want {
-			t.Errorf("ShellQuote(%q) = %s, want %s", in, got, want)
-		}
-	}
-	if got := ShellJoin([]string{"A=b", "c=d"}); got != "'A=b' c=d" {
-		t.Errorf("ShellJoin = %s", got)
-	}
-	// Round trip through a real shell when there is one.
-	if _, err := exec.LookPath("sh"); err == nil {
-		args := []string{"a b", "it's", "$HOME", "`id`", `"q"`, "x\ny", ""}
-		out, err := exec.Command("sh", "-c", `for a in `+ShellJoin(args)+`; do printf '%s\0' "$a"; done`).Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
-		if !reflect.DeepEqual(got, args) {
-			t.Errorf("sh round trip: %q, want %q", got, args)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 )
 
@@ -138,7 +139,7 @@ not-migrated)
 		}
 		var pending strings.Builder
 		for _, line := range strings.Split(CNIConfigRestore(node, oldCNI), "\n") {
-			fmt.Fprintf(&pending, "%secho %s >&2\n", indent, ShellQuote(line))
+			fmt.Fprintf(&pending, "%secho %s >&2\n", indent, shell.Quote(line))
 		}
 		if err := scriptReboot(&b, o, node, "record_rollback", string(RollbackRebooted),
 			"Pods left on the node (DaemonSet pods) keep\n  # their Cilium addresses until restarted.", pending.String()); err != nil {

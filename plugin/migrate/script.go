@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 )
 
@@ -165,15 +166,15 @@ func scriptRebootCommand(t *RebootTemplate, node string) (string, bool, error) {
 	needsIP := false
 	words := make([]string, len(argv))
 	for i, a := range argv {
-		words[i] = ShellJoin([]string{a})
+		words[i] = shell.Join([]string{a})
 		if i > 0 {
-			words[i] = ShellQuote(a)
+			words[i] = shell.Quote(a)
 		}
 		if strings.Contains(a, ipSentinel) {
 			// Inside single quotes: close them, insert the variable, reopen;
 			// then drop the empty quotes left at either end.
 			needsIP = true
-			w := strings.ReplaceAll(ShellQuote(a), ipSentinel, `'"$node_ip"'`)
+			w := strings.ReplaceAll(shell.Quote(a), ipSentinel, `'"$node_ip"'`)
 			words[i] = strings.TrimSuffix(strings.TrimPrefix(w, "''"), "''")
 		}
 	}
@@ -222,7 +223,7 @@ func scriptPrologue(b *strings.Builder, in ScriptInput, title, explain string) {
 		p("\n# Every kubectl below talks to the cluster chosen when the script was generated.\n")
 		var q []string
 		for _, f := range in.KubectlFlags {
-			q = append(q, ShellQuote(f))
+			q = append(q, shell.Quote(f))
 		}
 		p("kubectl() { command kubectl %s \"$@\"; }\n", strings.Join(q, " "))
 	}

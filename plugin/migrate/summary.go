@@ -82,22 +82,14 @@ func PrintSummary(w io.Writer, s *Summary, style output.Style) {
 	if len(s.Nodes) == 0 {
 		return
 	}
-	suffix := ""
-	if s.DryRun != "" {
-		suffix = " (server dry run: nothing was changed)"
-	}
-	fmt.Fprintf(w, "SUMMARY%s\n", suffix)
+	output.SummaryTitle(w, s.DryRun)
 	for _, n := range s.Nodes {
-		// Pad before colouring: escape codes have no width.
-		word := fmt.Sprintf("%-20s", n.Result)
+		var good bool
 		switch n.Result {
 		case ResultMigrated, ResultAlreadyDone, ResultDryRun, ResultRolledBack, ResultNotMigrated:
-			word = style.Green(word)
-		case ResultFailed:
-			word = style.Red(word)
-		default:
-			word = style.Yellow(word)
+			good = true
 		}
+		word := style.Verdict(n.Result, 20, good, n.Result == ResultFailed)
 		line := fmt.Sprintf("  %-20s %s phase %s", n.Name, word, n.PhaseAfter)
 		if n.PhaseBefore != n.PhaseAfter {
 			line = fmt.Sprintf("  %-20s %s phase %s -> %s", n.Name, word, n.PhaseBefore, n.PhaseAfter)
@@ -114,7 +106,5 @@ func PrintSummary(w io.Writer, s *Summary, style output.Style) {
 		}
 		fmt.Fprintln(w, line)
 	}
-	if s.Resume != "" {
-		fmt.Fprintf(w, "to continue: %s\n", s.Resume)
-	}
+	output.SummaryResume(w, s.Resume)
 }

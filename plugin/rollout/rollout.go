@@ -1,6 +1,15 @@
-// Package rollout decides the order and the batches in which a rollout
-// migrates nodes: nodes already under way first, then the workers, then the
-// control-plane nodes one at a time, in name order within each group.
+// Package rollout runs `kubectl cni-migrate rollout`: it decides the order
+// and the batches in which nodes are migrated (nodes already under way
+// first, then the workers, then the control-plane nodes one at a time, in
+// name order within each group), holds the rollout lock and renews it,
+// passes the connectivity gate between batches, and builds the summary. The
+// in-place method runs under the same lock (RunInPlace); `node` and
+// `rollback` run the same steps on named nodes, with the same gate and
+// summary but no lock (RunNodes, InPlace).
+//
+// Files: rollout.go orders and batches; run.go selects the nodes and runs
+// the batches; lock.go holds the lock; gate.go is the connectivity gate;
+// inplace.go and nodes.go are the in-place and the named-node runs.
 package rollout
 
 import (

@@ -3,6 +3,7 @@ package status
 import (
 	"net/netip"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -114,7 +115,7 @@ func PodFrom(p *corev1.Pod, isAgent bool) Pod {
 	if isAgent {
 		out.Name = p.Name
 		out.Agent = AgentNotReady
-		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(p) {
+		if p.DeletionTimestamp == nil && kube.PodReady(p) {
 			out.Agent = AgentReady
 		}
 	}
@@ -142,15 +143,6 @@ func podIP(p *corev1.Pod) netip.Addr {
 		}
 	}
 	return first
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // NodeTally counts the pods of one node.

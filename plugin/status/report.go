@@ -25,6 +25,8 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/ciliumver"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/connectivity"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
@@ -339,7 +341,7 @@ func Assemble(in Input) *Report {
 	defaultLabel := labels.SelectorFromSet(labels.Set{defaultLabelKey(): defaultLabelValue()})
 	for i := range in.Nodes {
 		n := &in.Nodes[i]
-		out := Node{Name: n.Name, ControlPlane: controlPlane[n.Name] || isControlPlane(n), Ready: ready[n.Name], Cordoned: n.Spec.Unschedulable}
+		out := Node{Name: n.Name, ControlPlane: controlPlane[n.Name] || kube.IsControlPlane(n), Ready: ready[n.Name], Cordoned: n.Spec.Unschedulable}
 		raw := n.Annotations[migrate.AnnotationPhase]
 		phase, err := migrate.ParsePhase(raw)
 		if err != nil {
@@ -418,15 +420,9 @@ func Assemble(in Input) *Report {
 		r.Rollout.Remaining = len(r.Rollout.RollingBack)
 	}
 	if c.Problem != nil && r.Next.Stage != StageFinalized {
-		r.Warnings = append(r.Warnings, strings.Join(strings.Fields(c.Problem.Error()), " "))
+		r.Warnings = append(r.Warnings, errs.OneLine(c.Problem.Error()))
 	}
 	return r
-}
-
-func isControlPlane(n *corev1.Node) bool {
-	_, cp := n.Labels[detect.LabelControlPlane]
-	_, master := n.Labels["node-role.kubernetes.io/master"]
-	return cp || master
 }
 
 func defaultLabelKey() string {

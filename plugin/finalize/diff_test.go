@@ -1,4 +1,4 @@
-package cmd
+package finalize
 
 import (
 	"strings"
@@ -8,16 +8,9 @@ import (
 func TestChanges(t *testing.T) {
 	a := map[string]any{"cni": map[string]any{"customConf": true, "uninstall": false}, "policyEnforcementMode": "never", "x": 1.0}
 	b := map[string]any{"cni": map[string]any{"customConf": false, "uninstall": false}, "policyEnforcementMode": "default", "y": "new"}
-	got := strings.Join(changes(a, b, ""), "\n")
+	got := strings.Join(Changes(a, b, ""), "\n")
 	want := "cni.customConf: true -> false\npolicyEnforcementMode: never -> default\nx: 1 -> (unset)\ny: (unset) -> new"
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
-	}
-}
-
-func TestShellJoin(t *testing.T) {
-	got := shellJoin([]string{"helm", "upgrade", "--values", "my dir/values-final.yaml", "it's"})
-	if got != `helm upgrade --values 'my dir/values-final.yaml' 'it'\''s'` {
-		t.Fatal(got)
 	}
 }

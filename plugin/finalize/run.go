@@ -1,0 +1,228 @@
+package finalize
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/values"
+)
+
+// Options are finalize's settings (the command's flags).
+type Options struct {
+	// OutputDir is where values-initial.yaml and values-final.yaml go.
+	OutputDir string
+	// User are the user's Helm values (--values, read from UserFile),
+	// merged on top of the generated ones.
+	User     map[string]any
+	UserFile string
+	// Yes runs the helm upgrade (Helm is the binary) instead of printing it.
+	Yes  bool
+	Helm string
+	// Release and Chart name Cilium's Helm release and chart.
+	Release, Chart string
+	// RemoveOldCNI deletes the old CNI's objects; KeepState keeps the
+	// plugin's node labels and annotations.
+	RemoveOldCNI bool
+	KeepState    bool
+	// Label is the migration node label (key=value) to remove;
+	// NodeConfigName the CiliumNodeConfig to delete.
+	Label          string
+	NodeConfigName string
+	// Timeout bounds the wait for the restarted Cilium agents.
+	Timeout time.Duration
+	// DryRun changes nothing (client or server dry run); ServerDryRun sends
+	// every write with dryRun=All.
+	DryRun, ServerDryRun bool
+	// Namespace is Cilium's namespace (-n), "" for the detected one.
+	Namespace string
+	// Out receives what finalize does, step by step (stderr).
+	Out   io.Writer
+	Style output.Style
+}
+
+// Run finalizes the migration of the cluster c: each step is recognised
+// from the cluster, so running it again after an interruption continues
+// (see the package comment). It says on o.Out what it does. While Cilium
+// still runs its migration values and o.Yes is not set, it stops with
+// WaitingForUpgrade after printing the helm upgrade to run.
+func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) error {
+	out := o.Out
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	if !c.Cilium.Installed {
+		return errs.New(errs.Precondition, "Cilium is not installed", "install it with values-initial.yaml and migrate the nodes first")
+	}
+	ns := o.Namespace
+	if ns == "" {
+		ns = c.Cilium.Namespace
+	}
+	nodes, err := cl.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return cl.Classify(err, "listing nodes")
+	}
+	upgraded, err := Upgraded(ctx, cl.Kube, ns)
+	if err != nil {
+		return cl.Classify(err, "reading cilium-config")
+	}
+	served, err := nodeconfig.Served(cl.Kube.Discovery())
+	if err != nil {
+		return cl.Classify(err, "reading the cilium.io API versions")
+	}
+	ncVersion := NodeConfigAPIVersion(served)
+	exists, err := NodeConfigExists(ctx, cl.Dynamic, ncVersion, ns, o.NodeConfigName)
+	if err != nil {
+		return cl.Classify(err, "reading the CiliumNodeConfig")
+	}
+	// The in-place method has no CiliumNodeConfig: its progress ConfigMap
+	// plays that part (deleted once the agents run the final values).
+	inPlace, err := InPlaceProgressExists(ctx, cl.Kube, ns)
+	if err != nil {
+		return cl.Classify(err, "reading ConfigMap "+ns+"/"+InPlaceProgress)
+	}
+	// Once Cilium runs with its final values and the CiliumNodeConfig is
+	// gone, the nodes were finalized (and their state maybe cleaned): only
+	// the remaining clean-up steps are left to do.
+	if finished := upgraded && !exists && !inPlace; !finished {
+		if left := NotDone(nodes.Items); len(left) > 0 {
+			return NotDoneError(left)
+		}
+	}
+	dry := o.DryRun
+	serverDry := o.ServerDryRun
+	prefix := ""
+	if dry {
+		prefix = "(dry run) "
+	}
+
+	// 1-2: final values and the Helm upgrade.
+	if !upgraded {
+		p, initial, final, warnings, err := proposal.GenerateValues(c, proposal.Options{}, o.User, o.UserFile)
+		if err != nil {
+			return err
+		}
+		for _, w := range warnings {
+			say("%s %s", o.Style.Yellow("warning:"), w)
+		}
+		say("Changes from values-initial.yaml to values-final.yaml:")
+		for _, line := range Changes(initial.Map(), final.Map(), "") {
+			say("  %s", line)
+		}
+		finalPath := filepath.Join(o.OutputDir, values.FinalFile)
+		if !dry {
+			paths, err := values.WriteFiles(o.OutputDir, initial, final)
+			if err != nil {
+				return err
+			}
+			for _, path := range paths {
+				say("wrote %s", path)
+			}
+		}
+		args := HelmUpgradeArgs(o.Release, o.Chart, p.Version.String(), ns, finalPath)
+		args[0] = o.Helm
+		if dry {
+			say("%swould run: %s", prefix, shell.Join(args))
+			say("%sthen: restart the Cilium agents, delete CiliumNodeConfig %s/%s%s", prefix, ns, o.NodeConfigName, o.removeOldCNIHint())
+			return nil
+		}
+		if err := runHelm(ctx, args, o.Yes, out); err != nil {
+			return err
+		}
+		if upgraded, err = Upgraded(ctx, cl.Kube, ns); err != nil {
+			return cl.Classify(err, "reading cilium-config")
+		}
+		if !upgraded {
+			return errs.New(errs.HelmFailed, "after the helm upgrade cilium-config still has its migration values (custom-cni-conf: true, or enable-policy: never with the unmanaged-pod watcher off)",
+				"check that --values does not set cni.customConf, then run finalize again")
+		}
+	} else {
+		say("Cilium runs with its final values (custom-cni-conf off): helm upgrade done")
+	}
+
+	// 3-4: restart the agents, then drop the CiliumNodeConfig.
+	if exists || inPlace {
+		say("%srestarting the Cilium agents (DaemonSet %s/%s)", prefix, ns, c.Cilium.DaemonSet)
+		if err := RestartAgents(ctx, cl.Kube, ns, c.Cilium.DaemonSet, o.Timeout, serverDry, time.Now()); err != nil {
+			return cl.Classify(err, "restarting the Cilium agents")
+		}
+		if exists {
+			if _, err := DeleteNodeConfig(ctx, cl.Dynamic, ncVersion, ns, o.NodeConfigName, serverDry); err != nil {
+				return cl.Classify(err, "deleting the CiliumNodeConfig")
+			}
+			say("%sdeleted CiliumNodeConfig %s/%s", prefix, ns, o.NodeConfigName)
+		}
+		if inPlace {
+			if err := DeleteInPlaceProgress(ctx, cl.Kube, ns, serverDry); err != nil {
+				return cl.Classify(err, "deleting ConfigMap "+ns+"/"+InPlaceProgress)
+			}
+			say("%sdeleted ConfigMap %s/%s (the in-place rollout's progress)", prefix, ns, InPlaceProgress)
+		}
+	} else {
+		say("CiliumNodeConfig %s/%s is gone", ns, o.NodeConfigName)
+	}
+
+	// 5: the old CNI.
+	removal, err := PlanRemoval(ctx, cl.Kube, c)
+	if err != nil {
+		return cl.Classify(err, "listing the old CNI's objects")
+	}
+	objs := removal.Objects
+	switch {
+	case removal.Manual != "":
+		say("The old CNI is not removed by this plugin: %s", removal.Manual)
+	case len(objs) == 0:
+		say("no objects of the old CNI are left")
+	case !o.RemoveOldCNI:
+		say("The old CNI's objects stay (run finalize --remove-old-cni to delete them):")
+		for _, obj := range objs {
+			say("  %s", obj)
+		}
+	default:
+		say("%sdeleting the old CNI's objects:", prefix)
+		for _, obj := range objs {
+			say("  %s", obj)
+		}
+		if _, err := Delete(ctx, cl.Kube, objs, serverDry); err != nil {
+			return cl.Classify(err, "deleting the old CNI")
+		}
+	}
+	if len(objs) > 0 {
+		for _, k := range removal.Kept {
+			say("Kept: %s", k)
+		}
+	}
+
+	// 6: the plugin's own state on the nodes.
+	if !o.KeepState {
+		key, _, _ := nodeconfig.ParseLabel(o.Label)
+		cleaned, err := CleanNodes(ctx, cl.Kube, nodes.Items, key, serverDry)
+		if err != nil {
+			return cl.Classify(err, "cleaning node labels and annotations")
+		}
+		say("%sremoved the migration label and annotations from %d nodes", prefix, len(cleaned))
+	}
+	if c.CNI != nil {
+		if err := Leftovers(out, c.CNI.Name); err != nil {
+			return err
+		}
+	}
+	say("%sMigration finalized: Cilium owns the network on every node.", prefix)
+	return nil
+}
+
+func (o Options) removeOldCNIHint() string {
+	if o.RemoveOldCNI {
+		return ", delete the old CNI's objects"
+	}
+	return ""
+}

@@ -1,0 +1,85 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
+)
+
+// NodesOptions are the settings of RunNodes.
+type NodesOptions struct {
+	// Migrate are the steps' options (Direction says migrate or roll back).
+	Migrate migrate.Options
+	// OpenGate, when set, deploys the gate passed before and after the
+	// nodes.
+	OpenGate func(context.Context) (*Gate, error)
+	// Out receives the progress and the summary for people (stderr).
+	Out   io.Writer
+	Style output.Style
+}
+
+// RunNodes is `node` and `rollback`: the per-node steps of the named nodes,
+// one node after the other and no lock, with the gate before and after
+// them. It writes its progress and the summary for people to o.Out and
+// returns the summary (nil when it stopped before the first node) and the
+// first error.
+func RunNodes(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, names []string, o NodesOptions) (*migrate.Summary, error) {
+	errOut := o.Out
+	progress := migrate.NewProgress(errOut, output.IsTerminal(errOut), o.Style, nil)
+	m := migrate.New(cl, o.Migrate, progress, nil)
+	plan, err := m.Preflight(ctx, cluster, names)
+	if err != nil {
+		return nil, err
+	}
+	if plan.Namespace != "" {
+		mode := ""
+		if o.Migrate.DryRun {
+			mode = " (server dry run: every write is sent with dryRun=All)"
+		}
+		if o.Migrate.Direction == migrate.DirectionRollback {
+			back := "the old CNI"
+			if plan.OldCNI != nil {
+				back = plan.OldCNI.Name
+			}
+			mode = ", rolling back to " + back + mode
+		}
+		fmt.Fprintf(errOut, "Cilium in %s, pod CIDR %s, %s, reboot: %s%s\n",
+			plan.Namespace, prefixes(plan), plan.NodeConfig, o.Migrate.Reboot, mode)
+	}
+	var gate *Gate
+	if o.OpenGate != nil {
+		gate, err = o.OpenGate(ctx)
+	}
+	if err == nil {
+		err = gate.Pass(ctx, "before "+strings.Join(names, ", "))
+	}
+	if err != nil {
+		return nil, err
+	}
+	summary, runErr := m.Run(ctx, plan)
+	if runErr == nil {
+		runErr = gate.Pass(ctx, "after "+strings.Join(names, ", "))
+		if runErr != nil && summary != nil {
+			summary.ExitCode = errs.Code(runErr)
+			summary.Result = errs.Name(summary.ExitCode)
+			summary.Resume = o.Migrate.ResumeCommand
+		}
+	}
+	migrate.PrintSummary(errOut, summary, o.Style)
+	return summary, runErr
+}
+
+func prefixes(p *migrate.Plan) string {
+	var s []string
+	for _, x := range p.Pool {
+		s = append(s, x.String())
+	}
+	return strings.Join(s, ", ")
+}
