@@ -100,6 +100,9 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	}
 	dry := o.DryRun
 	serverDry := o.ServerDryRun
+	// A client dry run sends no write at all: each step says what it
+	// would do instead (a server dry run sends them with dryRun=All).
+	clientDry := dry && !serverDry
 	prefix := ""
 	if dry {
 		prefix = "(dry run) "
@@ -152,18 +155,24 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	// 3-4: restart the agents, then drop the CiliumNodeConfig.
 	if exists || inPlace {
 		say("%srestarting the Cilium agents (DaemonSet %s/%s)", prefix, ns, c.Cilium.DaemonSet)
-		if err := RestartAgents(ctx, cl.Kube, ns, c.Cilium.DaemonSet, o.Timeout, serverDry, time.Now()); err != nil {
-			return cl.Classify(err, "restarting the Cilium agents")
+		if !clientDry {
+			if err := RestartAgents(ctx, cl.Kube, ns, c.Cilium.DaemonSet, o.Timeout, serverDry, time.Now()); err != nil {
+				return cl.Classify(err, "restarting the Cilium agents")
+			}
 		}
 		if exists {
-			if _, err := DeleteNodeConfig(ctx, cl.Dynamic, ncVersion, ns, o.NodeConfigName, serverDry); err != nil {
-				return cl.Classify(err, "deleting the CiliumNodeConfig")
+			if !clientDry {
+				if _, err := DeleteNodeConfig(ctx, cl.Dynamic, ncVersion, ns, o.NodeConfigName, serverDry); err != nil {
+					return cl.Classify(err, "deleting the CiliumNodeConfig")
+				}
 			}
 			say("%sdeleted CiliumNodeConfig %s/%s", prefix, ns, o.NodeConfigName)
 		}
 		if inPlace {
-			if err := DeleteInPlaceProgress(ctx, cl.Kube, ns, serverDry); err != nil {
-				return cl.Classify(err, "deleting ConfigMap "+ns+"/"+InPlaceProgress)
+			if !clientDry {
+				if err := DeleteInPlaceProgress(ctx, cl.Kube, ns, serverDry); err != nil {
+					return cl.Classify(err, "deleting ConfigMap "+ns+"/"+InPlaceProgress)
+				}
 			}
 			say("%sdeleted ConfigMap %s/%s (the in-place rollout's progress)", prefix, ns, InPlaceProgress)
 		}
@@ -192,8 +201,10 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 		for _, obj := range objs {
 			say("  %s", obj)
 		}
-		if _, err := Delete(ctx, cl.Kube, objs, serverDry); err != nil {
-			return cl.Classify(err, "deleting the old CNI")
+		if !clientDry {
+			if _, err := Delete(ctx, cl.Kube, objs, serverDry); err != nil {
+				return cl.Classify(err, "deleting the old CNI")
+			}
 		}
 	}
 	if len(objs) > 0 {
@@ -205,8 +216,14 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	// 6: the plugin's own state on the nodes.
 	if !o.KeepState {
 		key, _, _ := nodeconfig.ParseLabel(o.Label)
-		cleaned, err := CleanNodes(ctx, cl.Kube, nodes.Items, key, serverDry)
-		if err != nil {
+		var cleaned []string
+		if clientDry {
+			for i := range nodes.Items {
+				if StatePatch(&nodes.Items[i], key) != nil {
+					cleaned = append(cleaned, nodes.Items[i].Name)
+				}
+			}
+		} else if cleaned, err = CleanNodes(ctx, cl.Kube, nodes.Items, key, serverDry); err != nil {
 			return cl.Classify(err, "cleaning node labels and annotations")
 		}
 		say("%sremoved the migration label and annotations from %d nodes", prefix, len(cleaned))

@@ -5,7 +5,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -58,5 +60,49 @@ no objects of the old CNI are left
 `
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
+// TestRunClientDryRunWritesNothing: with the helm upgrade done, a client
+// dry run says every remaining step (agents' restart, the in-place
+// progress, the old CNI's objects, the nodes' state) and sends no write.
+func TestRunClientDryRunWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	kc := fake.NewClientset(
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cilium-config"}, Data: map[string]string{"custom-cni-conf": "false"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: InPlaceProgress}},
+		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cilium"}},
+		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-flannel", Name: "kube-flannel-ds"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-flannel", Name: "kube-flannel-cfg"}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w-1",
+			Labels:      map[string]string{"io.cilium.migration/cilium-default": "true"},
+			Annotations: map[string]string{migrate.AnnotationPhase: "done"}}},
+	)
+	cl := &kube.Clients{Kube: kc}
+	c := &detect.Cluster{
+		Cilium: detect.Cilium{Installed: true, Namespace: "kube-system", DaemonSet: "cilium"},
+		CNI:    &detect.CNI{Name: "flannel", Namespace: "kube-flannel", DaemonSet: "kube-flannel-ds", ConfigMap: "kube-flannel-cfg"},
+	}
+	var out bytes.Buffer
+	err := Run(ctx, cl, c, Options{Out: &out, NodeConfigName: "cilium-default", Label: "io.cilium.migration/cilium-default=true",
+		RemoveOldCNI: true, DryRun: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, a := range kc.Actions() {
+		if v := a.GetVerb(); v != "get" && v != "list" && v != "watch" {
+			t.Errorf("a client dry run sent %s %s", v, a.GetResource().Resource)
+		}
+	}
+	for _, want := range []string{
+		"(dry run) restarting the Cilium agents (DaemonSet kube-system/cilium)",
+		"(dry run) deleted ConfigMap kube-system/" + InPlaceProgress,
+		"(dry run) deleting the old CNI's objects:",
+		"(dry run) removed the migration label and annotations from 1 nodes",
+		"(dry run) Migration finalized",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
 	}
 }
