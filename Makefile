@@ -4,7 +4,7 @@
 #   make install      install the plugin and its completion helper into GOBIN
 #   make test         every test: lint, unit tests, doc checks, end-to-end tests
 #   make demo         start a local simulated cluster and migrate it end to end
-#   make lint         gofmt and go vet
+#   make lint         gofmt, go mod tidy, go vet and golangci-lint (pinned)
 #   make dist         release archives for krew (see hack/release.mk)
 #   make docs         regenerate docs/reference (and check the README's flag tables)
 #
@@ -31,6 +31,10 @@ export GOWORK := off
 
 all: build
 
+include hack/e2e/e2e.mk
+include hack/release.mk
+include hack/datapath/datapath.mk
+
 build: $(BIN)
 
 # Always relinked (go build is incremental) so the stamped version is right.
@@ -44,11 +48,25 @@ install: build
 	install -m 0755 $(COMPLETION) $(GOBIN)/kubectl_complete-cni_migrate
 	@echo "installed kubectl-cni_migrate and kubectl_complete-cni_migrate into $(GOBIN)"
 
-lint:
+# The Go modules of the repository (each linted and checked tidy).
+MODULES       := . test/e2e test/krew hack/lint
+GOLANGCI_LINT := $(E2E_CACHE)/bin/golangci-lint-$(shell sed -n 's/^require github.com\/golangci\/golangci-lint\/v2 //p' hack/lint/go.mod)
+
+lint: $(GOLANGCI_LINT)
 	@out=$$(gofmt -l cmd plugin test hack); if [ -n "$$out" ]; then echo "not gofmt-formatted: $$out"; exit 1; fi
+	@for m in $(MODULES); do \
+		if ! d=$$(cd $$m && $(GO) mod tidy -diff 2>&1); then echo "$$m: go.mod/go.sum are not tidy (run go mod tidy there):"; echo "$$d"; exit 1; fi; \
+	done
 	$(GO) vet ./...
 	cd test/e2e && $(GO) vet ./...
 	cd test/krew && $(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
+	cd test/e2e && $(GOLANGCI_LINT) run -c ../../.golangci.yml ./...
+	cd test/krew && $(GOLANGCI_LINT) run -c ../../.golangci.yml ./...
+
+# golangci-lint, pinned by hack/lint/go.mod, built once per machine.
+$(GOLANGCI_LINT): hack/lint/go.mod hack/lint/go.sum
+	cd hack/lint && $(GO) build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 unit:
 	$(GO) test -count=1 ./...
@@ -66,9 +84,6 @@ docs:
 
 test: lint unit test-e2e test-krew test-datapath
 
-include hack/e2e/e2e.mk
-include hack/release.mk
-include hack/datapath/datapath.mk
 
 demo: build e2e-tools e2e-cluster-bin
 	KUBECTL=$(KUBECTL) E2E_CACHE=$(E2E_CACHE) E2E_CLUSTER_BIN=$(E2E_CLUSTER_BIN) BIN_DIR=$(abspath bin) \

@@ -199,9 +199,7 @@ func analyzeCilium(s *Snapshot, ds *appsv1.DaemonSet, c *Cilium) {
 	c.AgentsReady, c.AgentsDesired = ds.Status.NumberReady, ds.Status.DesiredNumberScheduled
 	if cm := s.ConfigMap(ds.Namespace, "cilium-config"); cm != nil {
 		c.MigrationMode = cm.Data["custom-cni-conf"] == "true"
-		for _, p := range strings.Fields(strings.ReplaceAll(cm.Data["cluster-pool-ipv4-cidr"], ",", " ")) {
-			c.PodCIDRs = append(c.PodCIDRs, p)
-		}
+		c.PodCIDRs = append(c.PodCIDRs, strings.Fields(strings.ReplaceAll(cm.Data["cluster-pool-ipv4-cidr"], ",", " "))...)
 		c.TunnelPort, _ = strconv.Atoi(cm.Data["tunnel-port"])
 		c.MaskSize, _ = strconv.Atoi(cm.Data["cluster-pool-ipv4-mask-size"])
 		c.TunnelProtocol = cm.Data["tunnel-protocol"]

@@ -89,10 +89,10 @@ func sourceCNIOf(ds *appsv1.DaemonSet) string {
 // foreignCNI names network providers this version recognises but does not
 // migrate from.
 func foreignCNI(ds *appsv1.DaemonSet) string {
-	switch {
-	case ds.Name == "antrea-agent":
+	switch ds.Name {
+	case "antrea-agent":
 		return "antrea"
-	case ds.Name == "aws-node":
+	case "aws-node":
 		return "aws-vpc-cni"
 	}
 	return ""

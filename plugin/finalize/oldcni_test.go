@@ -300,7 +300,9 @@ func TestLeftovers(t *testing.T) {
 		"kube-router": "kube-dummy-if",
 	} {
 		var b strings.Builder
-		Leftovers(&b, cni)
+		if err := Leftovers(&b, cni); err != nil {
+			t.Fatalf("%s: %v", cni, err)
+		}
 		if !strings.Contains(b.String(), want) || !strings.Contains(b.String(), "*.cilium_bak") {
 			t.Errorf("%s: %s", cni, b.String())
 		}

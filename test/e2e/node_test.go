@@ -741,6 +741,6 @@ func runCombined(ctx context.Context, cmd *exec.Cmd, timeout time.Duration) (str
 	case <-ctx.Done():
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	_ = <-done
+	<-done
 	return out.String(), fmt.Errorf("killed after %v", timeout)
 }
