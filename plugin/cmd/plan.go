@@ -113,6 +113,9 @@ func (o *planOptions) Run(ctx context.Context) error {
 		}
 	}
 	results := check.Run(in)
+	if c.CNI != nil {
+		results = append(results, check.MTU(c, p, 0))
+	}
 	if p == nil && err != nil {
 		// The proposal itself failed (e.g. no free CIDR): show it as a check.
 		results = append(results, check.Result{ID: check.IDPodCIDR, Status: check.Fail, Message: errMsg(err), Fix: errFix(err)})
