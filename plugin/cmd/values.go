@@ -121,6 +121,7 @@ func (o *valuesOptions) Run(ctx context.Context) error {
 		return err
 	}
 	warnings = append(warnings, unsafe...)
+	warnings = append(warnings, mtuWarnings(c, p, initial, o.valuesFile)...)
 	warn := o.errStyle().Yellow("warning:")
 	for _, w := range warnings {
 		fmt.Fprintln(o.streams.ErrOut, warn, w)
@@ -157,4 +158,26 @@ func guardValues(c *detect.Cluster, p *proposal.Proposal, initial *values.Doc, u
 		old.UDPPorts = c.CNI.UDPPorts
 	}
 	return values.Guard(in, initial, old)
+}
+
+// mtuWarnings checks an MTU from the user's file against the old overlay's
+// (the plan's mtu check, with the user's value).
+func mtuWarnings(c *detect.Cluster, p *proposal.Proposal, initial *values.Doc, userFile string) []string {
+	v, ok := initial.Map()["MTU"].(float64)
+	if !ok || v <= 0 || v != float64(int(v)) {
+		return nil
+	}
+	m := proposal.CheckMTU(c, p.TunnelProtocol, int(v))
+	if m.Status == proposal.MTUEqual {
+		return nil
+	}
+	from := "--values"
+	if userFile != "" {
+		from += " " + userFile
+	}
+	w := fmt.Sprintf("%s sets MTU %d: %s", from, int(v), m.Message)
+	if m.Fix != "" {
+		w += "; " + m.Fix
+	}
+	return []string{w}
 }
