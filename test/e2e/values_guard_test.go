@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,26 @@ func TestValuesGuard(t *testing.T) {
 		}
 		if !strings.Contains(string(b), "mode: kubernetes") {
 			t.Errorf("values-initial.yaml lacks the user's ipam.mode:\n%s", b)
+		}
+	})
+
+	t.Run("plan says what it found about the MTU", func(t *testing.T) {
+		r := c.cli(t, "plan", "-o", "json", "--skip-access-check").mustSucceed(t)
+		var p planJSON
+		if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
+			t.Fatalf("%v\n%s", err, r.Stdout)
+		}
+		st, msg := p.check(t, "mtu")
+		if st != "PASS" || msg != "old overlay MTU node MTU - 50 (flannel vxlan, auto), Cilium vxlan MTU node MTU - 50 (auto): equal when both use the same interface" {
+			t.Errorf("mtu: %s %s", st, msg)
+		}
+	})
+
+	t.Run("an MTU from --values is checked", func(t *testing.T) {
+		mtu := write("mtu.yaml", "MTU: 9000\n")
+		r := c.cli(t, "values", "-f", mtu, "--output-dir", t.TempDir()).mustSucceed(t)
+		if !strings.Contains(r.Stderr, "warning: --values "+mtu+" sets MTU 9000: old overlay MTU node MTU - 50 (flannel vxlan, auto), Cilium vxlan MTU 8950 (MTU 9000 from --values): cannot compare") {
+			t.Errorf("no MTU warning in stderr:\n%s", r.Stderr)
 		}
 	})
 
