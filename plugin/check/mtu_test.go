@@ -6,6 +6,7 @@ import (
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/values"
 )
 
 func TestMTUCheck(t *testing.T) {
@@ -31,5 +32,15 @@ func TestMTUCheck(t *testing.T) {
 				t.Errorf("got %+v, want %s %q", r, tt.status, tt.msg)
 			}
 		})
+	}
+}
+
+func TestValuesCheck(t *testing.T) {
+	if r := Values("v.yaml", nil); len(r) != 1 || r[0].ID != IDValues || r[0].Status != Pass || r[0].Message != "--values v.yaml breaks nothing the migration needs" {
+		t.Errorf("got %+v", r)
+	}
+	r := Values("v.yaml", []values.Unsafe{{Key: "ipam.mode", Msg: "m", Fix: "set ipam.mode to cluster-pool"}, {Key: "tunnelPort", Msg: "n", Fix: "f"}})
+	if len(r) != 2 || r[0].Status != Fail || r[0].Message != "m" || r[0].Fix != "set ipam.mode to cluster-pool, or pass --allow-unsafe-values to values to write it anyway" || r[1].Message != "n" {
+		t.Errorf("got %+v", r)
 	}
 }

@@ -74,6 +74,28 @@ func TestValuesGuard(t *testing.T) {
 		}
 	})
 
+	t.Run("plan --values fails the values check", func(t *testing.T) {
+		r := c.cli(t, "plan", "-f", bad, "-o", "json", "--skip-access-check")
+		if r.Code != 3 {
+			t.Fatalf("plan -f bad.yaml: exit %d, want 3\n%s", r.Code, r.Stderr)
+		}
+		var p planJSON
+		if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
+			t.Fatalf("%v\n%s", err, r.Stdout)
+		}
+		if st, msg := p.check(t, "values"); st != "FAIL" || !strings.Contains(msg, `sets ipam.mode to "kubernetes" in values-initial.yaml`) {
+			t.Errorf("values: %s %s", st, msg)
+		}
+		r = c.cli(t, "plan", "-f", good, "-o", "json", "--skip-access-check").mustSucceed(t)
+		p = planJSON{}
+		if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := p.check(t, "values"); st != "PASS" {
+			t.Errorf("values with good.yaml: %s", st)
+		}
+	})
+
 	t.Run("an MTU from --values is checked", func(t *testing.T) {
 		mtu := write("mtu.yaml", "MTU: 9000\n")
 		r := c.cli(t, "values", "-f", mtu, "--output-dir", t.TempDir()).mustSucceed(t)
