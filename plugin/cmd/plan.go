@@ -8,10 +8,12 @@ import (
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/check"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/plan"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/values"
 )
 
 const planExample = `  # What runs today, what would be proposed, and whether it is safe
@@ -23,6 +25,9 @@ const planExample = `  # What runs today, what would be proposed, and whether it
   # Check a pod CIDR and tunnel of your choice
   kubectl cni-migrate plan --pod-cidr 172.20.0.0/16 --tunnel-protocol geneve
 
+  # Check your own chart values too (values that break the migration FAIL)
+  kubectl cni-migrate plan --values my-cilium.yaml
+
   # Two CNIs found (or one under names detection does not know): name the one to migrate from
   kubectl cni-migrate plan --from calico --old-pod-cidr 10.50.0.0/16`
 
@@ -32,6 +37,8 @@ type planOptions struct {
 	output          string
 	skipAccessCheck bool
 	namespace       string
+	valuesFile      string
+	user            map[string]any
 }
 
 func newCmdPlan(c *common) *cobra.Command {
@@ -59,6 +66,8 @@ Cilium already owns the network.`,
 	}
 	o.proposalFlags.add(cmd)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: json or yaml (default: a table)")
+	cmd.Flags().StringVarP(&o.valuesFile, "values", "f", "", "a Helm values file to check as values would merge it (the values and mtu checks)")
+	_ = cmd.MarkFlagFilename("values", "yaml", "yml")
 	cmd.Flags().BoolVar(&o.skipAccessCheck, "skip-access-check", false, "do not ask the API server which permissions you have")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -66,6 +75,13 @@ Cilium already owns the network.`,
 
 func (o *planOptions) Complete(cmd *cobra.Command) error {
 	o.namespace = o.namespaceFlag(cmd)
+	if o.valuesFile != "" {
+		u, err := values.LoadFile(o.valuesFile)
+		if err != nil {
+			return err
+		}
+		o.user = u
+	}
 	return nil
 }
 
@@ -113,6 +129,9 @@ func (o *planOptions) Run(ctx context.Context) error {
 		}
 	}
 	results := check.Run(in)
+	if c.CNI != nil {
+		results = append(results, o.valuesChecks(c, p)...)
+	}
 	if p == nil && err != nil {
 		// The proposal itself failed (e.g. no free CIDR): show it as a check.
 		results = append(results, check.Result{ID: check.IDPodCIDR, Status: check.Fail, Message: errMsg(err), Fix: errFix(err)})
@@ -155,4 +174,23 @@ func errFix(err error) string {
 		return e.Fix
 	}
 	return ""
+}
+
+// valuesChecks are the checks after check.Run: the user's --values file, if
+// any, through values.Guard, and the MTU (the file's, else auto-detected).
+func (o *planOptions) valuesChecks(c *detect.Cluster, p *proposal.Proposal) []check.Result {
+	var out []check.Result
+	userMTU := 0
+	if o.valuesFile != "" && p != nil && len(proposal.Safety(c, p)) == 0 {
+		pp, initial, _, _, err := generateValues(c, o.opts, o.user, o.valuesFile)
+		if err != nil {
+			out = append(out, check.Result{ID: check.IDValues, Status: check.Fail, Message: errMsg(err), Fix: errFix(err)})
+		} else {
+			out = append(out, check.Values(o.valuesFile, guardValues(c, pp, initial, o.valuesFile))...)
+			if v, ok := initial.Map()["MTU"].(float64); ok && v > 0 && v == float64(int(v)) {
+				userMTU = int(v)
+			}
+		}
+	}
+	return append(out, check.MTU(c, p, userMTU))
 }

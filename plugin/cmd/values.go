@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/values"
@@ -23,15 +24,19 @@ const valuesExample = `  # Write values-initial.yaml and values-final.yaml into 
   # Your own chart values on top (maps merge, lists replace, null deletes)
   kubectl cni-migrate values --values my-cilium.yaml --output-dir .
 
+  # Write values the migration cannot survive anyway (refused otherwise, exit code 4)
+  kubectl cni-migrate values --values risky.yaml --allow-unsafe-values --output-dir .
+
   # Values for the one-shot method: Cilium owns every node's CNI config at once
   kubectl cni-migrate values --strategy in-place --output-dir .`
 
 type valuesOptions struct {
 	*common
 	proposalFlags
-	valuesFile string
-	outputDir  string
-	user       map[string]any
+	valuesFile  string
+	outputDir   string
+	allowUnsafe bool
+	user        map[string]any
 }
 
 func newCmdValues(c *common) *cobra.Command {
@@ -57,6 +62,7 @@ with a comment on every key saying why it is there.`,
 	}
 	o.proposalFlags.add(cmd)
 	cmd.Flags().StringVarP(&o.valuesFile, "values", "f", "", "a Helm values file merged on top of the generated values")
+	cmd.Flags().BoolVar(&o.allowUnsafe, "allow-unsafe-values", false, "write --values that would break the migration (another IPAM, cni.customConf, a clashing tunnel port, policy enforcement, ...) anyway, with a warning")
 	cmd.Flags().StringVar(&o.outputDir, "output-dir", "", "write values-initial.yaml and values-final.yaml into this directory (default: both to stdout)")
 	_ = cmd.MarkFlagFilename("values", "yaml", "yml")
 	_ = cmd.MarkFlagDirname("output-dir")
@@ -110,6 +116,12 @@ func (o *valuesOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	unsafe, err := values.Refuse(guardValues(c, p, initial, o.valuesFile), o.allowUnsafe)
+	if err != nil {
+		return err
+	}
+	warnings = append(warnings, unsafe...)
+	warnings = append(warnings, mtuWarnings(c, p, initial, o.valuesFile)...)
 	warn := o.errStyle().Yellow("warning:")
 	for _, w := range warnings {
 		fmt.Fprintln(o.streams.ErrOut, warn, w)
@@ -134,4 +146,38 @@ func (o *valuesOptions) Run(ctx context.Context) error {
 		fmt.Fprintln(o.streams.ErrOut, "then: kubectl cni-migrate rollout --strategy in-place (restarts the pods still on the old network, namespace by namespace)")
 	}
 	return nil
+}
+
+// guardValues lists the values of the user's file that would break the
+// migration of cluster c as proposed by p (values.Guard).
+func guardValues(c *detect.Cluster, p *proposal.Proposal, initial *values.Doc, userFile string) []values.Unsafe {
+	in := values.Input{Strategy: p.Strategy, PodCIDR: p.PodCIDR, TunnelPort: p.TunnelPort, UserFile: userFile}
+	old := values.OldNetwork{Reserved: proposal.Reserved(c), NetworkPolicies: len(c.NetworkPolicies)}
+	if c.CNI != nil {
+		old.CNI, old.Backend, old.BackendPort = c.CNI.Name, c.CNI.Backend.Type, c.CNI.Backend.Port
+		old.UDPPorts = c.CNI.UDPPorts
+	}
+	return values.Guard(in, initial, old)
+}
+
+// mtuWarnings checks an MTU from the user's file against the old overlay's
+// (the plan's mtu check, with the user's value).
+func mtuWarnings(c *detect.Cluster, p *proposal.Proposal, initial *values.Doc, userFile string) []string {
+	v, ok := initial.Map()["MTU"].(float64)
+	if !ok || v <= 0 || v != float64(int(v)) {
+		return nil
+	}
+	m := proposal.CheckMTU(c, p.TunnelProtocol, int(v))
+	if m.Status == proposal.MTUEqual {
+		return nil
+	}
+	from := "--values"
+	if userFile != "" {
+		from += " " + userFile
+	}
+	w := fmt.Sprintf("%s sets MTU %d: %s", from, int(v), m.Message)
+	if m.Fix != "" {
+		w += "; " + m.Fix
+	}
+	return []string{w}
 }

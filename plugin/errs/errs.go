@@ -137,7 +137,7 @@ func Codes() []ExitCode {
 		{Internal, "internal", "an unexpected error; please report it"},
 		{Usage, "usage", "a flag or argument is invalid (CIDR, port, Cilium version, values file, output format)"},
 		{ChecksFailed, "checks-failed", "`plan` found at least one FAIL"},
-		{Unsafe, "unsafe", "the input is valid but unsafe for this cluster (overlapping CIDR, clashing tunnel port)"},
+		{Unsafe, "unsafe", "the input is valid but unsafe for this cluster (overlapping CIDR, clashing tunnel port, `values --values` that would break the migration; `--allow-unsafe-values` writes those anyway)"},
 		{Unreachable, "unreachable", "the API server did not answer in time or returned an error"},
 		{Unsupported, "unsupported", "no supported CNI was found, several were, or Cilium already owns the network"},
 		{IO, "io", "a local file or directory could not be read or written"},
