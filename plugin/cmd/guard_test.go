@@ -69,7 +69,7 @@ func TestSourceCNIGuardAndMTU(t *testing.T) {
 			if port != 0 {
 				user["tunnelPort"] = port
 			}
-			p, initial, _, _, err := generateValues(c, proposal.Options{}, user, "bad.yaml")
+			p, initial, _, _, err := proposal.GenerateValues(c, proposal.Options{}, user, "bad.yaml")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -182,7 +182,7 @@ func (o *planOptions) valuesChecks(c *detect.Cluster, p *proposal.Proposal) []ch
 	var out []check.Result
 	userMTU := 0
 	if o.valuesFile != "" && p != nil && len(proposal.Safety(c, p)) == 0 {
-		pp, initial, _, _, err := generateValues(c, o.opts, o.user, o.valuesFile)
+		pp, initial, _, _, err := proposal.GenerateValues(c, o.opts, o.user, o.valuesFile)
 		if err != nil {
 			out = append(out, check.Result{ID: check.IDValues, Status: check.Fail, Message: errMsg(err), Fix: errFix(err)})
 		} else {

@@ -63,7 +63,7 @@ type MTU struct {
 func oldOverhead(cniName, backend string) int {
 	worst := -1
 	for _, b := range strings.Split(backend, ",") {
-		o := -1
+		var o int
 		switch strings.TrimSuffix(strings.TrimSpace(b), "-cross-subnet") {
 		case "vxlan", "geneve", "fastdp":
 			o = 50
