@@ -65,6 +65,8 @@ type provider struct {
 	name          string
 	daemonSets    []*appsv1.DaemonSet
 	installations []*unstructured.Unstructured
+	// embedded says what showed a provider built into the distribution.
+	embedded string
 }
 
 func (p *provider) objects() string {
@@ -74,6 +76,9 @@ func (p *provider) objects() string {
 	}
 	for _, in := range p.installations {
 		out = append(out, "Installation "+in.GetName())
+	}
+	if p.embedded != "" {
+		out = append(out, p.embedded)
 	}
 	return strings.Join(out, ", ")
 }
@@ -124,6 +129,15 @@ func findProviders(s *Snapshot, c *Cluster) []*provider {
 			p.installations = append(p.installations, in)
 		}
 	}
+	for _, d := range Detectors() {
+		if d.Embedded == nil {
+			continue
+		}
+		if ev := d.Embedded(s); ev != "" {
+			c.CNIsSeen = append(c.CNIsSeen, SeenCNI{d.Name, ev})
+			get(d.Name).embedded = ev
+		}
+	}
 	return out
 }
 
@@ -137,7 +151,15 @@ func chooseProvider(s *Snapshot, c *Cluster, found []*provider, ov Override) (*C
 		}
 		return strings.Join(all, ", ")
 	}
-	supported := strings.Join(SourceCNIs(), "|")
+	// The names --from takes with --old-pod-cidr for a CNI running under
+	// other names: those with objects of their own to be named after.
+	var named []string
+	for _, d := range Detectors() {
+		if d.Embedded == nil {
+			named = append(named, d.Name)
+		}
+	}
+	supported := strings.Join(named, "|")
 
 	if ov.From != "" {
 		if !IsSourceCNI(ov.From) {
