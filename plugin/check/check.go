@@ -59,6 +59,10 @@ type Input struct {
 	// when asking failed.
 	Access    *access.Result
 	AccessErr error
+	// IgnoreUnsupportedDistribution turns the distribution check's FAIL for
+	// a distribution that does not support changing its CNI (RKE2) into a
+	// WARN (--ignore-unsupported-distribution).
+	IgnoreUnsupportedDistribution bool
 }
 
 // Run runs every check. A cluster without a supported CNI gets the cni
@@ -69,6 +73,9 @@ func Run(in Input) []Result {
 	if c.CNI != nil {
 		out = append(out, backendCheck(c.CNI))
 		out = append(out, cniChecks(c, p)...)
+	}
+	if r, ok := distributionCheck(c, p, in.IgnoreUnsupportedDistribution); ok {
+		out = append(out, r)
 	}
 	if p != nil {
 		out = append(out, podCIDRCheck(c, p), capacityCheck(c, p), serviceCIDRCheck(c), tunnelPortCheck(c, p))

@@ -95,6 +95,7 @@ func generateValues(c *detect.Cluster, opts proposal.Options, user map[string]an
 		UserFile:             userFile,
 	}
 	in.Strategy, in.IPv4NativeRoutingCIDR = p.Strategy, p.IPv4NativeRoutingCIDR
+	in.CNIConfPath, in.CNIBinPath = p.CNIConfPath, p.CNIBinPath
 	initial, final, warnings, err := values.Generate(in)
 	return p, initial, final, warnings, err
 }

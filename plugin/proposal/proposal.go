@@ -101,6 +101,12 @@ type Proposal struct {
 	IPv4NativeRoutingCIDR string `json:"ipv4NativeRoutingCIDR,omitempty"`
 	// SNATNote explains IPv4NativeRoutingCIDR, or why it is not set.
 	SNATNote string `json:"snatNote,omitempty"`
+	// CNIConfPath and CNIBinPath are the node directories Cilium writes its
+	// CNI configuration and binary to (cni.confPath, cni.binPath), set when
+	// the distribution's container runtime reads others than the chart's
+	// /etc/cni/net.d and /opt/cni/bin (k3s).
+	CNIConfPath string `json:"cniConfPath,omitempty"`
+	CNIBinPath  string `json:"cniBinPath,omitempty"`
 
 	prefix netip.Prefix
 }
@@ -243,6 +249,9 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 		p.OperatorReplicas = 1
 	}
 	p.IPv4NativeRoutingCIDR, p.SNATNote = SNATExclusion(c, p.prefix)
+	if d := c.Distribution; d != nil {
+		p.CNIConfPath, p.CNIBinPath = d.CNIConfDir, d.CNIBinDir
+	}
 	return p, nil
 }
 

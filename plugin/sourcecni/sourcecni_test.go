@@ -22,6 +22,7 @@ var optional = map[string]bool{
 	"Is":                         true, // required only when entries share a name
 	"Detect.Defaults.UDPPorts":   true, // or NoUDPPorts
 	"Detect.Defaults.NoUDPPorts": true,
+	"Detect.Embedded":            true, // only for a CNI built into a distribution
 	"Checks.Extra":               true,
 	"Finalize.Manual":            true, // exactly one of Manual and Owned
 	"Finalize.Owned":             true,
