@@ -222,6 +222,10 @@ func kubeProxyCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 			return pass(IDKubeProxy, fmt.Sprintf("kube-proxy clusterCIDR %s covers %s", kp.ClusterCIDR, p.PodCIDR))
 		}
 	}
+	if kp.Kind == detect.KubeProxyEmbeddedK3s {
+		return warn(IDKubeProxy, fmt.Sprintf("k3s's kube-proxy clusterCIDR %s does not cover %s: service traffic from migrated pods will be masqueraded", kp.ClusterCIDR, p.PodCIDR),
+			fmt.Sprintf("k3s gives its kube-proxy --cluster-cidr: add kube-proxy-arg: [\"cluster-cidr=%s,%s\"] to /etc/rancher/k3s/config.yaml on every node and restart k3s, or accept the SNAT until finalize", kp.ClusterCIDR, p.PodCIDR))
+	}
 	return warn(IDKubeProxy, fmt.Sprintf("kube-proxy clusterCIDR %s does not cover %s: service traffic from migrated pods will be masqueraded", kp.ClusterCIDR, p.PodCIDR),
 		fmt.Sprintf("add %s to clusterCIDR (kube-system/kube-proxy config.conf, comma-separated) and restart kube-proxy, or accept the SNAT until finalize", p.PodCIDR))
 }

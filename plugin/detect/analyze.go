@@ -127,7 +127,7 @@ func AnalyzeWith(s *Snapshot, ov Override) *Cluster {
 	c.KubeProxy = analyzeKubeProxy(s)
 	if d := c.Distribution; !c.KubeProxy.Present && d != nil && d.Name == DistroK3s && d.Flag("disable-kube-proxy") != "true" {
 		// k3s runs kube-proxy in its own process unless --disable-kube-proxy.
-		c.KubeProxy = KubeProxy{Present: true, Kind: "embedded in k3s", Object: "the k3s process on every node", ClusterCIDR: d.Flag("cluster-cidr")}
+		c.KubeProxy = KubeProxy{Present: true, Kind: KubeProxyEmbeddedK3s, Object: "(the k3s process on every node)", Mode: "iptables", ClusterCIDR: d.Flag("cluster-cidr")}
 		if c.KubeProxy.ClusterCIDR == "" {
 			c.KubeProxy.ClusterCIDR = K3sDefaultClusterCIDR
 		}

@@ -34,6 +34,11 @@ const (
 	// K3sLegacyCNIBinDir is the CNI bin dir of k3s releases before the
 	// static one.
 	K3sLegacyCNIBinDir = "/var/lib/rancher/k3s/data/current/bin"
+
+	// KubeProxyEmbeddedK3s is KubeProxy.Kind for the kube-proxy k3s runs
+	// in its own process (unless --disable-kube-proxy), in kube-proxy's
+	// default iptables mode unless a kube-proxy-arg sets another.
+	KubeProxyEmbeddedK3s = "embedded in k3s"
 )
 
 // Distribution is the Kubernetes distribution the nodes run, when the
