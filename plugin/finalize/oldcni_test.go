@@ -116,6 +116,24 @@ func TestPlanRemoval(t *testing.T) {
 				"clusterrole/flannel", "serviceaccount/flannel -n kube-flannel", "namespace/kube-flannel"},
 		},
 		{
+			name:    "k3s's embedded flannel: nothing to delete, the k3s settings instead",
+			cluster: &detect.Cluster{CNI: &detect.CNI{Name: "k3s-flannel", Embedded: "k3s"}},
+			manual:  "flannel-backend: none and disable-network-policy: true in /etc/rancher/k3s/config.yaml",
+		},
+		{
+			name: "RKE2's packaged canal: its HelmChart would re-create it",
+			cluster: &detect.Cluster{Distribution: &detect.Distribution{Name: "rke2"},
+				CNI: &detect.CNI{Name: "canal", Namespace: "kube-system", DaemonSet: "rke2-canal", ConfigMap: "rke2-canal-config"}},
+			objects: []runtime.Object{ds("kube-system", "rke2-canal", "canal", "rke2-canal-config"), cm("kube-system", "rke2-canal-config")},
+			manual:  "cni: none in /etc/rancher/rke2/config.yaml",
+		},
+		{
+			name: "RKE2's packaged calico (the Tigera operator)",
+			cluster: &detect.Cluster{Distribution: &detect.Distribution{Name: "rke2"},
+				CNI: &detect.CNI{Name: "calico", Install: "operator", Installation: "default", Namespace: "calico-system", DaemonSet: "calico-node"}},
+			manual: "HelmChart kube-system/rke2-calico",
+		},
+		{
 			name:    "flannel namespace with something else in it stays",
 			cluster: &detect.Cluster{CNI: &detect.CNI{Name: "flannel", Namespace: "kube-flannel", DaemonSet: "kube-flannel-ds", ConfigMap: "kube-flannel-cfg"}},
 			objects: []runtime.Object{
