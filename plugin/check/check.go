@@ -129,7 +129,11 @@ func fromErr(id string, err error) Result {
 func podCIDRCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 	conflicts := cidr.Conflicts(p.Prefix(), proposal.Reserved(c))
 	if len(conflicts) == 0 {
-		return pass(IDPodCIDR, fmt.Sprintf("%s (%s) overlaps no pod network, service network or node address", p.PodCIDR, p.PodCIDRSource))
+		msg := fmt.Sprintf("%s (%s) overlaps no pod network, service network or node address", p.PodCIDR, p.PodCIDRSource)
+		if len(p.PodCIDRSkipped) > 0 {
+			msg += "; skipped " + strings.Join(p.PodCIDRSkipped, ", ")
+		}
+		return pass(IDPodCIDR, msg)
 	}
 	for _, err := range proposal.Safety(c, p) {
 		if strings.Contains(err.Error(), "overlaps") {
