@@ -249,6 +249,17 @@ func TestAnalyzeGolden(t *testing.T) {
 			},
 		},
 		{
+			// One DaemonSet per architecture (old manifests) is one install.
+			name:  "flannel-legacy-multiarch",
+			files: []string{"common-nodes.yaml", "flannel-legacy-multiarch.yaml", "flannel-legacy.yaml"},
+			check: func(t *testing.T, c *Cluster) {
+				if c.Problem != nil || c.CNI == nil || c.CNI.DaemonSet != "kube-flannel-ds-amd64" || c.CNI.ConfigMap != "kube-flannel-cfg" ||
+					strings.Join(c.CNI.ArchDaemonSets, ",") != "kube-flannel-ds-amd64,kube-flannel-ds-arm,kube-flannel-ds-arm64" || c.CNI.Backend.Port != 4790 || c.CNI.Backend.VNI != 4096 {
+					t.Fatalf("cni %+v (%v)", c.CNI, c.Problem)
+				}
+			},
+		},
+		{
 			name:  "k3s-flannel",
 			files: []string{"k3s-nodes.yaml"},
 			check: func(t *testing.T, c *Cluster) {

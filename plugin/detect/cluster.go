@@ -106,6 +106,10 @@ type CNI struct {
 	// Override names the flags that chose or described the provider
 	// (--from, --old-pod-cidr) instead of detection.
 	Override string `json:"override,omitempty"`
+	// ArchDaemonSets are all the per-architecture DaemonSets of an old
+	// flannel install (kube-flannel-ds-amd64, -arm64, ...), DaemonSet
+	// among them; empty for one DaemonSet.
+	ArchDaemonSets []string `json:"archDaemonSets,omitempty"`
 	// Embedded names the distribution whose binary runs the provider, when
 	// it has no DaemonSet of its own ("k3s" for k3s's flannel).
 	Embedded string `json:"embedded,omitempty"`

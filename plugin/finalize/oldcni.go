@@ -107,6 +107,25 @@ func PlanRemoval(ctx context.Context, c kubernetes.Interface, cluster *detect.Cl
 	if err != nil {
 		return nil, err
 	}
+	// An old flannel install's other per-architecture DaemonSets go with
+	// the first (they share its ConfigMap and ServiceAccount).
+	var arch []Object
+	for _, name := range cni.ArchDaemonSets {
+		if name == cni.DaemonSet {
+			continue
+		}
+		_, err := c.AppsV1().DaemonSets(cni.Namespace).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, err
+		}
+		arch = append(arch, Object{"DaemonSet", cni.Namespace, name})
+	}
+	if len(arch) > 0 {
+		objs = append(append(append([]Object{}, objs[0]), arch...), objs[1:]...)
+	}
 	r.Objects = objs
 	r.Kept = append(r.Kept, kept...)
 	return r, nil

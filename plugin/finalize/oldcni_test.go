@@ -116,6 +116,17 @@ func TestPlanRemoval(t *testing.T) {
 				"clusterrole/flannel", "serviceaccount/flannel -n kube-flannel", "namespace/kube-flannel"},
 		},
 		{
+			name: "old flannel with one DaemonSet per architecture in kube-system",
+			cluster: &detect.Cluster{CNI: &detect.CNI{Name: "flannel", Namespace: "kube-system", DaemonSet: "kube-flannel-ds-amd64", ConfigMap: "kube-flannel-cfg",
+				ArchDaemonSets: []string{"kube-flannel-ds-amd64", "kube-flannel-ds-arm", "kube-flannel-ds-arm64"}}},
+			objects: []runtime.Object{
+				ds("kube-system", "kube-flannel-ds-amd64", "flannel", "kube-flannel-cfg"), ds("kube-system", "kube-flannel-ds-arm64", "flannel", "kube-flannel-cfg"),
+				cm("kube-system", "kube-flannel-cfg"), sa("kube-system", "flannel"), cr("flannel"), crb("flannel", "flannel", "kube-system/flannel"),
+			},
+			want: []string{"daemonset/kube-flannel-ds-amd64 -n kube-system", "daemonset/kube-flannel-ds-arm64 -n kube-system", "configmap/kube-flannel-cfg -n kube-system",
+				"clusterrolebinding/flannel", "clusterrole/flannel", "serviceaccount/flannel -n kube-system"},
+		},
+		{
 			name:    "k3s's embedded flannel: nothing to delete, the k3s settings instead",
 			cluster: &detect.Cluster{CNI: &detect.CNI{Name: "k3s-flannel", Embedded: "k3s"}},
 			manual:  "flannel-backend: none and disable-network-policy: true in /etc/rancher/k3s/config.yaml",
