@@ -144,3 +144,59 @@ func TestDistroRKE2Canal(t *testing.T) {
 	p = cniPlan(t, c, 0, "--ignore-unsupported-distribution")
 	p.expectCheck(t, "distribution", "WARN", "RKE2 does not support changing the CNI", "migrating anyway", "cni: none")
 }
+
+// TestDistroOldFlannel: an old flannel install (one DaemonSet per
+// architecture in kube-system, kube-flannel-cfg there with a custom VXLAN
+// port and VNI) is one provider, and a node on 10.245.0.0/16, the first
+// candidate for Cilium's pod CIDR, makes plan skip it and say so (the
+// simulated nodes' InternalIPs are loopback addresses: flannel's public-ip
+// annotation, the node's address on the network flannel uses, says it).
+func TestDistroOldFlannel(t *testing.T) {
+	PluginPath(t)
+	nodes := Nodes(3)
+	nodes[1].Annotations = map[string]string{"flannel.alpha.coreos.com/public-ip": "10.245.0.21"}
+	c := NewCluster(t, Options{Nodes: nodes})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-flannel-cfg", Namespace: "kube-system"},
+		Data:       map[string]string{"net-conf.json": `{"Network": "` + fixture.PodSubnet + `", "Backend": {"Type": "vxlan", "Port": 4790, "VNI": 4096}}`},
+	}
+	if _, err := c.Client.CoreV1().ConfigMaps("kube-system").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		labels := map[string]string{"app": "flannel", "arch": arch}
+		ds := &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "kube-flannel-ds-" + arch, Namespace: "kube-system", Labels: labels},
+			Spec: appsv1.DaemonSetSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{
+						HostNetwork:  true,
+						NodeSelector: map[string]string{"kubernetes.io/arch": arch},
+						Containers:   []corev1.Container{{Name: "kube-flannel", Image: "quay.io/coreos/flannel:v0.11.0-" + arch, Command: []string{"/opt/bin/flanneld", "--ip-masq", "--kube-subnet-mgr"}}},
+						Volumes:      []corev1.Volume{{Name: "flannel-cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-flannel-cfg"}}}}},
+					},
+				},
+			},
+		}
+		if _, err := c.Client.AppsV1().DaemonSets("kube-system").Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	p := cniPlan(t, c, 0)
+	cni := p.Cluster.CNI
+	if cni == nil || cni.Name != "flannel" || cni.Namespace != "kube-system" || cni.DaemonSet != "kube-flannel-ds-amd64" || cni.ConfigMap != "kube-flannel-cfg" ||
+		cni.Backend.Port != 4790 || cni.Backend.VNI != 4096 {
+		t.Fatalf("old flannel: %+v", cni)
+	}
+	p.expectCheck(t, "cni-backend", "PASS", "port 4790, VNI 4096")
+	p.expectCheck(t, "pod-cidr", "PASS", "10.246.0.0/16 (first candidate that overlaps nothing)", "skipped 10.245.0.0/16 (node worker-1 flannel public-ip 10.245.0.21)")
+	v, _ := cniValues(t, c, p)
+	if v.IPAM.Operator.ClusterPoolIPv4PodCIDRList[0] != "10.246.0.0/16" || v.TunnelPort != 8473 {
+		t.Errorf("values %+v", v)
+	}
+}
