@@ -59,6 +59,10 @@ type Input struct {
 	// when asking failed.
 	Access    *access.Result
 	AccessErr error
+	// IgnoreUnsupportedDistribution turns the distribution check's FAIL for
+	// a distribution that does not support changing its CNI (RKE2) into a
+	// WARN (--ignore-unsupported-distribution).
+	IgnoreUnsupportedDistribution bool
 }
 
 // Run runs every check. A cluster without a supported CNI gets the cni
@@ -69,6 +73,9 @@ func Run(in Input) []Result {
 	if c.CNI != nil {
 		out = append(out, backendCheck(c.CNI))
 		out = append(out, cniChecks(c, p)...)
+	}
+	if r, ok := distributionCheck(c, p, in.IgnoreUnsupportedDistribution); ok {
+		out = append(out, r)
 	}
 	if p != nil {
 		out = append(out, podCIDRCheck(c, p), capacityCheck(c, p), serviceCIDRCheck(c), tunnelPortCheck(c, p))
@@ -122,7 +129,11 @@ func fromErr(id string, err error) Result {
 func podCIDRCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 	conflicts := cidr.Conflicts(p.Prefix(), proposal.Reserved(c))
 	if len(conflicts) == 0 {
-		return pass(IDPodCIDR, fmt.Sprintf("%s (%s) overlaps no pod network, service network or node address", p.PodCIDR, p.PodCIDRSource))
+		msg := fmt.Sprintf("%s (%s) overlaps no pod network, service network or node address", p.PodCIDR, p.PodCIDRSource)
+		if len(p.PodCIDRSkipped) > 0 {
+			msg += "; skipped " + strings.Join(p.PodCIDRSkipped, ", ")
+		}
+		return pass(IDPodCIDR, msg)
 	}
 	for _, err := range proposal.Safety(c, p) {
 		if strings.Contains(err.Error(), "overlaps") {
@@ -214,6 +225,10 @@ func kubeProxyCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 		if q, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil && q.Bits() <= p.Prefix().Bits() && q.Contains(p.Prefix().Addr()) {
 			return pass(IDKubeProxy, fmt.Sprintf("kube-proxy clusterCIDR %s covers %s", kp.ClusterCIDR, p.PodCIDR))
 		}
+	}
+	if kp.Kind == detect.KubeProxyEmbeddedK3s {
+		return warn(IDKubeProxy, fmt.Sprintf("k3s's kube-proxy clusterCIDR %s does not cover %s: service traffic from migrated pods will be masqueraded", kp.ClusterCIDR, p.PodCIDR),
+			fmt.Sprintf("k3s gives its kube-proxy --cluster-cidr: add kube-proxy-arg: [\"cluster-cidr=%s,%s\"] to /etc/rancher/k3s/config.yaml on every node and restart k3s, or accept the SNAT until finalize", kp.ClusterCIDR, p.PodCIDR))
 	}
 	return warn(IDKubeProxy, fmt.Sprintf("kube-proxy clusterCIDR %s does not cover %s: service traffic from migrated pods will be masqueraded", kp.ClusterCIDR, p.PodCIDR),
 		fmt.Sprintf("add %s to clusterCIDR (kube-system/kube-proxy config.conf, comma-separated) and restart kube-proxy, or accept the SNAT until finalize", p.PodCIDR))

@@ -41,9 +41,11 @@ func cniCheck(c *detect.Cluster) Result {
 		also = "; also seen, left alone: " + strings.Join(others, ", ")
 	}
 	switch {
-	case cni.DaemonSet == "" && cni.Installation == "":
+	case !cni.Found():
 		return warn(IDCNI, fmt.Sprintf("%s named by %s, not found under its usual names: network %s%s", cni.Name, cni.Override, cni.Network, also),
 			"make sure --old-pod-cidr lists every pod network the old CNI uses; finalize --remove-old-cni will not know its objects")
+	case cni.Embedded != "":
+		return pass(IDCNI, fmt.Sprintf("%s%s found (built into %s, no DaemonSet: %s), network %s%s", cni.Name, v, cni.Embedded, embeddedEvidence(c), cni.Network, also))
 	case cni.Install == "operator":
 		return pass(IDCNI, fmt.Sprintf("%s%s found (Tigera operator, Installation %s; calico-node in %s), network %s%s", cni.Name, v, cni.Installation, cni.Namespace, cni.Network, also))
 	}
@@ -54,11 +56,21 @@ func cniCheck(c *detect.Cluster) Result {
 	return pass(IDCNI, msg+also)
 }
 
+// embeddedEvidence is what showed a provider built into the distribution.
+func embeddedEvidence(c *detect.Cluster) string {
+	for _, s := range c.CNIsSeen {
+		if s.Name == c.CNI.Name {
+			return s.Object
+		}
+	}
+	return "its node annotations"
+}
+
 // backendCheck judges the old CNI's encapsulation against the guide's
 // tested path: a VXLAN overlay on a UDP port of its own (each CNI's
 // registry entry says how).
 func backendCheck(cni *detect.CNI) Result {
-	if cni.DaemonSet == "" && cni.Installation == "" {
+	if !cni.Found() {
 		return warn(IDBackend, cni.Name+"'s backend was not read (named by "+cni.Override+")",
 			fmt.Sprintf("make sure Cilium's tunnel port is not one %s uses (defaults: %s), else pass --tunnel-port", cni.Name, portList(cni.UDPPorts)))
 	}
@@ -83,7 +95,7 @@ func fromFinding(id string, f sourcecni.Finding) Result {
 // Services. A CNI only named by --from gets none.
 func cniChecks(c *detect.Cluster, p *proposal.Proposal) []Result {
 	cni := c.CNI
-	if cni == nil || cni.DaemonSet == "" && cni.Installation == "" {
+	if cni == nil || !cni.Found() {
 		return nil
 	}
 	src, err := sourcecni.For(cni)

@@ -94,12 +94,37 @@ func Candidates() []netip.Prefix {
 
 // Choose returns the first candidate that overlaps no reserved network.
 func Choose(reserved []Reserved) (netip.Prefix, error) {
-	for _, c := range Candidates() {
-		if len(Conflicts(c, reserved)) == 0 {
-			return c, nil
-		}
+	p, _, err := ChooseSkipping(reserved)
+	return p, err
+}
+
+// Skipped is a candidate passed over and what it overlaps.
+type Skipped struct {
+	Candidate netip.Prefix
+	Overlaps  []Reserved
+}
+
+// String is "10.245.0.0/16 (node a InternalIP 10.245.0.3; ...)".
+func (s Skipped) String() string {
+	var what []string
+	for _, r := range s.Overlaps {
+		what = append(what, r.What)
 	}
-	return netip.Prefix{}, errs.New(errs.Unsafe,
+	return s.Candidate.String() + " (" + strings.Join(what, "; ") + ")"
+}
+
+// ChooseSkipping is Choose, also returning the candidates it passed over
+// before the one chosen, each with what it overlaps.
+func ChooseSkipping(reserved []Reserved) (netip.Prefix, []Skipped, error) {
+	var skipped []Skipped
+	for _, c := range Candidates() {
+		conflicts := Conflicts(c, reserved)
+		if len(conflicts) == 0 {
+			return c, skipped, nil
+		}
+		skipped = append(skipped, Skipped{Candidate: c, Overlaps: conflicts})
+	}
+	return netip.Prefix{}, skipped, errs.New(errs.Unsafe,
 		"every candidate pod CIDR (10.245-10.255.0.0/16, 172.20-172.31.0.0/16, 192.168.0.0/16) overlaps a network the cluster uses",
 		"pass a free network with --pod-cidr")
 }

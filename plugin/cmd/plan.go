@@ -39,6 +39,8 @@ type planOptions struct {
 	namespace       string
 	valuesFile      string
 	user            map[string]any
+	// ignoreUnsupportedDistribution: --ignore-unsupported-distribution.
+	ignoreUnsupportedDistribution bool
 }
 
 func newCmdPlan(c *common) *cobra.Command {
@@ -49,7 +51,7 @@ func newCmdPlan(c *common) *cobra.Command {
 		Long: `Detect the cluster's current network (CNI, pod and service networks, kube-proxy,
 nodes, Cilium) and check that a migration is safe. Each check is PASS, WARN or
 FAIL with its reason and fix. Source CNIs: Flannel, Canal, Calico (manifest
-or operator), Weave Net, kube-router (docs/cni/). Exits 3 when a check FAILs,
+or operator), Weave Net, kube-router, k3s's embedded flannel (docs/cni/). Exits 3 when a check FAILs,
 6 when no supported CNI is found, several are (pick one with --from), or
 Cilium already owns the network.`,
 		Example: planExample,
@@ -69,6 +71,7 @@ Cilium already owns the network.`,
 	cmd.Flags().StringVarP(&o.valuesFile, "values", "f", "", "a Helm values file to check as values would merge it (the values and mtu checks)")
 	_ = cmd.MarkFlagFilename("values", "yaml", "yml")
 	cmd.Flags().BoolVar(&o.skipAccessCheck, "skip-access-check", false, "do not ask the API server which permissions you have")
+	cmd.Flags().BoolVar(&o.ignoreUnsupportedDistribution, "ignore-unsupported-distribution", false, "plan a migration on a distribution that does not support changing its CNI (RKE2): its distribution check WARNs instead of FAILing")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -105,7 +108,7 @@ func (o *planOptions) Run(ctx context.Context) error {
 	if err != nil && errs.Code(err) == errs.Usage {
 		return err
 	}
-	in := check.Input{Cluster: c, Proposal: p}
+	in := check.Input{Cluster: c, Proposal: p, IgnoreUnsupportedDistribution: o.ignoreUnsupportedDistribution}
 	if !o.skipAccessCheck {
 		ciliumNS := o.namespace
 		if ciliumNS == "" {

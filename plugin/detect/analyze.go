@@ -18,6 +18,7 @@ const (
 
 	annFlannelBackendType = "flannel.alpha.coreos.com/backend-type"
 	annFlannelPublicIP    = "flannel.alpha.coreos.com/public-ip"
+	annFlannelBackendData = "flannel.alpha.coreos.com/backend-data"
 )
 
 // Analyze turns a Snapshot into a Cluster. It never fails: what it cannot
@@ -51,6 +52,7 @@ func AnalyzeWith(s *Snapshot, ov Override) *Cluster {
 		c.Nodes = append(c.Nodes, analyzeNode(&s.Nodes[i]))
 	}
 	sort.Slice(c.Nodes, func(i, j int) bool { return c.Nodes[i].Name < c.Nodes[j].Name })
+	c.Distribution = analyzeDistribution(s)
 
 	var cniCIDRs []SourcedCIDR
 	c.CNI, cniCIDRs, c.Problem = chooseProvider(s, c, findProviders(s, c), ov)
@@ -109,6 +111,10 @@ func AnalyzeWith(s *Snapshot, ov Override) *Cluster {
 			"kube-apiserver --service-cluster-ip-range", false)
 	case kubeadm.ServiceSubnet != "":
 		addCIDR(&c.ServiceCIDRs, kubeadm.ServiceSubnet, "kubeadm-config networking.serviceSubnet", false)
+	case c.Distribution != nil && c.Distribution.Name == DistroK3s && c.Distribution.Flag("service-cidr") != "":
+		addCIDR(&c.ServiceCIDRs, c.Distribution.Flag("service-cidr"), "k3s --service-cidr (k3s.io/node-args)", false)
+	case c.Distribution != nil && c.Distribution.Name == DistroK3s:
+		addCIDR(&c.ServiceCIDRs, K3sDefaultServiceCIDR, "k3s's default --service-cidr (not in k3s.io/node-args)", false)
 	case s.KubernetesServiceIP != "":
 		if a, err := netip.ParseAddr(s.KubernetesServiceIP); err == nil && a.Is4() {
 			// The first address of the range: assume the widest range the
@@ -119,6 +125,13 @@ func AnalyzeWith(s *Snapshot, ov Override) *Cluster {
 	}
 
 	c.KubeProxy = analyzeKubeProxy(s)
+	if d := c.Distribution; !c.KubeProxy.Present && d != nil && d.Name == DistroK3s && d.Flag("disable-kube-proxy") != "true" {
+		// k3s runs kube-proxy in its own process unless --disable-kube-proxy.
+		c.KubeProxy = KubeProxy{Present: true, Kind: KubeProxyEmbeddedK3s, Object: "(the k3s process on every node)", Mode: "iptables", ClusterCIDR: d.Flag("cluster-cidr")}
+		if c.KubeProxy.ClusterCIDR == "" {
+			c.KubeProxy.ClusterCIDR = K3sDefaultClusterCIDR
+		}
+	}
 
 	for _, p := range s.PDBs {
 		if p.Status.DisruptionsAllowed == 0 && p.Status.ExpectedPods > 0 {

@@ -248,6 +248,109 @@ func TestAnalyzeGolden(t *testing.T) {
 				}
 			},
 		},
+		{
+			// One DaemonSet per architecture (old manifests) is one install.
+			name:  "flannel-legacy-multiarch",
+			files: []string{"common-nodes.yaml", "flannel-legacy-multiarch.yaml", "flannel-legacy.yaml"},
+			check: func(t *testing.T, c *Cluster) {
+				if c.Problem != nil || c.CNI == nil || c.CNI.DaemonSet != "kube-flannel-ds-amd64" || c.CNI.ConfigMap != "kube-flannel-cfg" ||
+					strings.Join(c.CNI.ArchDaemonSets, ",") != "kube-flannel-ds-amd64,kube-flannel-ds-arm,kube-flannel-ds-arm64" || c.CNI.Backend.Port != 4790 || c.CNI.Backend.VNI != 4096 {
+					t.Fatalf("cni %+v (%v)", c.CNI, c.Problem)
+				}
+			},
+		},
+		{
+			name:  "k3s-flannel",
+			files: []string{"k3s-nodes.yaml"},
+			check: func(t *testing.T, c *Cluster) {
+				want := Backend{Type: "vxlan", Port: 8472, PortDefaulted: true, VNI: 1}
+				if c.Problem != nil || c.CNI == nil || c.CNI.Name != "k3s-flannel" || c.CNI.Embedded != "k3s" || !c.CNI.Found() ||
+					c.CNI.Network != "10.42.0.0/16" || c.CNI.Backend != want || !c.CNI.EnforcesPolicy || c.CNI.IPMasq == nil || !*c.CNI.IPMasq {
+					t.Fatalf("cni %+v (%v)", c.CNI, c.Problem)
+				}
+				if d := c.Distribution; d == nil || d.Name != "k3s" || d.Version != "v1.31.4+k3s1" || d.CNIConfDir != K3sCNIConfDir || d.CNIBinDir != K3sCNIBinDir {
+					t.Errorf("distribution %+v", d)
+				}
+				if len(c.ServiceCIDRs) != 1 || c.ServiceCIDRs[0].CIDR != "10.43.0.0/16" || c.ServiceCIDRs[0].Guessed {
+					t.Errorf("service %+v", c.ServiceCIDRs)
+				}
+				if !c.KubeProxy.Present || c.KubeProxy.Kind != "embedded in k3s" || c.KubeProxy.ClusterCIDR != "10.42.0.0/16" {
+					t.Errorf("kube-proxy %+v", c.KubeProxy)
+				}
+				if cp := c.ControlPlaneNodes(); len(cp) != 1 || cp[0] != "k3s-server-1" {
+					t.Errorf("control plane %v", cp)
+				}
+			},
+		},
+		{
+			// k3s started with its own CIDRs, host-gw, no network policy
+			// controller and no kube-proxy (config.yaml values are in
+			// k3s.io/node-args).
+			name:  "k3s-flannel-configured",
+			files: []string{"k3s-nodes.yaml"},
+			tweak: func(s *Snapshot) {
+				s.Nodes[0].Annotations["k3s.io/node-args"] = `["server","--cluster-cidr","10.52.0.0/16","--service-cidr=10.53.0.0/16","--flannel-backend","host-gw","--disable-network-policy","--disable-kube-proxy"]`
+				for i := range s.Nodes {
+					s.Nodes[i].Annotations[annFlannelBackendType] = "host-gw"
+					delete(s.Nodes[i].Annotations, annFlannelBackendData)
+				}
+			},
+			check: func(t *testing.T, c *Cluster) {
+				if c.CNI == nil || c.CNI.Network != "10.52.0.0/16" || c.CNI.Backend != (Backend{Type: "host-gw"}) || c.CNI.EnforcesPolicy || len(c.CNI.UDPPorts) != 0 {
+					t.Fatalf("cni %+v (%v)", c.CNI, c.Problem)
+				}
+				if len(c.ServiceCIDRs) != 1 || c.ServiceCIDRs[0].CIDR != "10.53.0.0/16" || c.KubeProxy.Present {
+					t.Errorf("service %+v kube-proxy %+v", c.ServiceCIDRs, c.KubeProxy)
+				}
+			},
+		},
+		{
+			// k3s with --flannel-backend=none and a flannel DaemonSet of its
+			// own: that flannel is the CNI; k3s's CNI directories still apply.
+			name:  "k3s-with-flannel-daemonset",
+			files: []string{"k3s-nodes.yaml", "flannel-daemonset.yaml", "flannel-configmap.yaml"},
+			tweak: func(s *Snapshot) {
+				s.Nodes[0].Annotations["k3s.io/node-args"] = `["server","--flannel-backend","none","--disable-network-policy"]`
+			},
+			check: func(t *testing.T, c *Cluster) {
+				if c.Problem != nil || c.CNI == nil || c.CNI.Name != "flannel" || c.CNI.Embedded != "" {
+					t.Fatalf("cni %+v (%v)", c.CNI, c.Problem)
+				}
+				if c.Distribution == nil || c.Distribution.CNIConfDir != K3sCNIConfDir {
+					t.Errorf("distribution %+v", c.Distribution)
+				}
+				for _, seen := range c.CNIsSeen {
+					if seen.Name == "k3s-flannel" {
+						t.Errorf("k3s-flannel seen: %+v", c.CNIsSeen)
+					}
+				}
+			},
+		},
+		{
+			name:  "rke2-canal",
+			files: []string{"rke2-nodes.yaml", "rke2-canal.yaml"},
+			check: func(t *testing.T, c *Cluster) {
+				if c.Problem != nil || c.CNI == nil || c.CNI.Name != "canal" || c.CNI.DaemonSet != "rke2-canal" || c.CNI.ConfigMap != "rke2-canal-config" || c.CNI.Network != "10.42.0.0/16" {
+					t.Fatalf("cni %+v (%v)", c.CNI, c.Problem)
+				}
+				if d := c.Distribution; d == nil || d.Name != "rke2" || d.CNIConfDir != "" || RKE2Chart(c.CNI) != "rke2-canal" {
+					t.Errorf("distribution %+v", d)
+				}
+				if !c.KubeProxy.Present || c.KubeProxy.Kind != "static pods" {
+					t.Errorf("kube-proxy %+v", c.KubeProxy)
+				}
+			},
+		},
+		{
+			// --from k3s-flannel on nodes that show no k3s.
+			name: "nothing-from-k3s-flannel", files: []string{"plain-nodes.yaml"},
+			override: Override{From: "k3s-flannel", OldPodCIDRs: []string{"10.42.0.0/16"}},
+			check: func(t *testing.T, c *Cluster) {
+				if c.Problem != nil || c.CNI == nil || c.CNI.Found() || c.Distribution != nil {
+					t.Fatalf("cni %+v distribution %+v (%v)", c.CNI, c.Distribution, c.Problem)
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

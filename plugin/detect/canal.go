@@ -15,7 +15,8 @@ func Canal() Detector {
 	return Detector{
 		Name: canalName,
 		DaemonSet: func(ds *appsv1.DaemonSet) bool {
-			return ds.Name == "canal" || ds.Labels["k8s-app"] == "canal"
+			// rke2-canal: RKE2's packaged Canal (its rke2-canal HelmChart).
+			return ds.Name == "canal" || ds.Name == "rke2-canal" || ds.Labels["k8s-app"] == "canal"
 		},
 		CalicoResources: true,
 		Analyze: func(s *Snapshot, ds *appsv1.DaemonSet, _ []*unstructured.Unstructured) (*CNI, []SourcedCIDR) {

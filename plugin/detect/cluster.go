@@ -12,6 +12,9 @@ type Cluster struct {
 	APIServer string `json:"apiServer"`
 
 	Nodes []Node `json:"nodes"`
+	// Distribution is the Kubernetes distribution recognised from the
+	// nodes (k3s, RKE2); nil for any other.
+	Distribution *Distribution `json:"distribution,omitempty"`
 
 	// CNI is the network provider to migrate from; nil when none supported
 	// was found (then Problem says why).
@@ -103,6 +106,19 @@ type CNI struct {
 	// Override names the flags that chose or described the provider
 	// (--from, --old-pod-cidr) instead of detection.
 	Override string `json:"override,omitempty"`
+	// ArchDaemonSets are all the per-architecture DaemonSets of an old
+	// flannel install (kube-flannel-ds-amd64, -arm64, ...), DaemonSet
+	// among them; empty for one DaemonSet.
+	ArchDaemonSets []string `json:"archDaemonSets,omitempty"`
+	// Embedded names the distribution whose binary runs the provider, when
+	// it has no DaemonSet of its own ("k3s" for k3s's flannel).
+	Embedded string `json:"embedded,omitempty"`
+}
+
+// Found reports whether detection found the provider (a DaemonSet, an
+// Installation or a distribution running it), not only --from naming it.
+func (c *CNI) Found() bool {
+	return c.DaemonSet != "" || c.Installation != "" || c.Embedded != ""
 }
 
 // IPPool is one of Calico's IP pools.

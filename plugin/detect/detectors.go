@@ -15,6 +15,10 @@ type Detector struct {
 	Name string
 	// DaemonSet reports whether a DaemonSet is this provider's.
 	DaemonSet func(ds *appsv1.DaemonSet) bool
+	// Embedded finds a provider built into the distribution, which runs
+	// without a DaemonSet of its own (k3s's flannel), and says what showed
+	// it ("" when it is not there). Optional: nil for the others.
+	Embedded func(s *Snapshot) string
 	// Installations is true when the Tigera operator's Installation
 	// objects show the provider too, with or without its DaemonSet.
 	Installations bool
@@ -47,7 +51,7 @@ type Defaults struct {
 // is matched against them (flannel's broad name match first, except for
 // Canal's DaemonSet, which it excludes).
 func Detectors() []Detector {
-	return []Detector{Flannel(), Canal(), Calico(), Weave(), KubeRouter()}
+	return []Detector{Flannel(), Canal(), Calico(), Weave(), KubeRouter(), K3sFlannel()}
 }
 
 // DetectorNamed returns the detector of a source CNI by its name.

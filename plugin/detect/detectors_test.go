@@ -20,6 +20,7 @@ func TestManualDefaults(t *testing.T) {
 		{"calico", []int{4789}, true},
 		{"weave", []int{6783, 6784}, true},
 		{"kube-router", nil, true},
+		{"k3s-flannel", []int{8472}, true},
 	}
 	if len(tests) != len(Detectors()) {
 		t.Errorf("%d cases for %d detectors", len(tests), len(Detectors()))

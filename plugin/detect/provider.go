@@ -65,6 +65,37 @@ type provider struct {
 	name          string
 	daemonSets    []*appsv1.DaemonSet
 	installations []*unstructured.Unstructured
+	// embedded says what showed a provider built into the distribution.
+	embedded string
+	// archDaemonSets are the per-architecture DaemonSets of one install
+	// (old flannel manifests: kube-flannel-ds-amd64, -arm64, ...), merged
+	// into daemonSets[0] by mergeArchDaemonSets.
+	archDaemonSets []string
+}
+
+// flannelArches are the architectures old kube-flannel.yml manifests had
+// one DaemonSet each for (kube-flannel-ds-<arch>, one kube-flannel-cfg).
+var flannelArches = []string{"amd64", "arm64", "arm", "ppc64le", "s390x"}
+
+// mergeArchDaemonSets treats flannel's per-architecture DaemonSets in one
+// namespace as one install, not several providers.
+func mergeArchDaemonSets(p *provider) {
+	if p.name != flannelName || len(p.daemonSets) < 2 {
+		return
+	}
+	var names []string
+	for _, ds := range p.daemonSets {
+		arch, ok := strings.CutPrefix(ds.Name, "kube-flannel-ds-")
+		if !ok || !contains(flannelArches, arch) || ds.Namespace != p.daemonSets[0].Namespace {
+			return
+		}
+		names = append(names, ds.Name)
+	}
+	sort.SliceStable(p.daemonSets, func(i, j int) bool {
+		return strings.HasSuffix(p.daemonSets[i].Name, "-amd64") && !strings.HasSuffix(p.daemonSets[j].Name, "-amd64")
+	})
+	sort.Strings(names)
+	p.archDaemonSets, p.daemonSets = names, p.daemonSets[:1]
 }
 
 func (p *provider) objects() string {
@@ -74,6 +105,9 @@ func (p *provider) objects() string {
 	}
 	for _, in := range p.installations {
 		out = append(out, "Installation "+in.GetName())
+	}
+	if p.embedded != "" {
+		out = append(out, p.embedded)
 	}
 	return strings.Join(out, ", ")
 }
@@ -124,12 +158,24 @@ func findProviders(s *Snapshot, c *Cluster) []*provider {
 			p.installations = append(p.installations, in)
 		}
 	}
+	for _, d := range Detectors() {
+		if d.Embedded == nil {
+			continue
+		}
+		if ev := d.Embedded(s); ev != "" {
+			c.CNIsSeen = append(c.CNIsSeen, SeenCNI{d.Name, ev})
+			get(d.Name).embedded = ev
+		}
+	}
 	return out
 }
 
 // chooseProvider picks the provider to migrate from and analyses it, or says
 // why it cannot.
 func chooseProvider(s *Snapshot, c *Cluster, found []*provider, ov Override) (*CNI, []SourcedCIDR, error) {
+	for _, p := range found {
+		mergeArchDaemonSets(p)
+	}
 	seen := func() string {
 		var all []string
 		for _, p := range found {
@@ -137,7 +183,15 @@ func chooseProvider(s *Snapshot, c *Cluster, found []*provider, ov Override) (*C
 		}
 		return strings.Join(all, ", ")
 	}
-	supported := strings.Join(SourceCNIs(), "|")
+	// The names --from takes with --old-pod-cidr for a CNI running under
+	// other names: those with objects of their own to be named after.
+	var named []string
+	for _, d := range Detectors() {
+		if d.Embedded == nil {
+			named = append(named, d.Name)
+		}
+	}
+	supported := strings.Join(named, "|")
 
 	if ov.From != "" {
 		if !IsSourceCNI(ov.From) {
@@ -225,7 +279,11 @@ func analyzeProvider(s *Snapshot, p *provider) (*CNI, []SourcedCIDR) {
 	if !ok {
 		return nil, nil // not a source CNI: callers ask IsSourceCNI first
 	}
-	return d.Analyze(s, ds, p.installations)
+	cni, cidrs := d.Analyze(s, ds, p.installations)
+	if cni != nil && len(p.archDaemonSets) > 0 {
+		cni.ArchDaemonSets = p.archDaemonSets
+	}
+	return cni, cidrs
 }
 
 // applyOverride replaces the provider's pod networks with --old-pod-cidr.

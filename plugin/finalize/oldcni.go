@@ -50,7 +50,11 @@ type Removal struct {
 //   - weave: weave-net's DaemonSet, its ConfigMap (the IPAM peer list),
 //     ServiceAccount, Role, RoleBinding and cluster RBAC;
 //   - kube-router: its DaemonSet, kube-router-cfg, ServiceAccount and RBAC,
-//     but not the kube-proxy ConfigMap it mounts for its kubeconfig.
+//     but not the kube-proxy ConfigMap it mounts for its kubeconfig;
+//   - k3s's flannel: nothing (it is built into k3s); Manual says which k3s
+//     settings turn it off;
+//   - RKE2's packaged Canal or Calico: nothing; Manual says to set RKE2's
+//     cni to none, as its helm-controller would re-create the objects.
 func PlanRemoval(ctx context.Context, c kubernetes.Interface, cluster *detect.Cluster) (*Removal, error) {
 	cni := cluster.CNI
 	if cni == nil {
@@ -66,13 +70,19 @@ func PlanRemoval(ctx context.Context, c kubernetes.Interface, cluster *detect.Cl
 		return &Removal{Manual: fmt.Sprintf("the old CNI was not identified (seen: %s): delete its objects by hand once no pod uses it", strings.Join(seen, ", "))}, nil
 	}
 	r := &Removal{CNI: cni.Name}
-	if cni.DaemonSet == "" && cni.Installation == "" {
+	if !cni.Found() {
 		r.Manual = fmt.Sprintf("%s was named by %s and not found under its usual names: delete its objects by hand", cni.Name, cni.Override)
 		return r, nil
 	}
 	src, err := sourcecni.For(cni)
 	if err != nil {
 		return nil, err
+	}
+	if d := cluster.Distribution; d != nil && d.Name == detect.DistroRKE2 {
+		if chart := detect.RKE2Chart(cni); chart != "" {
+			r.Manual = rke2Manual(chart)
+			return r, nil
+		}
 	}
 	if src.Finalize.Manual != nil {
 		r.Manual = src.Finalize.Manual(cni)
@@ -97,9 +107,38 @@ func PlanRemoval(ctx context.Context, c kubernetes.Interface, cluster *detect.Cl
 	if err != nil {
 		return nil, err
 	}
+	// An old flannel install's other per-architecture DaemonSets go with
+	// the first (they share its ConfigMap and ServiceAccount).
+	var arch []Object
+	for _, name := range cni.ArchDaemonSets {
+		if name == cni.DaemonSet {
+			continue
+		}
+		_, err := c.AppsV1().DaemonSets(cni.Namespace).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, err
+		}
+		arch = append(arch, Object{"DaemonSet", cni.Namespace, name})
+	}
+	if len(arch) > 0 {
+		objs = append(append(append([]Object{}, objs[0]), arch...), objs[1:]...)
+	}
 	r.Objects = objs
 	r.Kept = append(r.Kept, kept...)
 	return r, nil
+}
+
+// rke2Manual: RKE2's packaged CNI belongs to its HelmChart, which RKE2's
+// helm-controller re-applies, re-creating whatever is deleted; RKE2's cni
+// setting is what removes it (docs.rke2.io, Network Options).
+func rke2Manual(chart string) string {
+	return fmt.Sprintf("%[1]s was installed by RKE2's HelmChart kube-system/%[1]s, whose helm-controller re-creates what is deleted, so nothing is deleted here. "+
+		"Set cni: none in /etc/rancher/rke2/config.yaml on every server node and restart rke2-server on each, one at a time; "+
+		"if the HelmChart kube-system/%[1]s is still there afterwards, delete it (helm-controller then uninstalls its release). "+
+		"RKE2 does not support changing the CNI of a running cluster: rehearse this on a copy first", chart)
 }
 
 // ownedObjects resolves a CNI's own objects (its DaemonSet ds, and own)

@@ -116,6 +116,35 @@ func TestPlanRemoval(t *testing.T) {
 				"clusterrole/flannel", "serviceaccount/flannel -n kube-flannel", "namespace/kube-flannel"},
 		},
 		{
+			name: "old flannel with one DaemonSet per architecture in kube-system",
+			cluster: &detect.Cluster{CNI: &detect.CNI{Name: "flannel", Namespace: "kube-system", DaemonSet: "kube-flannel-ds-amd64", ConfigMap: "kube-flannel-cfg",
+				ArchDaemonSets: []string{"kube-flannel-ds-amd64", "kube-flannel-ds-arm", "kube-flannel-ds-arm64"}}},
+			objects: []runtime.Object{
+				ds("kube-system", "kube-flannel-ds-amd64", "flannel", "kube-flannel-cfg"), ds("kube-system", "kube-flannel-ds-arm64", "flannel", "kube-flannel-cfg"),
+				cm("kube-system", "kube-flannel-cfg"), sa("kube-system", "flannel"), cr("flannel"), crb("flannel", "flannel", "kube-system/flannel"),
+			},
+			want: []string{"daemonset/kube-flannel-ds-amd64 -n kube-system", "daemonset/kube-flannel-ds-arm64 -n kube-system", "configmap/kube-flannel-cfg -n kube-system",
+				"clusterrolebinding/flannel", "clusterrole/flannel", "serviceaccount/flannel -n kube-system"},
+		},
+		{
+			name:    "k3s's embedded flannel: nothing to delete, the k3s settings instead",
+			cluster: &detect.Cluster{CNI: &detect.CNI{Name: "k3s-flannel", Embedded: "k3s"}},
+			manual:  "flannel-backend: none and disable-network-policy: true in /etc/rancher/k3s/config.yaml",
+		},
+		{
+			name: "RKE2's packaged canal: its HelmChart would re-create it",
+			cluster: &detect.Cluster{Distribution: &detect.Distribution{Name: "rke2"},
+				CNI: &detect.CNI{Name: "canal", Namespace: "kube-system", DaemonSet: "rke2-canal", ConfigMap: "rke2-canal-config"}},
+			objects: []runtime.Object{ds("kube-system", "rke2-canal", "canal", "rke2-canal-config"), cm("kube-system", "rke2-canal-config")},
+			manual:  "cni: none in /etc/rancher/rke2/config.yaml",
+		},
+		{
+			name: "RKE2's packaged calico (the Tigera operator)",
+			cluster: &detect.Cluster{Distribution: &detect.Distribution{Name: "rke2"},
+				CNI: &detect.CNI{Name: "calico", Install: "operator", Installation: "default", Namespace: "calico-system", DaemonSet: "calico-node"}},
+			manual: "HelmChart kube-system/rke2-calico",
+		},
+		{
 			name:    "flannel namespace with something else in it stays",
 			cluster: &detect.Cluster{CNI: &detect.CNI{Name: "flannel", Namespace: "kube-flannel", DaemonSet: "kube-flannel-ds", ConfigMap: "kube-flannel-cfg"}},
 			objects: []runtime.Object{

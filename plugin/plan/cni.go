@@ -21,6 +21,8 @@ func cniRows(row func(k, v string), cni *detect.CNI) error {
 		where = fmt.Sprintf("Tigera operator, Installation %s; %s in %s", cni.Installation, cni.DaemonSet, cni.Namespace)
 	case cni.DaemonSet != "":
 		where = fmt.Sprintf("DaemonSet %s/%s, ConfigMap %s", cni.Namespace, cni.DaemonSet, orNone(cni.ConfigMap))
+	case cni.Embedded != "":
+		where = "built into " + cni.Embedded + ", no DaemonSet"
 	}
 	if cni.Override != "" {
 		if where != "" {

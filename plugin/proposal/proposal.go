@@ -83,13 +83,17 @@ type Proposal struct {
 	NodeConfigAPIVersion string            `json:"nodeConfigAPIVersion"`
 	PodCIDR              string            `json:"podCIDR"`
 	PodCIDRSource        string            `json:"podCIDRSource"`
-	MaskSize             int               `json:"clusterPoolMaskSize"`
-	TunnelProtocol       string            `json:"tunnelProtocol"`
-	TunnelPort           int               `json:"tunnelPort"`
-	KubeProxyReplacement bool              `json:"kubeProxyReplacement"`
-	K8sServiceHost       string            `json:"k8sServiceHost,omitempty"`
-	K8sServicePort       int               `json:"k8sServicePort,omitempty"`
-	ClusterName          string            `json:"clusterName,omitempty"`
+	// PodCIDRSkipped are the candidates passed over before PodCIDR, each
+	// with what it overlaps (a pod or service network, a node's address:
+	// nodes whose network is one of the usual candidates).
+	PodCIDRSkipped       []string `json:"podCIDRSkipped,omitempty"`
+	MaskSize             int      `json:"clusterPoolMaskSize"`
+	TunnelProtocol       string   `json:"tunnelProtocol"`
+	TunnelPort           int      `json:"tunnelPort"`
+	KubeProxyReplacement bool     `json:"kubeProxyReplacement"`
+	K8sServiceHost       string   `json:"k8sServiceHost,omitempty"`
+	K8sServicePort       int      `json:"k8sServicePort,omitempty"`
+	ClusterName          string   `json:"clusterName,omitempty"`
 	// OperatorReplicas is 1 on single-node clusters (the operator's
 	// anti-affinity would leave a second replica pending), else 0 (chart
 	// default).
@@ -101,6 +105,12 @@ type Proposal struct {
 	IPv4NativeRoutingCIDR string `json:"ipv4NativeRoutingCIDR,omitempty"`
 	// SNATNote explains IPv4NativeRoutingCIDR, or why it is not set.
 	SNATNote string `json:"snatNote,omitempty"`
+	// CNIConfPath and CNIBinPath are the node directories Cilium writes its
+	// CNI configuration and binary to (cni.confPath, cni.binPath), set when
+	// the distribution's container runtime reads others than the chart's
+	// /etc/cni/net.d and /opt/cni/bin (k3s).
+	CNIConfPath string `json:"cniConfPath,omitempty"`
+	CNIBinPath  string `json:"cniBinPath,omitempty"`
 
 	prefix netip.Prefix
 }
@@ -188,11 +198,14 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 		}
 		p.prefix, p.PodCIDRSource = pr.Masked(), "the installed Cilium's cluster-pool-ipv4-cidr"
 	default:
-		pr, err := cidr.Choose(Reserved(c))
+		pr, skipped, err := cidr.ChooseSkipping(Reserved(c))
 		if err != nil {
 			return nil, err
 		}
 		p.prefix, p.PodCIDRSource = pr, "first candidate that overlaps nothing"
+		for _, sk := range skipped {
+			p.PodCIDRSkipped = append(p.PodCIDRSkipped, sk.String())
+		}
 	}
 	p.PodCIDR = p.prefix.String()
 
@@ -243,6 +256,9 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 		p.OperatorReplicas = 1
 	}
 	p.IPv4NativeRoutingCIDR, p.SNATNote = SNATExclusion(c, p.prefix)
+	if d := c.Distribution; d != nil {
+		p.CNIConfPath, p.CNIBinPath = d.CNIConfDir, d.CNIBinDir
+	}
 	return p, nil
 }
 

@@ -47,6 +47,20 @@ func TestPropose(t *testing.T) {
 			},
 		},
 		{
+			// Nodes on networks that are the usual candidates: skipped, and
+			// the proposal says which and why.
+			name: "node networks on the candidates are skipped and named",
+			tweak: func(c *detect.Cluster) {
+				c.Nodes[1].InternalIP, c.Nodes[2].InternalIP = "10.245.3.11", "10.246.0.12"
+			},
+			check: func(t *testing.T, p *Proposal) {
+				want := []string{"10.245.0.0/16 (node w-1 InternalIP 10.245.3.11)", "10.246.0.0/16 (node w-2 InternalIP 10.246.0.12)"}
+				if p.PodCIDR != "10.247.0.0/16" || strings.Join(p.PodCIDRSkipped, "|") != strings.Join(want, "|") {
+					t.Errorf("pod CIDR %s, skipped %q", p.PodCIDR, p.PodCIDRSkipped)
+				}
+			},
+		},
+		{
 			name:  "old CNI on 8473 moves us to 8474",
 			tweak: func(c *detect.Cluster) { c.CNI.Backend.Port = 8473 },
 			check: func(t *testing.T, p *Proposal) {

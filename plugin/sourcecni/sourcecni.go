@@ -2,7 +2,7 @@
 //
 // Each source CNI is one Source value, built in a file of its own
 // (flannel.go, canal.go, calico_manifest.go, calico_operator.go, weave.go,
-// kube_router.go), holding everything the plugin knows about it: how it is
+// kube_router.go, k3s_flannel.go), holding everything the plugin knows about it: how it is
 // detected (its detect.Detector, with its default UDP ports and policy
 // enforcement), its checks, the source NAT it applies to traffic towards
 // Cilium's pods, the objects finalize removes or keeps, what stays on the
@@ -36,6 +36,7 @@ const (
 	CalicoOperator ID = "calico-operator"
 	Weave          ID = "weave"
 	KubeRouter     ID = "kube-router"
+	K3sFlannel     ID = "k3s-flannel"
 )
 
 // Source is everything the plugin knows about one source CNI. Every part
@@ -166,7 +167,7 @@ type Plan struct {
 // Sources are the registered source CNIs, in the order plan and the
 // documentation list them.
 func Sources() []Source {
-	return []Source{flannel(), canal(), calicoManifest(), calicoOperator(), weave(), kubeRouter()}
+	return []Source{flannel(), canal(), calicoManifest(), calicoOperator(), weave(), kubeRouter(), k3sFlannel()}
 }
 
 // Get returns the entry with the ID.

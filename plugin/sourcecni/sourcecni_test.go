@@ -22,6 +22,7 @@ var optional = map[string]bool{
 	"Is":                         true, // required only when entries share a name
 	"Detect.Defaults.UDPPorts":   true, // or NoUDPPorts
 	"Detect.Defaults.NoUDPPorts": true,
+	"Detect.Embedded":            true, // only for a CNI built into a distribution
 	"Checks.Extra":               true,
 	"Finalize.Manual":            true, // exactly one of Manual and Owned
 	"Finalize.Owned":             true,
@@ -172,6 +173,7 @@ func TestFor(t *testing.T) {
 		{&detect.CNI{Name: "calico", Install: "operator"}, CalicoOperator},
 		{&detect.CNI{Name: "weave"}, Weave},
 		{&detect.CNI{Name: "kube-router"}, KubeRouter},
+		{&detect.CNI{Name: "k3s-flannel", Embedded: "k3s"}, K3sFlannel},
 	}
 	for _, tt := range tests {
 		s, err := For(tt.cni)
@@ -212,6 +214,19 @@ func TestSharedNameSharesNode(t *testing.T) {
 		}
 		if s.Node != first.Node {
 			t.Errorf("%s and %s share the name %s but not their Node part", s.ID, first.ID, s.Name)
+		}
+	}
+}
+
+// TestK3sFlannelBackend: k3s's --flannel-backend values.
+func TestK3sFlannelBackend(t *testing.T) {
+	for typ, want := range map[string]Level{"vxlan": Pass, "host-gw": Warn, "wireguard-native": Warn, "ipsec": Fail, "none": Fail} {
+		f := k3sFlannelBackend(&detect.CNI{Name: "k3s-flannel", Backend: detect.Backend{Type: typ}})
+		if f.Level != want {
+			t.Errorf("%s: %s %q, want %s", typ, f.Level, f.Message, want)
+		}
+		if f.Level == Fail && !strings.Contains(f.Fix, "flannel-backend: vxlan in /etc/rancher/k3s/config.yaml") {
+			t.Errorf("%s: fix %q", typ, f.Fix)
 		}
 	}
 }

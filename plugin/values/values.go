@@ -64,6 +64,10 @@ type Input struct {
 	// and the old pod network, so that Cilium does not masquerade its pods'
 	// traffic to old pods (see docs/snat.md and proposal.SNATExclusion).
 	IPv4NativeRoutingCIDR string
+	// CNIConfPath and CNIBinPath, when set, are written as cni.confPath and
+	// cni.binPath: the node directories the distribution's container
+	// runtime reads CNI configurations and binaries from (k3s).
+	CNIConfPath, CNIBinPath string
 	// User holds the values of the user's --values file, merged on top.
 	User map[string]any
 	// UserFile names that file in comments and warnings ("" if none).
@@ -240,6 +244,12 @@ func initialSettings(in Input, clusterName string) []setting {
 		set("policyEnforcementMode", "never", "no network policy enforcement while pods live on two networks"),
 		set("bpf.hostLegacyRouting", true, "route through the host's stack, which reaches pods still on the old CNI"),
 	)
+	if in.CNIConfPath != "" {
+		s = append(s, set("cni.confPath", in.CNIConfPath, "the node directory the container runtime reads CNI configs from (the distribution's, not /etc/cni/net.d)"))
+	}
+	if in.CNIBinPath != "" {
+		s = append(s, set("cni.binPath", in.CNIBinPath, "the node directory the container runtime runs CNI binaries from (the distribution's, not /opt/cni/bin)"))
+	}
 	if in.IPv4NativeRoutingCIDR != "" {
 		s = append(s, set("ipv4NativeRoutingCIDR", in.IPv4NativeRoutingCIDR,
 			"exactly Cilium's pod CIDR and the old pod network: Cilium does not masquerade its pods' traffic to\n"+

@@ -127,6 +127,12 @@ func TestGolden(t *testing.T) {
 		}
 		return in
 	}
+	// k3s: its containerd's CNI directories.
+	k3s := func(in Input) Input {
+		in.CNIConfPath = "/var/lib/rancher/k3s/agent/etc/cni/net.d"
+		in.CNIBinPath = "/var/lib/rancher/k3s/data/cni"
+		return in
+	}
 	tests := []struct {
 		name string
 		in   Input
@@ -138,6 +144,7 @@ func TestGolden(t *testing.T) {
 		{"1.20", baseInput(t, "1.20")},
 		{"1.18-user", user(baseInput(t, "1.18.11"))},
 		{"1.20-kpr", kpr(baseInput(t, "1.20.2"))},
+		{"1.20-k3s", k3s(baseInput(t, "1.20.2"))},
 	}
 	for _, v := range ciliumver.Supported() {
 		in := baseInput(t, v.String())
