@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/sourcecni"
 )
@@ -13,6 +14,29 @@ import (
 // configurations in the CNI directory when it writes its own with
 // cni-exclusive=true (daemon/cmd/cni: cleanupOtherCNI).
 const CiliumBackupSuffix = ".cilium_bak"
+
+// chartCNIConfDir is where Cilium's chart mounts the node's CNI
+// configuration directory (cni.confPath, /etc/cni/net.d unless a
+// distribution moves it) in the agent: /host/etc/cni/net.d, which the
+// CiliumNodeConfig's write-cni-conf-when-ready names.
+const chartCNIConfDir = "/etc/cni/net.d"
+
+// HostCNIConfFile turns the CiliumNodeConfig's write-cni-conf-when-ready,
+// without its /host prefix (file, "" for DefaultCNIConfFile), into the path
+// on the node: a file in the agent's /host/etc/cni/net.d is in cni.confPath
+// on the node, the distribution's CNI directory (detect.Distribution's
+// CNIConfDir, the one the values set as cni.confPath: k3s's
+// /var/lib/rancher/k3s/agent/etc/cni/net.d), /etc/cni/net.d without one.
+// Other paths are returned as they are.
+func HostCNIConfFile(file string, d *detect.Distribution) string {
+	if file == "" {
+		file = DefaultCNIConfFile
+	}
+	if d == nil || d.CNIConfDir == "" || path.Dir(file) != chartCNIConfDir {
+		return file
+	}
+	return path.Join(d.CNIConfDir, path.Base(file))
+}
 
 // CNIConfigRestore is the instruction a rollback prints at its reboot step:
 // what neither the agent restart nor the reboot restores on the node, and

@@ -148,8 +148,10 @@ type Plan struct {
 	// NodeConfig is "apiVersion namespace/name" of the CiliumNodeConfig.
 	NodeConfig string
 	// CNIConfFile is where the CiliumNodeConfig makes the agent write its
-	// CNI configuration, as a path on the node (write-cni-conf-when-ready
-	// without the agent's /host mount; DefaultCNIConfFile when not set).
+	// CNI configuration, as a path on the node (HostCNIConfFile of
+	// write-cni-conf-when-ready: in the distribution's CNI directory, e.g.
+	// k3s's, when the chart mounts cni.confPath at /host/etc/cni/net.d;
+	// DefaultCNIConfFile when not set).
 	CNIConfFile string
 	// OldCNI is the CNI the cluster migrates from (nil when not detected).
 	OldCNI *detect.CNI
@@ -157,7 +159,8 @@ type Plan struct {
 
 // DefaultCNIConfFile is the CNI configuration the Cilium agent writes on a
 // node the CiliumNodeConfig selects (write-cni-conf-when-ready in
-// values-initial.yaml's CiliumNodeConfig, /host being the host's root).
+// values-initial.yaml's CiliumNodeConfig, /host/etc/cni/net.d being
+// where the chart mounts the node's cni.confPath; see HostCNIConfFile).
 const DefaultCNIConfFile = "/etc/cni/net.d/05-cilium.conflist"
 
 func (m *Migrator) rollback() bool { return m.opts.Direction == DirectionRollback }

@@ -103,7 +103,7 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 		return nil, err
 	}
 	sel := cfg.selector
-	plan.NodeConfig, plan.CNIConfFile = cfg.ref, cfg.cniConfFile
+	plan.NodeConfig, plan.CNIConfFile = cfg.ref, HostCNIConfFile(cfg.cniConfFile, cluster.Distribution)
 	for _, t := range plan.Targets {
 		with := labels.Set{}
 		for k, v := range byName[t.Name].Labels {
@@ -164,7 +164,9 @@ type nodeConfigInfo struct {
 	selector labels.Selector
 	// ref is "apiVersion ns/name".
 	ref string
-	// cniConfFile is write-cni-conf-when-ready as a path on the node.
+	// cniConfFile is write-cni-conf-when-ready without the agent's /host
+	// prefix: a path in the agent's view of the node, which HostCNIConfFile
+	// turns into the node's.
 	cniConfFile string
 }
 
