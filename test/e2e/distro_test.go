@@ -94,20 +94,16 @@ func TestDistroK3sFlannel(t *testing.T) {
 	}
 }
 
-// TestDistroRKE2Canal: RKE2's packaged Canal is found as Canal, and plan
-// FAILs its distribution check (RKE2 does not support changing the CNI)
-// unless --ignore-unsupported-distribution, which makes it a WARN.
-func TestDistroRKE2Canal(t *testing.T) {
-	PluginPath(t)
-	c := NewCluster(t, Options{Nodes: distroNodes(2, "rke2")})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+// rke2Canal creates what RKE2's rke2-canal HelmChart installs, as far as
+// detection reads it: the rke2-canal DaemonSet (Helm's labels, calico-node
+// and kube-flannel containers) and its rke2-canal-config ConfigMap.
+func rke2Canal(ctx context.Context, c *cluster.Cluster) error {
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "rke2-canal-config", Namespace: "kube-system"},
 		Data:       map[string]string{"masquerade": "true", "net-conf.json": `{"Network": "` + fixture.PodSubnet + `", "Backend": {"Type": "vxlan"}}`},
 	}
 	if _, err := c.Client.CoreV1().ConfigMaps("kube-system").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	labels := map[string]string{"k8s-app": "canal"}
 	ds := &appsv1.DaemonSet{
@@ -129,7 +125,19 @@ func TestDistroRKE2Canal(t *testing.T) {
 			},
 		},
 	}
-	if _, err := c.Client.AppsV1().DaemonSets("kube-system").Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+	_, err := c.Client.AppsV1().DaemonSets("kube-system").Create(ctx, ds, metav1.CreateOptions{})
+	return err
+}
+
+// TestDistroRKE2Canal: RKE2's packaged Canal is found as Canal, and plan
+// FAILs its distribution check (RKE2 does not support changing the CNI)
+// unless --ignore-unsupported-distribution, which makes it a WARN.
+func TestDistroRKE2Canal(t *testing.T) {
+	PluginPath(t)
+	c := NewCluster(t, Options{Nodes: distroNodes(2, "rke2")})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := rke2Canal(ctx, c.Cluster); err != nil {
 		t.Fatal(err)
 	}
 
