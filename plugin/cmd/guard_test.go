@@ -10,6 +10,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/check"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/snapfix"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/values"
 )
@@ -42,18 +43,7 @@ func TestSourceCNIGuardAndMTU(t *testing.T) {
 	var golden bytes.Buffer
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var streams [][]byte
-			for _, f := range tt.files {
-				data, err := os.ReadFile(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				streams = append(streams, data)
-			}
-			s, err := detect.LoadSnapshot(streams...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := snapfix.Load(t, tt.files...)
 			s.APIServerURL = "https://192.168.10.10:6443"
 			c := detect.AnalyzeWith(s, detect.Override{})
 			if c.Problem != nil {

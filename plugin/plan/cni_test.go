@@ -2,7 +2,6 @@ package plan
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/check"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/snapfix"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 )
@@ -64,18 +64,11 @@ func TestSourceCNITables(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var streams [][]byte
+			var files []string
 			for _, f := range tt.files {
-				data, err := os.ReadFile(filepath.Join("..", "detect", "testdata", f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				streams = append(streams, data)
+				files = append(files, filepath.Join("..", "detect", "testdata", f))
 			}
-			s, err := detect.LoadSnapshot(streams...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := snapfix.Load(t, files...)
 			s.APIServerURL = "https://192.168.10.10:6443"
 			c := detect.Analyze(s)
 			if c.Problem != nil {

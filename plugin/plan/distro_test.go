@@ -2,13 +2,13 @@ package plan
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/check"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/snapfix"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 )
@@ -29,18 +29,11 @@ func TestDistroTables(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var streams [][]byte
+			var files []string
 			for _, f := range tt.files {
-				data, err := os.ReadFile(filepath.Join("..", "detect", "testdata", f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				streams = append(streams, data)
+				files = append(files, filepath.Join("..", "detect", "testdata", f))
 			}
-			s, err := detect.LoadSnapshot(streams...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := snapfix.Load(t, files...)
 			s.ServerVersion, s.KubeconfigCluster, s.APIServerURL = "v1.31.4", "default", "https://192.168.20.10:6443"
 			c := detect.Analyze(s)
 			p, err := proposal.Propose(c, proposal.Options{CiliumVersion: "1.18.11"})
