@@ -43,13 +43,6 @@ func TestSourceCNIFlags(t *testing.T) {
 // old CNI (Cilium's pool, its tunnel port, kube-proxy replacement) are
 // kept in a golden file.
 func TestSourceCNIValues(t *testing.T) {
-	fixtures := func(files ...string) []string {
-		var out []string
-		for _, f := range files {
-			out = append(out, filepath.Join("..", "detect", "testdata", f))
-		}
-		return out
-	}
 	tests := []struct {
 		name     string
 		files    []string
@@ -57,16 +50,16 @@ func TestSourceCNIValues(t *testing.T) {
 		tweak    func(*detect.Snapshot)
 		opts     proposal.Options
 	}{
-		{name: "flannel", files: fixtures("common-nodes.yaml", "kubeadm.yaml", "flannel-daemonset.yaml", "flannel-configmap.yaml")},
-		{name: "canal", files: fixtures("common-nodes.yaml", "kubeadm.yaml", "canal.yaml")},
-		{name: "calico manifest, IP-in-IP", files: fixtures("plain-nodes.yaml", "kubeadm.yaml", "calico-manifest.yaml")},
+		{name: "flannel", files: []string{"common-nodes.yaml", "kubeadm.yaml", "flannel-daemonset.yaml", "flannel-configmap.yaml"}},
+		{name: "canal", files: []string{"common-nodes.yaml", "kubeadm.yaml", "canal.yaml"}},
+		{name: "calico manifest, IP-in-IP", files: []string{"plain-nodes.yaml", "kubeadm.yaml", "calico-manifest.yaml"}},
 		// The pools take 10.245.0.0/16 and 10.246.0.0/16: Cilium gets the next.
-		{name: "calico vxlan, pools on the first candidates", files: fixtures("plain-nodes.yaml", "kubeadm.yaml", "calico-vxlan.yaml")},
-		{name: "calico operator", files: fixtures("plain-nodes.yaml", "kubeadm.yaml", "calico-operator.yaml")},
-		{name: "calico operator, geneve", files: fixtures("plain-nodes.yaml", "kubeadm.yaml", "calico-operator.yaml"), opts: proposal.Options{TunnelProtocol: "geneve"}},
-		{name: "weave", files: fixtures("plain-nodes.yaml", "kubeadm.yaml", "weave.yaml")},
+		{name: "calico vxlan, pools on the first candidates", files: []string{"plain-nodes.yaml", "kubeadm.yaml", "calico-vxlan.yaml"}},
+		{name: "calico operator", files: []string{"plain-nodes.yaml", "kubeadm.yaml", "calico-operator.yaml"}},
+		{name: "calico operator, geneve", files: []string{"plain-nodes.yaml", "kubeadm.yaml", "calico-operator.yaml"}, opts: proposal.Options{TunnelProtocol: "geneve"}},
+		{name: "weave", files: []string{"plain-nodes.yaml", "kubeadm.yaml", "weave.yaml"}},
 		// No kube-proxy: Cilium replaces kube-router's service proxy.
-		{name: "kube-router", files: fixtures("plain-nodes.yaml", "kubeadm.yaml", "kube-router.yaml"), tweak: func(s *detect.Snapshot) {
+		{name: "kube-router", files: []string{"plain-nodes.yaml", "kubeadm.yaml", "kube-router.yaml"}, tweak: func(s *detect.Snapshot) {
 			var keep = s.DaemonSets[:0]
 			for _, ds := range s.DaemonSets {
 				if ds.Name != "kube-proxy" {
@@ -76,7 +69,7 @@ func TestSourceCNIValues(t *testing.T) {
 			s.DaemonSets = keep
 		}},
 		// kube-router on FoU with Cilium's default port: the next one up.
-		{name: "kube-router fou on 8473", files: fixtures("plain-nodes.yaml", "kubeadm.yaml", "kube-router.yaml"), tweak: func(s *detect.Snapshot) {
+		{name: "kube-router fou on 8473", files: []string{"plain-nodes.yaml", "kubeadm.yaml", "kube-router.yaml"}, tweak: func(s *detect.Snapshot) {
 			for i := range s.DaemonSets {
 				if s.DaemonSets[i].Name == "kube-router" {
 					c := &s.DaemonSets[i].Spec.Template.Spec.Containers[0]
@@ -84,8 +77,8 @@ func TestSourceCNIValues(t *testing.T) {
 				}
 			}
 		}},
-		{name: "canal and weave, --from weave", files: fixtures("common-nodes.yaml", "canal.yaml", "weave.yaml"), override: detect.Override{From: "weave"}},
-		{name: "unrecognised, --from calico --old-pod-cidr 10.245.0.0/16", files: fixtures("plain-nodes.yaml"),
+		{name: "canal and weave, --from weave", files: []string{"common-nodes.yaml", "canal.yaml", "weave.yaml"}, override: detect.Override{From: "weave"}},
+		{name: "unrecognised, --from calico --old-pod-cidr 10.245.0.0/16", files: []string{"plain-nodes.yaml"},
 			override: detect.Override{From: "calico", OldPodCIDRs: []string{"10.245.0.0/16"}}},
 	}
 	var golden bytes.Buffer

@@ -20,25 +20,18 @@ import (
 // old CNI's own UDP port and its nodes' podCIDRs, and the plan's mtu check;
 // what they say is kept in a golden file.
 func TestSourceCNIGuardAndMTU(t *testing.T) {
-	fixtures := func(files ...string) []string {
-		var out []string
-		for _, f := range files {
-			out = append(out, filepath.Join("..", "detect", "testdata", f))
-		}
-		return out
-	}
 	tests := []struct {
 		name  string
 		files []string
 	}{
-		{"flannel", fixtures("common-nodes.yaml", "kubeadm.yaml", "flannel-daemonset.yaml", "flannel-configmap.yaml")},
-		{"flannel host-gw", fixtures("common-nodes.yaml", "kubeadm.yaml", "flannel-hostgw.yaml")},
-		{"canal", fixtures("common-nodes.yaml", "kubeadm.yaml", "canal.yaml")},
-		{"calico manifest, IP-in-IP", fixtures("plain-nodes.yaml", "kubeadm.yaml", "calico-manifest.yaml")},
-		{"calico vxlan", fixtures("plain-nodes.yaml", "kubeadm.yaml", "calico-vxlan.yaml")},
-		{"calico operator", fixtures("plain-nodes.yaml", "kubeadm.yaml", "calico-operator.yaml")},
-		{"weave", fixtures("plain-nodes.yaml", "kubeadm.yaml", "weave.yaml")},
-		{"kube-router", fixtures("plain-nodes.yaml", "kubeadm.yaml", "kube-router.yaml")},
+		{"flannel", []string{"common-nodes.yaml", "kubeadm.yaml", "flannel-daemonset.yaml", "flannel-configmap.yaml"}},
+		{"flannel host-gw", []string{"common-nodes.yaml", "kubeadm.yaml", "flannel-hostgw.yaml"}},
+		{"canal", []string{"common-nodes.yaml", "kubeadm.yaml", "canal.yaml"}},
+		{"calico manifest, IP-in-IP", []string{"plain-nodes.yaml", "kubeadm.yaml", "calico-manifest.yaml"}},
+		{"calico vxlan", []string{"plain-nodes.yaml", "kubeadm.yaml", "calico-vxlan.yaml"}},
+		{"calico operator", []string{"plain-nodes.yaml", "kubeadm.yaml", "calico-operator.yaml"}},
+		{"weave", []string{"plain-nodes.yaml", "kubeadm.yaml", "weave.yaml"}},
+		{"kube-router", []string{"plain-nodes.yaml", "kubeadm.yaml", "kube-router.yaml"}},
 	}
 	var golden bytes.Buffer
 	for _, tt := range tests {

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"bytes"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -64,11 +63,7 @@ func TestSourceCNITables(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var files []string
-			for _, f := range tt.files {
-				files = append(files, filepath.Join("..", "detect", "testdata", f))
-			}
-			s := snapfix.Load(t, files...)
+			s := snapfix.Load(t, tt.files...)
 			s.APIServerURL = "https://192.168.10.10:6443"
 			c := detect.Analyze(s)
 			if c.Problem != nil {

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"bytes"
-	"path/filepath"
 	"testing"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
@@ -29,11 +28,7 @@ func TestDistroTables(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var files []string
-			for _, f := range tt.files {
-				files = append(files, filepath.Join("..", "detect", "testdata", f))
-			}
-			s := snapfix.Load(t, files...)
+			s := snapfix.Load(t, tt.files...)
 			s.ServerVersion, s.KubeconfigCluster, s.APIServerURL = "v1.31.4", "default", "https://192.168.20.10:6443"
 			c := detect.Analyze(s)
 			p, err := proposal.Propose(c, proposal.Options{CiliumVersion: "1.18.11"})

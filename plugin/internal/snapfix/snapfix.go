@@ -4,18 +4,20 @@ package snapfix
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 )
 
-// Load reads the files (YAML streams of cluster objects) and loads them as
+// Load reads the named fixtures of detect's testdata (YAML streams of
+// cluster objects; the caller is a package beside detect) and loads them as
 // one snapshot, failing the test on any error.
-func Load(t testing.TB, files ...string) *detect.Snapshot {
+func Load(t testing.TB, names ...string) *detect.Snapshot {
 	t.Helper()
 	var streams [][]byte
-	for _, f := range files {
-		data, err := os.ReadFile(f)
+	for _, n := range names {
+		data, err := os.ReadFile(filepath.Join("..", "detect", "testdata", n))
 		if err != nil {
 			t.Fatal(err)
 		}
