@@ -73,9 +73,18 @@ run "$KUBECTL" cni-migrate nodeconfig --apply
 reboot="$DEMO_DIR/reboot-node"
 cat > "$reboot" <<'SCRIPT'
 #!/usr/bin/env bash
-# Simulated reboot for the demo: a new bootID, as the kubelet reports after a reboot.
+# Simulated reboot for the demo: a new bootID, as the kubelet reports after a
+# reboot, and the pods cni-migrate marked NotReady for the reboot Ready again,
+# as the kubelet reports them once the node is back.
 set -euo pipefail
 kubectl patch node "$1" --subresource=status --type=merge -p "{\"status\":{\"nodeInfo\":{\"bootID\":\"$(cat /proc/sys/kernel/random/uuid)\"}}}" >/dev/null
+kubectl get pods -A --field-selector spec.nodeName="$1" \
+  -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name} {.status.conditions[?(@.type=="Ready")].reason}{"\n"}{end}' |
+  while read -r ns name reason; do
+    [[ $reason == CNIMigrateReboot ]] || continue
+    kubectl -n "$ns" patch pod "$name" --subresource=status --type=strategic >/dev/null \
+      -p '{"status":{"conditions":[{"type":"Ready","status":"True","reason":null,"message":null}]}}'
+  done
 SCRIPT
 chmod +x "$reboot"
 

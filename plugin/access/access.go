@@ -53,6 +53,7 @@ func Needs(ciliumNS, cniNS string) []Need {
 	add("", "nodes", "", "", false, "cordon, label and watch nodes", "get", "list", "watch", "patch")
 	add("", "pods", "", "", false, "drain nodes, restart Cilium agents, run probe pods", "get", "list", "watch", "create", "delete")
 	add("", "pods", "eviction", "", false, "drain nodes with PDB-aware eviction", "create")
+	add("", "pods", "status", "", false, "mark the pods left on a node NotReady before it reboots, so Services stop sending to them", "patch")
 	add("apps", "daemonsets", "", "", false, "find the CNI and Cilium DaemonSets, restart Cilium, follow them (status --watch)", "get", "list", "watch", "patch")
 	add("cilium.io", "ciliumendpoints", "", "", false, "count the pods Cilium manages (status)", "list", "watch")
 	add("", "configmaps", "", "", false, "read the CNI, kube-proxy and kubeadm configuration", "get")

@@ -44,7 +44,9 @@ one node after the other:
   2. drain (DaemonSet pods stay; PodDisruptionBudgets are honoured)
   3. label the node so that the CiliumNodeConfig selects it
   4. delete the node's Cilium agent pod and wait until its replacement is Ready
-  5. reboot (--reboot: command, manual or skip)
+  5. reboot (--reboot: command, manual or skip); before the command runs, the
+     pods left on the node (not on the host's network) are marked NotReady,
+     so their Services stop sending them connections first
   6. verify: a probe pod pinned to the node gets an address in Cilium's pod
      CIDR and reaches the API server
   7. uncordon (unless it was cordoned before), and record the node as done

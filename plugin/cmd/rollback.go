@@ -28,7 +28,9 @@ there):
   3. remove the label, so that the CiliumNodeConfig no longer selects the node
   4. delete the node's Cilium agent pod and wait until its replacement, which
      starts without the CiliumNodeConfig, is Ready
-  5. reboot (--reboot: command, manual or skip)
+  5. reboot (--reboot: command, manual or skip); before the command runs, the
+     pods left on the node (not on the host's network) are marked NotReady,
+     as in node
   6. verify: a probe pod pinned to the node gets an address outside Cilium's
      pod CIDR, in the node's podCIDR (the old CNI's range), and reaches the
      API server

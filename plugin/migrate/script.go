@@ -268,6 +268,22 @@ wait_reboot() {
   done
 }
 
+# mark_not_ready NODE: give the pods on NODE that are Running and Ready, and
+# not on the host's network, a Ready=False condition, so that Services stop sending them new connections
+# before the reboot takes their addresses away (the kubelet writes their
+# status again when the node is back)
+mark_not_ready() {
+  local ns name ready host
+  kubectl get pods -A --field-selector spec.nodeName="$1" \
+      -o jsonpath='{range .items[?(@.status.phase=="Running")]}{.metadata.namespace} {.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.hostNetwork}{"\n"}{end}' |
+    while read -r ns name ready host; do
+      [[ $ready == True && $host != true ]] || continue
+      kubectl -n "$ns" patch pod "$name" --subresource=status --type=strategic >/dev/null \
+        -p '{"status":{"conditions":[{"type":"Ready","status":"False","reason":"%[7]s","message":"kubectl cni-migrate reboots node '"$1"'"}]}}' ||
+        echo "warning: could not mark pod $ns/$name NotReady; Services send it new connections until Kubernetes sees node $1 down" >&2
+    done
+}
+
 # in_pool IP CIDR...: whether the IPv4 address IP is inside one of the CIDRs
 ip2int() { local IFS=.; set -- $1; echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4)); }
 in_pool() {
@@ -280,7 +296,7 @@ in_pool() {
   done
   return 1
 }
-`, AnnotationPhase, AnnotationPhaseTime, ns, AgentLabel, errs.AgentNotReady, errs.RebootFailed)
+`, AnnotationPhase, AnnotationPhaseTime, ns, AgentLabel, errs.AgentNotReady, errs.RebootFailed, ReasonRebooting)
 }
 
 // scriptDrainFlags are the kubectl drain flags of the options.
@@ -330,7 +346,9 @@ func scriptReboot(b *strings.Builder, o Options, node, record, phase, skipNote, 
 			if needsIP {
 				p("    node_ip=$(kubectl get node %s -o jsonpath='{.status.addresses[?(@.type==\"InternalIP\")].address}')\n", node)
 			}
+			p("    mark_not_ready %s\n", node)
 			p("    %s || echo \"the reboot command exited $?; waiting for the node anyway\" >&2\n", cmdline)
+			p("    [[ \"$(kubectl get node %[1]s -o jsonpath='{.status.nodeInfo.bootID}')\" != \"$boot\" ]] || mark_not_ready %[1]s\n", node)
 		} else {
 			p("    echo \"reboot node %s now (e.g. ssh %s sudo systemctl reboot); waiting for it\" >&2\n", node, node)
 		}

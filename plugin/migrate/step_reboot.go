@@ -87,6 +87,7 @@ func (m *Migrator) reboot(ctx context.Context, plan *Plan, t Target) (string, er
 			return "", err
 		}
 		argvText = shell.Join(argv)
+		m.markNotReady(ctx, name)
 		m.progress.Printf("running %s", argvText)
 		cctx, ccancel := context.WithCancel(ctx)
 		defer ccancel()
@@ -109,19 +110,23 @@ func (m *Migrator) reboot(ctx context.Context, plan *Plan, t Target) (string, er
 			select {
 			case err := <-cmdDone:
 				cmdDone = nil
-				if err == nil {
-					continue
-				}
 				if ctx.Err() != nil {
 					wcancel()
 					<-waitDone
 					return "", ctx.Err()
 				}
-				if commandNotRunnable(err) {
+				if err != nil && commandNotRunnable(err) {
 					wcancel()
 					<-waitDone
+					m.unmarkNotReady(ctx, name)
 					return "", errs.Newf(errs.RebootFailed, "fix --reboot-command, then run the same command again; the node stays cordoned",
 						"the reboot command %s of node %s could not run: %v", argvText, name, errs.OneLine(err.Error()))
+				}
+				// A kubelet still running when the pods were marked may
+				// have written their Ready again before it stopped.
+				m.remarkNotReady(ctx, name, recorded)
+				if err == nil {
+					continue
 				}
 				cmdErr = err
 				m.progress.Printf("the reboot command exited: %v; waiting for the node to come back anyway (ssh often reports a reboot as a dropped connection)", errs.OneLine(err.Error()))

@@ -50,6 +50,22 @@ wait_reboot() {
   done
 }
 
+# mark_not_ready NODE: give the pods on NODE that are Running and Ready, and
+# not on the host's network, a Ready=False condition, so that Services stop sending them new connections
+# before the reboot takes their addresses away (the kubelet writes their
+# status again when the node is back)
+mark_not_ready() {
+  local ns name ready host
+  kubectl get pods -A --field-selector spec.nodeName="$1" \
+      -o jsonpath='{range .items[?(@.status.phase=="Running")]}{.metadata.namespace} {.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.hostNetwork}{"\n"}{end}' |
+    while read -r ns name ready host; do
+      [[ $ready == True && $host != true ]] || continue
+      kubectl -n "$ns" patch pod "$name" --subresource=status --type=strategic >/dev/null \
+        -p '{"status":{"conditions":[{"type":"Ready","status":"False","reason":"CNIMigrateReboot","message":"kubectl cni-migrate reboots node '"$1"'"}]}}' ||
+        echo "warning: could not mark pod $ns/$name NotReady; Services send it new connections until Kubernetes sees node $1 down" >&2
+    done
+}
+
 # in_pool IP CIDR...: whether the IPv4 address IP is inside one of the CIDRs
 ip2int() { local IFS=.; set -- $1; echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4)); }
 in_pool() {
@@ -107,7 +123,9 @@ agent-restarted)
   fi
   if [[ "$(kubectl get node worker-1 -o jsonpath='{.status.nodeInfo.bootID}')" == "$boot" ]]; then
     node_ip=$(kubectl get node worker-1 -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
+    mark_not_ready worker-1
     ssh -o 'ConnectTimeout 5' 'root@'"$node_ip" systemctl reboot --message=worker-1 || echo "the reboot command exited $?; waiting for the node anyway" >&2
+    [[ "$(kubectl get node worker-1 -o jsonpath='{.status.nodeInfo.bootID}')" != "$boot" ]] || mark_not_ready worker-1
   fi
   wait_reboot worker-1 "$boot" 600
   kubectl wait --for=condition=Ready node/worker-1 --timeout=600s
@@ -220,7 +238,9 @@ agent-restarted)
   fi
   if [[ "$(kubectl get node control-plane -o jsonpath='{.status.nodeInfo.bootID}')" == "$boot" ]]; then
     node_ip=$(kubectl get node control-plane -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
+    mark_not_ready control-plane
     ssh -o 'ConnectTimeout 5' 'root@'"$node_ip" systemctl reboot --message=control-plane || echo "the reboot command exited $?; waiting for the node anyway" >&2
+    [[ "$(kubectl get node control-plane -o jsonpath='{.status.nodeInfo.bootID}')" != "$boot" ]] || mark_not_ready control-plane
   fi
   wait_reboot control-plane "$boot" 600
   kubectl wait --for=condition=Ready node/control-plane --timeout=600s
