@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab/monitor"
 )
 
@@ -136,17 +138,17 @@ func run() error {
 
 	// IPv4 only (the lab's networks are): one A query per lookup, never
 	// the parallel A and AAAA queries of one socket that race in conntrack.
-	dialer := &net.Dialer{Timeout: *timeout}
-	client := &http.Client{
-		Timeout: *timeout,
-		Transport: &http.Transport{
-			DisableKeepAlives: true,
-			Proxy:             nil,
-			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-				return dialer.DialContext(ctx, "tcp4", addr)
-			},
-		},
-	}
+	//
+	// The Service probes and the pod probes take their source ports from
+	// two ranges apart. They run at the same moment against the same pods,
+	// and a Service probe and a pod probe to the backend it picked could
+	// otherwise have the same source port and so, once the ClusterIP is
+	// translated, the same five-tuple: one monitor pod stepping on its own
+	// connection, which Cilium's per-packet Service translation answers
+	// with a reset (a limitation Cilium documents; see docs/datapath.md).
+	// Two clients of the network never share a source address and port.
+	client := probeClient(*timeout, podPorts)
+	svcClient := probeClient(*timeout, servicePorts)
 	echo := []byte(strings.Repeat("m", *mtuBytes))
 	var peerIPs []string
 	var wg sync.WaitGroup
@@ -186,7 +188,7 @@ func run() error {
 			}
 		}
 		for _, t := range ts {
-			probe(func() { rec.probe(ctx, client, t.name, hostOf(t.url), http.MethodGet, t.url, nil) })
+			probe(func() { rec.probe(ctx, svcClient, t.name, hostOf(t.url), http.MethodGet, t.url, nil) })
 		}
 		// Itself over loopback: no datapath, so a slow answer measures how
 		// starved the node's CPU is (monitor.Starved).
@@ -198,6 +200,34 @@ func run() error {
 			return nil
 		case <-tick.C:
 		}
+	}
+}
+
+// The source port ranges of the two kinds of probes: halves of Linux's
+// default ephemeral range (net.ipv4.ip_local_port_range 32768 60999).
+var (
+	servicePorts = [2]uint16{32768, 45999}
+	podPorts     = [2]uint16{46000, 60999}
+)
+
+// probeClient is an HTTP client without keep-alive whose connections take
+// their source port from ports (IP_LOCAL_PORT_RANGE, Linux 6.3 and later;
+// on an older kernel the option fails and the whole range is used).
+func probeClient(timeout time.Duration, ports [2]uint16) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout, Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_LOCAL_PORT_RANGE, int(ports[0])|int(ports[1])<<16)
+		})
+	}}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DisableKeepAlives: true,
+			Proxy:             nil,
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return dialer.DialContext(ctx, "tcp4", addr)
+			},
+		},
 	}
 }
 
