@@ -31,7 +31,7 @@ func RollbackScript(o Options, in ScriptInput) (string, error) {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
-	scriptPrologue(&b, in, "The rollback of nodes migrated with Cilium's dual-overlay migration, as plain kubectl commands.",
+	scriptPrologue(&b, in, o.Reboot, "The rollback of nodes migrated with Cilium's dual-overlay migration, as plain kubectl commands.",
 		fmt.Sprintf(`#
 # Each step records its progress on the node (annotation %s), and a
 # re-run continues after the last recorded step, as the plugin does: the plugin

@@ -49,7 +49,7 @@ func Script(o Options, in ScriptInput) (string, error) {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
-	scriptPrologue(&b, in, "The per-node steps of Cilium's dual-overlay migration, as plain kubectl commands.",
+	scriptPrologue(&b, in, o.Reboot, "The per-node steps of Cilium's dual-overlay migration, as plain kubectl commands.",
 		fmt.Sprintf(`#
 # Each step records its phase on the node (annotation %s), and a re-run
 # continues after the last recorded phase, as the plugin does: the plugin and
@@ -209,7 +209,7 @@ func durationFlag(d time.Duration) string {
 // scriptPrologue writes the start of a script: the header (title, the
 // command it stands for, explain), the kubectl wrapper that picks the
 // cluster, and the shell functions the steps use.
-func scriptPrologue(b *strings.Builder, in ScriptInput, title, explain string) {
+func scriptPrologue(b *strings.Builder, in ScriptInput, reboot, title, explain string) {
 	ns := in.Namespace
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 
@@ -268,22 +268,6 @@ wait_reboot() {
   done
 }
 
-# mark_not_ready NODE: give the pods on NODE that are Running and Ready, and
-# not on the host's network, a Ready=False condition, so that Services stop sending them new connections
-# before the reboot takes their addresses away (the kubelet writes their
-# status again when the node is back)
-mark_not_ready() {
-  local ns name ready host
-  kubectl get pods -A --field-selector spec.nodeName="$1" \
-      -o jsonpath='{range .items[?(@.status.phase=="Running")]}{.metadata.namespace} {.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.hostNetwork}{"\n"}{end}' |
-    while read -r ns name ready host; do
-      [[ $ready == True && $host != true ]] || continue
-      kubectl -n "$ns" patch pod "$name" --subresource=status --type=strategic >/dev/null \
-        -p '{"status":{"conditions":[{"type":"Ready","status":"False","reason":"%[7]s","message":"kubectl cni-migrate reboots node '"$1"'"}]}}' ||
-        echo "warning: could not mark pod $ns/$name NotReady; Services send it new connections until Kubernetes sees node $1 down" >&2
-    done
-}
-
 # in_pool IP CIDR...: whether the IPv4 address IP is inside one of the CIDRs
 ip2int() { local IFS=.; set -- $1; echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4)); }
 in_pool() {
@@ -296,8 +280,31 @@ in_pool() {
   done
   return 1
 }
-`, AnnotationPhase, AnnotationPhaseTime, ns, AgentLabel, errs.AgentNotReady, errs.RebootFailed, ReasonRebooting)
+`, AnnotationPhase, AnnotationPhaseTime, ns, AgentLabel, errs.AgentNotReady, errs.RebootFailed)
+	if reboot == RebootCommand {
+		p(markNotReadyFunc, ReasonRebooting)
+	}
 }
+
+// markNotReadyFunc is the shell function that does what markNotReady does,
+// for a script whose reboot step runs a command.
+const markNotReadyFunc = `
+# mark_not_ready NODE: give the pods on NODE that are Running and Ready, and
+# not on the host's network, a Ready=False condition, so that Services stop
+# sending them new connections before the reboot takes their addresses away
+# (the kubelet writes their status again when the node is back)
+mark_not_ready() {
+  local ns name ready host
+  kubectl get pods -A --field-selector spec.nodeName="$1" \
+      -o jsonpath='{range .items[?(@.status.phase=="Running")]}{.metadata.namespace} {.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.hostNetwork}{"\n"}{end}' |
+    while read -r ns name ready host; do
+      [[ $ready == True && $host != true ]] || continue
+      kubectl -n "$ns" patch pod "$name" --subresource=status --type=strategic >/dev/null \
+        -p '{"status":{"conditions":[{"type":"Ready","status":"False","reason":"%s","message":"kubectl cni-migrate reboots node '"$1"'"}]}}' ||
+        echo "warning: could not mark pod $ns/$name NotReady; Services send it new connections until Kubernetes sees node $1 down" >&2
+    done
+}
+`
 
 // scriptDrainFlags are the kubectl drain flags of the options.
 func scriptDrainFlags(o Options) []string {

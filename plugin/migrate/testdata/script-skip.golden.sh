@@ -46,22 +46,6 @@ wait_reboot() {
   done
 }
 
-# mark_not_ready NODE: give the pods on NODE that are Running and Ready, and
-# not on the host's network, a Ready=False condition, so that Services stop sending them new connections
-# before the reboot takes their addresses away (the kubelet writes their
-# status again when the node is back)
-mark_not_ready() {
-  local ns name ready host
-  kubectl get pods -A --field-selector spec.nodeName="$1" \
-      -o jsonpath='{range .items[?(@.status.phase=="Running")]}{.metadata.namespace} {.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.hostNetwork}{"\n"}{end}' |
-    while read -r ns name ready host; do
-      [[ $ready == True && $host != true ]] || continue
-      kubectl -n "$ns" patch pod "$name" --subresource=status --type=strategic >/dev/null \
-        -p '{"status":{"conditions":[{"type":"Ready","status":"False","reason":"CNIMigrateReboot","message":"kubectl cni-migrate reboots node '"$1"'"}]}}' ||
-        echo "warning: could not mark pod $ns/$name NotReady; Services send it new connections until Kubernetes sees node $1 down" >&2
-    done
-}
-
 # in_pool IP CIDR...: whether the IPv4 address IP is inside one of the CIDRs
 ip2int() { local IFS=.; set -- $1; echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4)); }
 in_pool() {
