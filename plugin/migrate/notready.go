@@ -120,8 +120,12 @@ func (m *Migrator) markNotReady(ctx context.Context, node string) {
 		}
 	}
 	if n := len(ready) - len(failed); n > 0 {
-		m.progress.Printf("marked %s NotReady on %s, so Services stop sending new connections to them before the reboot takes their addresses",
-			output.Plural(n, "1 pod", fmt.Sprintf("%d pods", n)), node)
+		them, theirs := "them", "their addresses"
+		if n == 1 {
+			them, theirs = "it", "its address"
+		}
+		m.progress.Printf("marked %s NotReady on %s, so Services stop sending new connections to %s before the reboot takes %s",
+			output.Plural(n, "1 pod", fmt.Sprintf("%d pods", n)), node, them, theirs)
 	}
 	if len(failed) > 0 {
 		m.progress.Printf("warning: could not mark %s NotReady (%s): %s; Services send them new connections until Kubernetes sees the node down (grant patch on pods/status, see docs/rbac.yaml)",
