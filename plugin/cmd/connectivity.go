@@ -147,31 +147,34 @@ func (f *probeFlags) monitor(ctx context.Context, c *common, cl *kube.Clients, o
 	}
 	round := &connectivity.Round{Client: cl.Kube, Dialer: dialer, Namespace: f.namespace, Classify: classify,
 		MTU: f.mtu, MaxPeers: f.maxPeers, Parallel: 8, Timeout: 15 * time.Second}
-	if err := waitProbes(ctx, c, cl, f.namespace, f.ready); err != nil {
+	waited, err := waitProbes(ctx, c, cl, f.namespace, f.ready)
+	if err != nil {
 		return nil, err
 	}
 	ns := f.namespace
 	return &connectivity.Monitor{Round: round, Tracker: connectivity.NewTracker(), Interval: f.interval, OnRound: onRound,
-		Save: func(ctx context.Context, m connectivity.Matrix) error { return connectivity.Save(ctx, cl.Kube, ns, m) }}, nil
+		Save:  func(ctx context.Context, m connectivity.Matrix) error { return connectivity.Save(ctx, cl.Kube, ns, m) },
+		Fresh: len(did) > 0 || waited}, nil
 }
 
 // waitProbes waits until the probe DaemonSet has a ready pod on every node
 // it schedules to; when it does not, the rounds show which nodes lack one.
-func waitProbes(ctx context.Context, c *common, cl *kube.Clients, ns string, timeout time.Duration) error {
+// It reports whether it had to wait.
+func waitProbes(ctx context.Context, c *common, cl *kube.Clients, ns string, timeout time.Duration) (bool, error) {
 	deadline := time.Now().Add(timeout)
 	said := false
 	for {
 		ds, err := cl.Kube.AppsV1().DaemonSets(ns).Get(ctx, connectivity.Name, metav1.GetOptions{})
 		if err != nil {
-			return cl.Classify(err, "reading the probe DaemonSet")
+			return said, cl.Classify(err, "reading the probe DaemonSet")
 		}
 		s := ds.Status
 		if s.ObservedGeneration >= ds.Generation && s.DesiredNumberScheduled > 0 && s.NumberReady == s.DesiredNumberScheduled && s.UpdatedNumberScheduled == s.DesiredNumberScheduled {
-			return nil
+			return said, nil
 		}
 		if time.Now().After(deadline) {
 			fmt.Fprintf(c.streams.ErrOut, "warning: %d of %d probe pods ready after %s\n", s.NumberReady, s.DesiredNumberScheduled, timeout)
-			return nil
+			return said, nil
 		}
 		if !said {
 			fmt.Fprintf(c.streams.ErrOut, "waiting for the probe pods (%d of %d ready)\n", s.NumberReady, s.DesiredNumberScheduled)
@@ -179,7 +182,7 @@ func waitProbes(ctx context.Context, c *common, cl *kube.Clients, ns string, tim
 		}
 		select {
 		case <-ctx.Done():
-			return errs.New(errs.Interrupted, "interrupted while waiting for the probe pods", "run the same command again")
+			return said, errs.New(errs.Interrupted, "interrupted while waiting for the probe pods", "run the same command again")
 		case <-time.After(2 * time.Second):
 		}
 	}
@@ -273,8 +276,12 @@ func (o *connectivityOptions) Run(ctx context.Context) error {
 		return err
 	}
 	var last connectivity.Matrix
-	for {
-		m, err := mon.Once(ctx)
+	for first := true; ; first = false {
+		once := mon.Once
+		if first {
+			once = func(ctx context.Context) (connectivity.Matrix, error) { return mon.First(ctx, connectivity.Warmup) }
+		}
+		m, err := once(ctx)
 		if err != nil {
 			if ctx.Err() != nil && o.watch {
 				break

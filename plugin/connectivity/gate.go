@@ -29,6 +29,45 @@ type Monitor struct {
 	OnRound func(Matrix)
 	// Save, when set, stores every matrix (for status).
 	Save func(context.Context, Matrix) error
+	// Fresh says the probes were just deployed or just became ready
+	// (First gives the Services time to route to them).
+	Fresh bool
+}
+
+// Warmup is how long First repeats a failing round of fresh probes.
+const Warmup = 30 * time.Second
+
+// First runs one round. When the probes are fresh, a failing round is
+// repeated every Interval until it is green or warmup has passed: the
+// probe Service's endpoints reach kube-proxy (or Cilium) on every node, and
+// DNS, a moment after the pods became ready, and until then a node answers
+// "connection refused" for the Service, which is not a broken path. Only
+// the last matrix goes to OnRound.
+func (m *Monitor) First(ctx context.Context, warmup time.Duration) (Matrix, error) {
+	show := m.OnRound
+	m.OnRound = nil
+	defer func() { m.OnRound = show }()
+	start := time.Now()
+	for {
+		mx, err := m.Once(ctx)
+		if err != nil {
+			return mx, err
+		}
+		if mx.Green || !m.Fresh || time.Since(start)+m.Interval > warmup {
+			if show != nil {
+				show(mx)
+			}
+			return mx, nil
+		}
+		select {
+		case <-ctx.Done():
+			if show != nil {
+				show(mx)
+			}
+			return mx, nil
+		case <-time.After(m.Interval):
+		}
+	}
 }
 
 // Once runs one round and observes it.

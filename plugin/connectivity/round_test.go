@@ -135,3 +135,44 @@ func TestGate(t *testing.T) {
 		}
 	})
 }
+
+// TestFirst: fresh probes get their failing first rounds repeated until
+// green (only the last matrix shown); probes that were already there, or a
+// failure that outlasts the warm-up, are shown as they are.
+func TestFirst(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		fresh     bool
+		rounds    [][]Result
+		warmup    time.Duration
+		green     bool
+		minRounds int
+		maxRounds int
+	}{
+		{"fresh, green after two failing rounds", true, [][]Result{round("service cp 10.96.0.50:8080"), round("service cp 10.96.0.50:8080"), round()}, time.Second, true, 3, 3},
+		{"not fresh: one round", false, [][]Result{round("service cp 10.96.0.50:8080"), round()}, time.Second, false, 1, 1},
+		{"fresh, still failing after the warm-up", true, [][]Result{round("service cp 10.96.0.50:8080")}, 60 * time.Millisecond, false, 2, 10},
+		{"fresh and green at once", true, [][]Result{round()}, time.Second, true, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &script{rounds: tc.rounds}
+			var shown []bool
+			m := &Monitor{Round: s, Tracker: NewTracker(), Interval: 10 * time.Millisecond, Fresh: tc.fresh,
+				OnRound: func(m Matrix) { shown = append(shown, m.Green) }}
+			mx, err := m.First(ctx, tc.warmup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mx.Green != tc.green || len(shown) != 1 || shown[0] != tc.green {
+				t.Errorf("green %v, shown %v; want green %v shown once", mx.Green, shown, tc.green)
+			}
+			if s.n < tc.minRounds || s.n > tc.maxRounds {
+				t.Errorf("%d rounds, want %d to %d", s.n, tc.minRounds, tc.maxRounds)
+			}
+			if m.OnRound == nil {
+				t.Error("OnRound not restored")
+			}
+		})
+	}
+}
