@@ -27,7 +27,7 @@ KUBECTL    ?= kubectl
 
 export GOWORK := off
 
-.PHONY: all build install test unit lint check-docs docs demo clean
+.PHONY: all build install test unit fuzz lint check-docs docs demo clean
 
 all: build
 
@@ -70,6 +70,22 @@ $(GOLANGCI_LINT): hack/lint/go.mod hack/lint/go.sum
 
 unit:
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(UNIT_FUZZTIME)
+
+# Go fuzz tests of the parsers of outside input (func Fuzz... in plugin/):
+# each runs FUZZTIME (`make fuzz FUZZTIME=5m` for a long run); `make unit`
+# runs each briefly (UNIT_FUZZTIME), after their seed corpora ran as tests.
+# A failing input is kept in the package's testdata/fuzz and replayed by
+# every later `go test`.
+FUZZTIME ?= 30s
+UNIT_FUZZTIME ?= 3s
+fuzz:
+	@for pkg in $$($(GO) list ./plugin/...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
 
 # The docs that are checked against the code (exit codes, plan schema) are
 # tested by the unit tests; this target only says so for discoverability.
