@@ -109,6 +109,12 @@ demo: build e2e-tools e2e-cluster-bin
 # a kwok cluster: 1000 nodes and 30000 pods by default (about 20 minutes on 2
 # cores); BENCH_NODES=50 BENCH_PODS=1500 for a quick run; see
 # test/e2e/cmd/bench-status for the other BENCH_* settings. Not part of `make test`.
+# --help cold start of the plugin (alone and through kubectl) against
+# `kubectl version --client`; BENCH_RUNS=50. Not part of `make test`.
+.PHONY: bench-help
+bench-help: build
+	KUBECTL=$(KUBECTL) bash hack/bench/help.sh $(BIN) $(or $(BENCH_RUNS),50)
+
 .PHONY: bench-status
 bench-status: build e2e-tools
 	cd test/e2e && GOWORK=off E2E_CACHE=$(E2E_CACHE) PLUGIN_BIN_DIR=$(abspath $(dir $(BIN))) $(GO) run ./cmd/bench-status
