@@ -87,29 +87,25 @@ func readyPatch(status corev1.ConditionStatus, reason, message string, now time.
 	return json.Marshal(map[string]any{"status": map[string]any{"conditions": []any{cond}}})
 }
 
-// markNotReady gives the ready pods on the node a Ready=False condition
-// (ReasonRebooting) and says so on the progress stream. It never fails the
-// step: a pod it cannot mark only stays in its Services until Kubernetes
-// sees the node down, as without it; that is reported.
-func (m *Migrator) markNotReady(ctx context.Context, node string) {
-	pods := m.cl.Kube.CoreV1().Pods(metav1.NamespaceAll)
-	l, err := pods.List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+// podsOn lists the pods bound to the node.
+func (m *Migrator) podsOn(ctx context.Context, node string) ([]corev1.Pod, error) {
+	l, err := m.cl.Kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
 	if err != nil {
-		m.progress.Printf("warning: could not list the pods on %s to take them out of their Services before the reboot: %s", node, errs.OneLine(err.Error()))
-		return
+		return nil, err
 	}
-	ready := readyPodsOn(l.Items)
-	if len(ready) == 0 {
-		return
-	}
-	patch, err := readyPatch(corev1.ConditionFalse, ReasonRebooting, "kubectl cni-migrate reboots node "+node, time.Now())
+	return l.Items, nil
+}
+
+// patchReady sets the Ready condition of each pod (readyPatch) and returns
+// the pods it could not patch, with the last error.
+func (m *Migrator) patchReady(ctx context.Context, pods []corev1.Pod, status corev1.ConditionStatus, reason, message string) ([]string, error) {
+	patch, err := readyPatch(status, reason, message, time.Now())
 	if err != nil {
-		m.progress.Printf("warning: %v", err)
-		return
+		return nil, err
 	}
 	var failed []string
 	var lastErr error
-	for _, p := range ready {
+	for _, p := range pods {
 		wctx, cancel := writeCtx(ctx)
 		_, err := m.cl.Kube.CoreV1().Pods(p.Namespace).Patch(wctx, p.Name, types.StrategicMergePatchType, patch,
 			metav1.PatchOptions{FieldManager: nodeconfig.FieldManager}, "status")
@@ -118,6 +114,28 @@ func (m *Migrator) markNotReady(ctx context.Context, node string) {
 			failed = append(failed, p.Namespace+"/"+p.Name)
 			lastErr = err
 		}
+	}
+	return failed, lastErr
+}
+
+// markNotReady gives the ready pods on the node a Ready=False condition
+// (ReasonRebooting) and says so on the progress stream. It never fails the
+// step: a pod it cannot mark only stays in its Services until Kubernetes
+// sees the node down, as without it; that is reported.
+func (m *Migrator) markNotReady(ctx context.Context, node string) {
+	pods, err := m.podsOn(ctx, node)
+	if err != nil {
+		m.progress.Printf("warning: could not list the pods on %s to take them out of their Services before the reboot: %s", node, errs.OneLine(err.Error()))
+		return
+	}
+	ready := readyPodsOn(pods)
+	if len(ready) == 0 {
+		return
+	}
+	failed, lastErr := m.patchReady(ctx, ready, corev1.ConditionFalse, ReasonRebooting, "kubectl cni-migrate reboots node "+node)
+	if len(failed) == 0 && lastErr != nil { // the patch itself could not be built
+		m.progress.Printf("warning: %v", lastErr)
+		return
 	}
 	if n := len(ready) - len(failed); n > 0 {
 		them, theirs := "them", "their addresses"
@@ -148,18 +166,7 @@ func (m *Migrator) remarkNotReady(ctx context.Context, node, bootID string) {
 // all (the reboot command could not run): the pods it marked, and whose
 // condition no kubelet replaced since, are Ready again.
 func (m *Migrator) unmarkNotReady(ctx context.Context, node string) {
-	l, err := m.cl.Kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
-	if err != nil {
-		return
-	}
-	patch, err := readyPatch(corev1.ConditionTrue, "", "", time.Now())
-	if err != nil {
-		return
-	}
-	for _, p := range markedPodsOn(l.Items) {
-		wctx, cancel := writeCtx(ctx)
-		_, _ = m.cl.Kube.CoreV1().Pods(p.Namespace).Patch(wctx, p.Name, types.StrategicMergePatchType, patch,
-			metav1.PatchOptions{FieldManager: nodeconfig.FieldManager}, "status")
-		cancel()
+	if pods, err := m.podsOn(ctx, node); err == nil {
+		_, _ = m.patchReady(ctx, markedPodsOn(pods), corev1.ConditionTrue, "", "")
 	}
 }

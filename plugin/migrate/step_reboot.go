@@ -232,12 +232,12 @@ func (m *Migrator) leftBehind(ctx context.Context, name string) string {
 		s = "the pods left on the node (DaemonSet pods) are not restarted"
 		one, many = "1 pod keeps its Cilium address", "%d pods keep their Cilium addresses"
 	}
-	l, err := m.cl.Kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
+	pods, err := m.podsOn(ctx, name)
 	if err != nil {
 		return s
 	}
 	var kept []string
-	for _, p := range l.Items {
+	for _, p := range pods {
 		if p.Spec.HostNetwork || p.DeletionTimestamp != nil || p.Labels["k8s-app"] == "cilium" || p.Status.PodIP == "" {
 			continue
 		}
