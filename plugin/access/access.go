@@ -6,10 +6,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	authv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 )
 
 // Need is one permission the migration needs.
@@ -41,29 +44,23 @@ func (n Need) String() string {
 	return s
 }
 
-// Needs lists the permissions of a dual-overlay migration. ciliumNS is where
+// Needs lists the permissions of a dual-overlay migration (what plan
+// checks): those of the per-node steps (StepNeeds) and those of status,
+// nodeconfig --apply, the in-place rollout and finalize. ciliumNS is where
 // Cilium runs; cniNS where the old CNI runs ("" when unknown).
 func Needs(ciliumNS, cniNS string) []Need {
-	var out []Need
+	out := StepNeeds(ciliumNS, true)
 	add := func(group, resource, sub, ns string, optional bool, why string, verbs ...string) {
 		for _, v := range verbs {
 			out = append(out, Need{Group: group, Resource: resource, Subresource: sub, Verb: v, Namespace: ns, Optional: optional, Why: why})
 		}
 	}
-	add("", "nodes", "", "", false, "cordon, label and watch nodes", "get", "list", "watch", "patch")
-	add("", "pods", "", "", false, "drain nodes, restart Cilium agents, run probe pods", "get", "list", "watch", "create", "delete")
-	add("", "pods", "eviction", "", false, "drain nodes with PDB-aware eviction", "create")
-	add("", "pods", "status", "", false, "mark the pods left on a node NotReady before it reboots, so Services stop sending to them", "patch")
-	add("apps", "daemonsets", "", "", false, "find the CNI and Cilium DaemonSets, restart Cilium, follow them (status --watch)", "get", "list", "watch", "patch")
+	add("apps", "daemonsets", "", "", false, "restart the Cilium agents (finalize)", "patch")
 	add("cilium.io", "ciliumendpoints", "", "", false, "count the pods Cilium manages (status)", "list", "watch")
-	add("", "configmaps", "", "", false, "read the CNI, kube-proxy and kubeadm configuration", "get")
-	add("cilium.io", "ciliumnodeconfigs", "", ciliumNS, false, "apply, list and delete the CiliumNodeConfig", "get", "list", "watch", "create", "patch", "delete")
+	add("cilium.io", "ciliumnodeconfigs", "", ciliumNS, false, "apply, list and delete the CiliumNodeConfig (nodeconfig --apply, finalize)", "list", "watch", "create", "patch", "delete")
 	add("", "configmaps", "", ciliumNS, false, "follow cilium-config (status --watch)", "list", "watch")
-	add("batch", "jobs", "", ciliumNS, false, "run the probe Job that verifies a migrated node", "list", "watch", "create", "delete")
 	add("", "configmaps", "", ciliumNS, false, "record the in-place rollout's progress (ConfigMap cni-migrate-in-place), which finalize deletes", "create", "update", "delete")
-	add("policy", "poddisruptionbudgets", "", "", false, "find PDBs that block a drain", "list")
 	add("networking.k8s.io", "networkpolicies", "", "", false, "count NetworkPolicies not enforced during the migration", "list")
-	add("coordination.k8s.io", "leases", "", "kube-system", false, "keep two rollouts from running at once", "get", "create", "update")
 	if cniNS != "" {
 		add("apps", "daemonsets", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI", "delete")
 		add("apps", "deployments", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's controllers (calico-kube-controllers, calico-typha)", "delete")
@@ -78,6 +75,35 @@ func Needs(ciliumNS, cniNS string) []Need {
 		add("rbac.authorization.k8s.io", "clusterroles", "", "", true, "finalize --remove-old-cni deletes the old CNI's RBAC", "delete")
 		add("rbac.authorization.k8s.io", "clusterrolebindings", "", "", true, "finalize --remove-old-cni deletes the old CNI's RBAC", "delete")
 	}
+	return out
+}
+
+// StepNeeds lists what the per-node steps need: node, rollout and
+// rollback check it before they change anything, so a run without one of
+// these permissions stops before its first write instead of halfway
+// through a node. It covers what they read to find the cluster's network
+// and Cilium, the steps' writes, the probe Job of the verify step and the
+// migration lock. evict is false with --disable-eviction (the drain deletes
+// pods instead of evicting them).
+func StepNeeds(ciliumNS string, evict bool) []Need {
+	var out []Need
+	add := func(group, resource, sub, ns string, why string, verbs ...string) {
+		for _, v := range verbs {
+			out = append(out, Need{Group: group, Resource: resource, Subresource: sub, Verb: v, Namespace: ns, Why: why})
+		}
+	}
+	add("", "nodes", "", "", "cordon, label and watch nodes", "get", "list", "watch", "patch")
+	add("", "pods", "", "", "drain nodes, restart Cilium agents, follow the probe pods", "get", "list", "watch", "delete")
+	if evict {
+		add("", "pods", "eviction", "", "drain nodes with PDB-aware eviction", "create")
+	}
+	add("", "pods", "status", "", "mark the pods left on a node NotReady before it reboots, so Services stop sending to them", "patch")
+	add("apps", "daemonsets", "", "", "find the CNI and Cilium DaemonSets and follow Cilium's agents", "get", "list", "watch")
+	add("", "configmaps", "", "", "read the CNI, kube-proxy, kubeadm and Cilium configuration", "get")
+	add("cilium.io", "ciliumnodeconfigs", "", ciliumNS, "read the CiliumNodeConfig that selects migrated nodes", "get")
+	add("batch", "jobs", "", ciliumNS, "run the probe Job that verifies a migrated node", "list", "watch", "create", "delete")
+	add("policy", "poddisruptionbudgets", "", "", "find PDBs that block a drain", "list")
+	add("coordination.k8s.io", "leases", "", "kube-system", "hold the migration lock, so that two runs never work on the cluster at once", "get", "watch", "create", "update")
 	return out
 }
 
@@ -108,20 +134,38 @@ type Result struct {
 	Missing []Need `json:"missing"`
 }
 
-// Check asks one SelfSubjectAccessReview per need.
+// Check asks one SelfSubjectAccessReview per need, a few at a time; the
+// missing needs keep the order of needs.
 func Check(ctx context.Context, c kubernetes.Interface, needs []Need) (Result, error) {
+	allowed := make([]bool, len(needs))
+	errors := make([]error, len(needs))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, n := range needs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
+				Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
+					Group: n.Group, Resource: n.Resource, Subresource: n.Subresource, Verb: n.Verb, Namespace: n.Namespace,
+				}},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				errors[i] = fmt.Errorf("asking whether you may %s: %w", n, err)
+				return
+			}
+			allowed[i] = r.Status.Allowed
+		}()
+	}
+	wg.Wait()
 	res := Result{Missing: []Need{}}
-	for _, n := range needs {
-		r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
-			Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
-				Group: n.Group, Resource: n.Resource, Subresource: n.Subresource, Verb: n.Verb, Namespace: n.Namespace,
-			}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			return res, fmt.Errorf("asking whether you may %s: %w", n, err)
+	for i, n := range needs {
+		if errors[i] != nil {
+			return res, errors[i]
 		}
 		res.Checked++
-		if !r.Status.Allowed {
+		if !allowed[i] {
 			res.Missing = append(res.Missing, n)
 		}
 	}
@@ -135,4 +179,28 @@ func Summary(needs []Need) string {
 		parts = append(parts, n.String())
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Require checks needs and, when a required one is missing, returns a
+// Forbidden error (exit 8) that names it (and how many more are missing)
+// with fix as the way out. Optional needs are not required.
+func Require(ctx context.Context, c kubernetes.Interface, needs []Need, what, fix string) error {
+	var required []Need
+	for _, n := range needs {
+		if !n.Optional {
+			required = append(required, n)
+		}
+	}
+	res, err := Check(ctx, c, required)
+	if err != nil {
+		return err
+	}
+	if n := len(res.Missing); n > 0 {
+		more := ""
+		if n > 1 {
+			more = fmt.Sprintf(" and %d more (%s)", n-1, Summary(res.Missing[1:]))
+		}
+		return errs.Newf(errs.Forbidden, fix, "%s needs permission to %s (%s)%s", what, res.Missing[0], res.Missing[0].Why, more)
+	}
+	return nil
 }

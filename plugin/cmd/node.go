@@ -59,10 +59,14 @@ workers are not migrated (--allow-control-plane overrides).
 
 Before anything changes it checks that the nodes exist, that Cilium runs in
 migration mode (values-initial.yaml) and that the CiliumNodeConfig exists and
-selects the label. Progress goes to stderr; -o json|yaml puts a summary on
+selects the label, and that you have every permission the steps need (exit 8
+naming the first missing one). While it changes the cluster it holds the
+migration lock (the Lease kube-system/cni-migrate-rollout, as rollout does):
+a second node, rollback or rollout run exits 18 naming the holder.
+Progress goes to stderr; -o json|yaml puts a summary on
 stdout. Exit codes: 10 drain blocked, 11 agent not Ready, 12 verification
 failed, 13 reboot failed, 14 waiting for a manual reboot, 15 precondition,
-130 interrupted (see docs/exit-codes.md).
+18 locked, 130 interrupted (see docs/exit-codes.md).
 
 With --strategy in-place (taken by default when the installed Cilium owns
 every node's CNI config while the old CNI is still there: values --strategy
@@ -185,6 +189,7 @@ type nodeOptions struct {
 	kubectlFlags []string
 	commandLine  string
 	gate         gateFlags
+	forceUnlock  bool
 	cmd          *cobra.Command
 }
 
@@ -216,6 +221,7 @@ func newCmdNode(c *common) *cobra.Command {
 	}
 	o.migrateFlags.add(cmd)
 	o.gate.add(cmd)
+	addForceUnlock(cmd, &o.forceUnlock)
 	fl := cmd.Flags()
 	fl.StringVarP(&o.output, "output", "o", "", "print a summary on stdout: json or yaml")
 	cmdutil.AddDryRunFlag(cmd)
@@ -279,7 +285,13 @@ func (o *nodeOptions) Run(ctx context.Context) error {
 			return runInPlace(ctx, o.common, cl, cluster, o.names, o.inPlaceOptions(), o.output)
 		}
 	}
+	command := "node"
+	if o.direction == migrate.DirectionRollback {
+		command = "rollback"
+	}
+	lk := migrationLock(command, o.forceUnlock)
 	summary, err := rollout.RunNodes(ctx, cl, cluster, o.names, rollout.NodesOptions{
+		Lock:     &lk,
 		Migrate:  o.opts,
 		OpenGate: func(ctx context.Context) (*rollout.Gate, error) { return o.gate.open(ctx, o.common, cl) },
 		Out:      o.streams.ErrOut,

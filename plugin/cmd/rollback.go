@@ -41,7 +41,9 @@ there):
 Each step records its progress on the node (annotation
 cni-migrate.io/rollback-phase) before the next begins: after a failure, Ctrl-C
 or a manual reboot, the same command continues where it stopped. A node never
-migrated (no phase, no label) is left alone.
+migrated (no phase, no label) is left alone. Like node, it checks every
+permission first (exit 8) and holds the migration lock while it runs (exit
+18 when another run holds it).
 
 What needs access to the node: while Cilium owned the node's CNI config it
 renamed flannel's 10-flannel.conflist to 10-flannel.conflist.cilium_bak, and
@@ -52,7 +54,7 @@ fails while new pods still get Cilium addresses. See docs/rollback.md.
 
 Exit codes: 10 drain blocked, 11 agent not Ready, 12 verification failed, 13
 reboot failed, 14 waiting for a manual reboot, 15 precondition (e.g. the
-migration was finalized), 130 interrupted (see docs/exit-codes.md).`
+migration was finalized), 18 locked, 130 interrupted (see docs/exit-codes.md).`
 
 func newCmdRollback(c *common) *cobra.Command {
 	o := &nodeOptions{common: c, direction: migrate.DirectionRollback}
@@ -81,6 +83,7 @@ func newCmdRollback(c *common) *cobra.Command {
 		},
 	}
 	o.migrateFlags.addStepFlags(cmd)
+	addForceUnlock(cmd, &o.forceUnlock)
 	fl := cmd.Flags()
 	fl.StringVarP(&o.output, "output", "o", "", "print a summary on stdout: json or yaml")
 	cmdutil.AddDryRunFlag(cmd)

@@ -13,6 +13,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/lock"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 )
@@ -24,9 +25,12 @@ or P%) migrates that many workers at once; --pause-between waits between
 batches. The rollout stops at the first failure: nodes not yet begun are left
 untouched, and running the same command again resumes.
 
-A Lease (kube-system/cni-migrate-rollout) keeps two rollouts from running at
-once; a second one exits naming the holder. --force-unlock takes over a lease
-whose holder is known to be dead (an expired one is taken over anyway).
+The migration lock, a Lease (kube-system/cni-migrate-rollout) that node and
+rollback take too, keeps two runs from changing the migration at once: a
+second one exits 18 naming the holder, and a run that loses the lock to
+another stops before its next change. --force-unlock takes over a lease whose
+holder is known to be dead; an expired one, or one whose holder ran on this
+host and was killed, is taken over anyway.
 
 --strategy in-place (the default when the installed Cilium owns every node's
 CNI config while the old CNI is still there) restarts instead every pod of
@@ -93,7 +97,7 @@ func newCmdRollout(c *common) *cobra.Command {
 	fl.IntVar(&o.batch, "batch", 0, "workers migrated at once (default 1)")
 	fl.StringVar(&o.maxUnavailable, "max-unavailable", "", "workers migrated at once, as a number or a percentage of the selected nodes")
 	fl.DurationVar(&o.pauseBetween, "pause-between", 0, "wait this long between batches")
-	fl.BoolVar(&o.forceUnlock, "force-unlock", false, "take the rollout lock even if another run holds it (only when that run is dead)")
+	addForceUnlock(cmd, &o.forceUnlock)
 	fl.StringVarP(&o.output, "output", "o", "", "print a summary on stdout: json or yaml")
 	cmdutil.AddDryRunFlag(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
@@ -165,7 +169,7 @@ func (o *rolloutOptions) Run(ctx context.Context) error {
 	if err := strategyFlags(o.cmd, strategy, why); err != nil {
 		return err
 	}
-	lk := rollout.Lock{Holder: identity(), Force: o.forceUnlock}
+	lk := migrationLock("rollout", o.forceUnlock)
 	if strategy == proposal.InPlace {
 		summary, err := rollout.RunInPlace(ctx, cl, cluster, sel, o.inPlaceOptions(), lk, errOut, style)
 		return printResult(o.streams.Out, o.output, summary, err)
@@ -181,12 +185,23 @@ func (o *rolloutOptions) Run(ctx context.Context) error {
 	return printResult(o.streams.Out, o.output, summary, err)
 }
 
-// identity names this run in the rollout lock: user@host (pid N).
-func identity() string {
+// migrationLock is the migration lock as command takes it: named
+// user@host (pid N, command) in the Lease, and a holder that ran on this
+// host and whose process is gone (killed outright) taken over at once.
+func migrationLock(command string, force bool) rollout.Lock {
 	name := os.Getenv("USER")
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s@%s (pid %d)", name, host, os.Getpid())
+	return rollout.Lock{
+		Holder: lock.Identity(name, host, os.Getpid(), command),
+		Force:  force,
+		Dead:   lock.DeadHere(host, os.Getpid(), lock.ProcessGone),
+	}
+}
+
+// addForceUnlock adds --force-unlock.
+func addForceUnlock(cmd *cobra.Command, p *bool) {
+	cmd.Flags().BoolVar(p, "force-unlock", false, "take the migration lock even if another run holds it (only when that run is dead)")
 }

@@ -63,7 +63,7 @@ const (
 	WaitingForUpgrade = 16
 	// HelmFailed: the helm upgrade finalize ran (--yes) failed.
 	HelmFailed = 17
-	// Locked: another rollout holds the cluster's lock.
+	// Locked: another run holds the migration lock, or this one lost it.
 	Locked = 18
 	// ConnectivityFailed: a connectivity check failed (`connectivity`), or
 	// the matrix was not green for the settle period within the gate's
@@ -150,7 +150,7 @@ func Codes() []ExitCode {
 		{Precondition, "precondition", "the cluster is not ready for this step: Cilium not in migration mode (`--strategy in-place`: in migration mode, or a node without a Ready agent), CiliumNodeConfig missing or not selecting the node, node missing, control-plane node before the workers, rollback after finalize, node being rolled back"},
 		{WaitingForUpgrade, "waiting-for-upgrade", "finalize wrote values-final.yaml; run the helm upgrade it printed, then finalize again"},
 		{HelmFailed, "helm-failed", "the helm upgrade finalize ran with --yes failed; fix it and run finalize again"},
-		{Locked, "locked", "another rollout holds the Lease kube-system/cni-migrate-rollout; wait for it, or --force-unlock a dead one"},
+		{Locked, "locked", "another run (node, rollout or rollback) holds the migration lock, the Lease kube-system/cni-migrate-rollout, or this run lost it to another and stopped before its next change; wait for it, or --force-unlock a dead one"},
 		{ConnectivityFailed, "connectivity-failed", "a connectivity check failed (`connectivity`), or the matrix did not stay green for --gate-settle within --gate-timeout (`rollout`/`node --gate connectivity`; the batch is recorded, the nodes not yet begun untouched)"},
 		{Interrupted, "interrupted", "stopped by Ctrl-C or SIGTERM; run the same command again to continue"},
 	}

@@ -1,17 +1,22 @@
-// Package lock keeps two rollouts from working on one cluster at once with
-// a coordination.k8s.io Lease: the holder renews it while it runs, a second
-// run sees a live holder and stops, and a holder that died stops renewing,
-// so its lease expires and the next run takes it over.
+// Package lock keeps two runs that change the migration (node, rollout,
+// rollback, finalize) from working on one cluster at once with a
+// coordination.k8s.io Lease: the holder renews it while it runs and
+// watches it, a second run sees a live holder and stops, and a holder that
+// died stops renewing, so its lease expires and the next run takes it over
+// (at once when the dead holder ran on the same host).
 package lock
 
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
@@ -27,20 +32,40 @@ const (
 // Held is a lease this process holds.
 type Held struct {
 	c        kubernetes.Interface
+	mu       sync.Mutex
 	lease    *coordinationv1.Lease
 	identity string
 	duration time.Duration
 	now      func() time.Time
-	// TookOver is the previous holder when an expired or forced lease was taken.
+	// TookOver is the previous holder when an expired, dead or forced
+	// lease was taken.
 	TookOver string
+}
+
+// Options are how Acquire takes the lease.
+type Options struct {
+	// Duration is how long the lease lasts unrenewed (DefaultDuration when 0).
+	Duration time.Duration
+	// Force takes the lease although a live holder has it (--force-unlock).
+	Force bool
+	// Dead reports whether a holder is known to be dead although its lease
+	// has not expired: a run on this host whose process is gone (DeadHere).
+	Dead func(holder string) bool
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 }
 
 // Acquire takes the lease ns/name for identity. A lease held by someone
 // else and renewed within its duration is refused with errs.Locked, unless
-// force is set; an expired one is taken over (Held.TookOver says from whom).
-func Acquire(ctx context.Context, c kubernetes.Interface, ns, name, identity string, duration time.Duration, force bool, now func() time.Time) (*Held, error) {
+// o.Force is set or o.Dead says its holder is dead; an expired one is taken
+// over (Held.TookOver says from whom).
+func Acquire(ctx context.Context, c kubernetes.Interface, ns, name, identity string, o Options) (*Held, error) {
+	now, duration := o.Now, o.Duration
 	if now == nil {
 		now = time.Now
+	}
+	if duration <= 0 {
+		duration = DefaultDuration
 	}
 	secs := int32(duration / time.Second)
 	h := &Held{c: c, identity: identity, duration: duration, now: now}
@@ -70,10 +95,11 @@ func Acquire(ctx context.Context, c kubernetes.Interface, ns, name, identity str
 			holder = *l.Spec.HolderIdentity
 		}
 		if holder != "" && holder != identity {
-			if live, renewed := Live(l, now()); live && !force {
+			live, renewed := Live(l, now())
+			if live && !o.Force && (o.Dead == nil || !o.Dead(holder)) {
 				return nil, errs.Newf(errs.Locked,
 					fmt.Sprintf("wait for it to finish; if that run is dead, pass --force-unlock (or wait %s for the lease to expire)", expiresIn(l, now())),
-					"another rollout holds Lease %s/%s: %s, renewed %s ago", ns, name, holder, renewed.Round(time.Second))
+					"another run holds Lease %s/%s: %s, renewed %s ago", ns, name, holder, renewed.Round(time.Second))
 			}
 			h.TookOver = holder
 		}
@@ -88,7 +114,7 @@ func Acquire(ctx context.Context, c kubernetes.Interface, ns, name, identity str
 		h.lease = updated
 		return h, nil
 	}
-	return nil, errs.Newf(errs.Locked, "run it again in a moment", "another rollout took Lease %s/%s at the same moment", ns, name)
+	return nil, errs.Newf(errs.Locked, "run it again in a moment", "another run took Lease %s/%s at the same moment", ns, name)
 }
 
 // Live reports whether a lease is held and renewed within its duration, and
@@ -113,20 +139,33 @@ func expiresIn(l *coordinationv1.Lease, now time.Time) time.Duration {
 	return (l.Spec.RenewTime.Time.Add(d).Sub(now)).Round(time.Second)
 }
 
+// lostTo is the error of a lease someone else holds now.
+func lostTo(l *coordinationv1.Lease) error {
+	holder := "nobody"
+	if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
+		holder = *l.Spec.HolderIdentity
+	}
+	return errs.Newf(errs.Locked,
+		fmt.Sprintf("see who holds it (kubectl -n %s get lease %s -o yaml); once that run is over, run this command again to resume", l.Namespace, l.Name),
+		"lost Lease %s/%s to %s: stopped before the next change", l.Namespace, l.Name, holder)
+}
+
+func (h *Held) current() *coordinationv1.Lease {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lease
+}
+
 // Renew renews the lease once. It fails with errs.Locked when someone else
 // took it.
 func (h *Held) Renew(ctx context.Context) error {
-	l, err := h.c.CoordinationV1().Leases(h.lease.Namespace).Get(ctx, h.lease.Name, metav1.GetOptions{})
+	cur := h.current()
+	l, err := h.c.CoordinationV1().Leases(cur.Namespace).Get(ctx, cur.Name, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
 	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != h.identity {
-		holder := "nobody"
-		if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
-			holder = *l.Spec.HolderIdentity
-		}
-		return errs.Newf(errs.Locked, "check who runs the other rollout; this one stopped between steps",
-			"lost Lease %s/%s to %s", l.Namespace, l.Name, holder)
+		return lostTo(l)
 	}
 	t := metav1.NewMicroTime(h.now())
 	l.Spec.RenewTime = &t
@@ -134,13 +173,23 @@ func (h *Held) Renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	h.mu.Lock()
 	h.lease = updated
+	h.mu.Unlock()
 	return nil
 }
 
-// KeepAlive renews the lease every third of its duration until ctx ends. If
-// the lease is lost it calls lost with the reason and returns.
+// KeepAlive renews the lease every third of its duration and watches it
+// until ctx ends. When the lease is lost (another run took it, or it could
+// not be renewed twice in a row) it calls lost once with the reason and
+// returns. The watch sees a takeover at once, so the caller stops before
+// its next change rather than at the next renewal.
 func (h *Held) KeepAlive(ctx context.Context, lost func(error)) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var once sync.Once
+	report := func(err error) { once.Do(func() { lost(err); cancel() }) }
+	go h.watch(ctx, report)
 	t := time.NewTicker(h.duration / 3)
 	defer t.Stop()
 	failures := 0
@@ -154,7 +203,7 @@ func (h *Held) KeepAlive(ctx context.Context, lost func(error)) {
 			case err == nil:
 				failures = 0
 			case errs.Code(err) == errs.Locked:
-				lost(err)
+				report(err)
 				return
 			case ctx.Err() != nil:
 				return
@@ -162,7 +211,9 @@ func (h *Held) KeepAlive(ctx context.Context, lost func(error)) {
 				// A passing API error: try again, but give up before the
 				// lease could expire under us.
 				if failures++; failures >= 2 {
-					lost(fmt.Errorf("cannot renew Lease %s/%s: %w", h.lease.Namespace, h.lease.Name, err))
+					cur := h.current()
+					report(errs.Wrap(errs.Locked, err, fmt.Sprintf("cannot renew Lease %s/%s", cur.Namespace, cur.Name),
+						"check that the API server is reachable, then run this command again to resume"))
 					return
 				}
 			}
@@ -170,9 +221,55 @@ func (h *Held) KeepAlive(ctx context.Context, lost func(error)) {
 	}
 }
 
+// watch follows the lease and reports it lost as soon as another holder
+// (or nobody) has it. A broken watch is started again from the last version
+// seen; renewals keep working while the API server is away.
+func (h *Held) watch(ctx context.Context, lost func(error)) {
+	cur := h.current()
+	ns, name := cur.Namespace, cur.Name
+	rv := cur.ResourceVersion
+	for ctx.Err() == nil {
+		w, err := h.c.CoordinationV1().Leases(ns).Watch(ctx, metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String(), ResourceVersion: rv,
+		})
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for ev := range w.ResultChan() {
+			switch ev.Type {
+			case watch.Added, watch.Modified:
+				l, ok := ev.Object.(*coordinationv1.Lease)
+				if !ok {
+					continue
+				}
+				rv = l.ResourceVersion
+				if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != h.identity {
+					w.Stop()
+					lost(lostTo(l))
+					return
+				}
+			case watch.Deleted:
+				w.Stop()
+				lost(errs.Newf(errs.Locked, "run this command again to resume", "Lease %s/%s was deleted while this run held it: stopped before the next change", ns, name))
+				return
+			case watch.Error:
+				// Too old a version (or another watch error): start over
+				// from the current state.
+				rv = ""
+			}
+		}
+		w.Stop()
+	}
+}
+
 // Release gives the lease up (it stays, with no holder) if still held.
 func (h *Held) Release(ctx context.Context) error {
-	l, err := h.c.CoordinationV1().Leases(h.lease.Namespace).Get(ctx, h.lease.Name, metav1.GetOptions{})
+	cur := h.current()
+	l, err := h.c.CoordinationV1().Leases(cur.Namespace).Get(ctx, cur.Name, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}

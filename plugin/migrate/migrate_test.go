@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -47,6 +48,8 @@ type world struct {
 	boots   atomic.Int64
 	stderr  *bytes.Buffer
 	mu      sync.Mutex
+	// denied are the permissions the user lacks ("patch pods/status").
+	denied map[string]bool
 }
 
 func readyNode(name string, cp bool, ann map[string]string) *corev1.Node {
@@ -90,6 +93,19 @@ func newWorld(t *testing.T, workerAnn map[string]string, extra ...runtime.Object
 		},
 	}
 	w.kube = fake.NewClientset(append(objs, extra...)...)
+	// SelfSubjectAccessReviews: allowed unless listed in w.denied.
+	w.kube.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		r := a.(k8stesting.CreateAction).GetObject().(*authv1.SelfSubjectAccessReview).DeepCopy()
+		ra := r.Spec.ResourceAttributes
+		res := ra.Resource
+		if ra.Subresource != "" {
+			res += "/" + ra.Subresource
+		}
+		w.mu.Lock()
+		r.Status.Allowed = !w.denied[ra.Verb+" "+res]
+		w.mu.Unlock()
+		return true, r, nil
+	})
 	// The fake assigns no UIDs; the migration tells pods apart by UID.
 	w.kube.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if ca, ok := a.(k8stesting.CreateAction); ok {
@@ -398,6 +414,9 @@ func TestMigrateServerDryRun(t *testing.T) {
 		case k8stesting.PatchActionImpl:
 			dry = a.PatchOptions.DryRun
 		case k8stesting.CreateActionImpl:
+			if a.GetResource().Resource == "selfsubjectaccessreviews" {
+				continue // a question, not a change
+			}
 			dry = a.CreateOptions.DryRun
 			if ev, ok := a.Object.(*policyv1.Eviction); ok {
 				dry = ev.DeleteOptions.DryRun
@@ -444,6 +463,18 @@ func TestPreflight(t *testing.T) {
 			wantMsg: "CiliumNodeConfig kube-system/other not found (served as cilium.io/v2)"},
 		{name: "label not selected", nodes: []string{"worker-1"}, change: func(_ *world, o *Options) { o.NodeLabel = "example.com/x=true" }, code: errs.Precondition,
 			wantMsg: `CiliumNodeConfig cilium.io/v2 kube-system/cilium-default selects "io.cilium.migration/cilium-default=true", which node worker-1 does not match even with the label example.com/x=true`},
+		{name: "no eviction permission", nodes: []string{"worker-1"}, change: func(w *world, _ *Options) { w.denied = map[string]bool{"create pods/eviction": true} },
+			code: errs.Forbidden, wantMsg: "kubectl cni-migrate node needs permission to create pods/eviction (drain nodes with PDB-aware eviction)"},
+		{name: "no eviction permission, none needed", nodes: []string{"worker-1"}, order: []string{"worker-1"},
+			change: func(w *world, o *Options) {
+				w.denied = map[string]bool{"create pods/eviction": true}
+				o.DisableEviction = true
+			}},
+		{name: "several permissions missing", nodes: []string{"worker-1"}, change: func(w *world, _ *Options) {
+			w.denied = map[string]bool{"patch nodes": true, "patch pods/status": true, "update leases": true}
+		}, code: errs.Forbidden, wantMsg: "permission to patch nodes (cordon, label and watch nodes) and 2 more (patch pods/status, update leases.coordination.k8s.io -n kube-system)"},
+		{name: "permissions not checked when all is done", ann: done, nodes: []string{"worker-1"}, order: []string{"worker-1"},
+			change: func(w *world, _ *Options) { w.denied = map[string]bool{"patch nodes": true} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, tc.ann)
@@ -470,7 +501,7 @@ func TestPreflight(t *testing.T) {
 				t.Errorf("order %v, want %v", order, tc.order)
 			}
 			for _, a := range w.kube.Actions() {
-				if a.GetVerb() != "list" && a.GetVerb() != "get" {
+				if a.GetVerb() != "list" && a.GetVerb() != "get" && a.GetResource().Resource != "selfsubjectaccessreviews" {
 					t.Errorf("preflight wrote: %v", a)
 				}
 			}

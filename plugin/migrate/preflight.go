@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
@@ -156,7 +157,21 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 			before[t.Name] = true
 		}
 	}
+	// Every permission of the steps, before the first change: a run
+	// without one stops here rather than halfway through a node.
+	if err := access.Require(ctx, m.cl.Kube, access.StepNeeds(plan.Namespace, !m.opts.DisableEviction), m.command(),
+		"apply docs/rbac.yaml and bind it to your user (kubectl cni-migrate plan lists every missing permission)"); err != nil {
+		return nil, m.cl.Classify(err, "checking permissions")
+	}
 	return plan, nil
+}
+
+// command names the command in messages: "node" or "rollback".
+func (m *Migrator) command() string {
+	if m.rollback() {
+		return "kubectl cni-migrate rollback"
+	}
+	return "kubectl cni-migrate node"
 }
 
 // nodeConfigInfo is what the migration reads from the CiliumNodeConfig.

@@ -63,7 +63,7 @@ func RunInPlace(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, 
 	}
 	defer release()
 	summary, err := InPlace(held, cl, cluster, names, opts, out, style)
-	if lost := lockLost(held); err != nil && lost != nil {
+	if lost := LockLost(held); err != nil && lost != nil {
 		return summary, lost
 	}
 	return summary, err

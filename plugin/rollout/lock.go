@@ -11,40 +11,47 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/lock"
 )
 
-// Lock says who takes the rollout lock (the Lease
-// kube-system/cni-migrate-rollout) and whether a live holder is overridden.
+// Lock says who takes the migration lock (the Lease
+// kube-system/cni-migrate-rollout, which node, rollout, rollback and
+// finalize hold while they change the cluster) and whether a live holder is
+// overridden.
 type Lock struct {
-	// Holder names this run in the Lease: user@host (pid N).
+	// Holder names this run in the Lease: user@host (pid N, command).
 	Holder string
 	// Force takes the lock although another run holds it (--force-unlock).
 	Force bool
+	// Dead reports whether a holder is known to be dead (lock.DeadHere).
+	Dead func(holder string) bool
 }
 
-// Hold takes the rollout lock, saying on out when it took it over, and
-// renews it until release is called. The context it returns is cancelled
-// with the renewal's error when the lock is lost (see lockLost).
+// Hold takes the migration lock, saying on out when it took it over, and
+// renews and watches it until release is called. The context it returns is
+// cancelled with the lock's error as soon as the lock is lost (see
+// LockLost), so that no change starts after that.
 func (l Lock) Hold(ctx context.Context, cl *kube.Clients, out io.Writer) (held context.Context, release func(), err error) {
 	runCtx, cancel := context.WithCancelCause(ctx)
-	lease, err := lock.Acquire(ctx, cl.Kube, lock.DefaultNamespace, lock.DefaultName, l.Holder, lock.DefaultDuration, l.Force, nil)
+	lease, err := lock.Acquire(ctx, cl.Kube, lock.DefaultNamespace, lock.DefaultName, l.Holder, lock.Options{Force: l.Force, Dead: l.Dead})
 	if err != nil {
 		cancel(nil)
 		return nil, nil, cl.Classify(err, "taking the rollout lock")
 	}
 	if lease.TookOver != "" {
-		fmt.Fprintf(out, "took over the rollout lock from %s\n", lease.TookOver)
+		fmt.Fprintf(out, "took over the migration lock from %s\n", lease.TookOver)
 	}
 	go lease.KeepAlive(runCtx, func(err error) { cancel(err) })
 	return runCtx, func() {
+		// Stop renewing and watching first: giving the lease up is not
+		// losing it.
+		cancel(nil)
 		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer rcancel()
 		_ = lease.Release(rctx)
-		cancel(nil)
 	}, nil
 }
 
-// lockLost returns the error that cancelled ctx when the lock's renewal
-// failed (exit code Locked), else nil.
-func lockLost(ctx context.Context) error {
+// LockLost returns the error that cancelled ctx when the lock was lost
+// (exit code Locked), else nil.
+func LockLost(ctx context.Context) error {
 	if cause := context.Cause(ctx); cause != nil && errs.Code(cause) == errs.Locked {
 		return cause
 	}

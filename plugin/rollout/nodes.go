@@ -20,14 +20,18 @@ type NodesOptions struct {
 	// OpenGate, when set, deploys the gate passed before and after the
 	// nodes.
 	OpenGate func(context.Context) (*Gate, error)
+	// Lock, when set, is held from the first change to the end (not for
+	// a server dry run): a second run is refused, and a lost lock stops
+	// this one before its next change.
+	Lock *Lock
 	// Out receives the progress and the summary for people (stderr).
 	Out   io.Writer
 	Style output.Style
 }
 
 // RunNodes is `node` and `rollback`: the per-node steps of the named nodes,
-// one node after the other and no lock, with the gate before and after
-// them. It writes its progress and the summary for people to o.Out and
+// one node after the other under the migration lock (o.Lock), with the
+// gate before and after them. It writes its progress and the summary for people to o.Out and
 // returns the summary (nil when it stopped before the first node) and the
 // first error.
 func RunNodes(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, names []string, o NodesOptions) (*migrate.Summary, error) {
@@ -53,6 +57,14 @@ func RunNodes(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, na
 		fmt.Fprintf(errOut, "Cilium in %s, pod CIDR %s, %s, reboot: %s%s\n",
 			plan.Namespace, prefixes(plan), plan.NodeConfig, o.Migrate.Reboot, mode)
 	}
+	if o.Lock != nil && !o.Migrate.DryRun {
+		held, release, err := o.Lock.Hold(ctx, cl, errOut)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		ctx = held
+	}
 	var gate *Gate
 	if o.OpenGate != nil {
 		gate, err = o.OpenGate(ctx)
@@ -61,9 +73,19 @@ func RunNodes(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, na
 		err = gate.Pass(ctx, "before "+strings.Join(names, ", "))
 	}
 	if err != nil {
+		if lost := LockLost(ctx); lost != nil {
+			err = lost
+		}
 		return nil, err
 	}
 	summary, runErr := m.Run(ctx, plan)
+	if lost := LockLost(ctx); lost != nil && runErr != nil {
+		runErr = lost
+		if summary != nil {
+			summary.ExitCode = errs.Code(runErr)
+			summary.Result = errs.Name(summary.ExitCode)
+		}
+	}
 	if runErr == nil {
 		runErr = gate.Pass(ctx, "after "+strings.Join(names, ", "))
 		if runErr != nil && summary != nil {

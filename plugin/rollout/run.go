@@ -177,7 +177,7 @@ func Run(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, sel *Se
 		}
 		if err != nil {
 			firstErr = err
-			if lost := lockLost(runCtx); lost != nil {
+			if lost := LockLost(runCtx); lost != nil {
 				firstErr = lost
 			}
 		}
@@ -228,7 +228,7 @@ func runBatch(ctx context.Context, cl *kube.Clients, o Options, plan *migrate.Pl
 // stopped is the error of a rollout stopped between batches: the lost
 // lock's, else Interrupted.
 func stopped(ctx context.Context, resume string) error {
-	if lost := lockLost(ctx); lost != nil {
+	if lost := LockLost(ctx); lost != nil {
 		return lost
 	}
 	return errs.New(errs.Interrupted, "rollout interrupted between batches", "run "+resume+" to continue")

@@ -63,7 +63,7 @@ func TestLockHold(t *testing.T) {
 	if _, _, err := (Lock{Holder: "b"}).Hold(ctx, cl, &out); errs.Code(err) != errs.Locked {
 		t.Fatalf("second holder: %v", err)
 	}
-	if lockLost(held) != nil {
+	if LockLost(held) != nil {
 		t.Fatal("lock lost while held")
 	}
 	release()
