@@ -115,6 +115,17 @@ demo: build e2e-tools e2e-cluster-bin
 bench-help: build
 	KUBECTL=$(KUBECTL) bash hack/bench/help.sh $(BIN) $(or $(BENCH_RUNS),50)
 
+# Measures `rollout --batch 20 --reboot=skip` against the guide's per-node
+# loop of kubectl commands (20 workers, one after the other) on a kwok
+# cluster of 200 nodes and 6000 pods, in the same run as the status figures
+# (bench-status); BENCH_NODES, BENCH_PODS, BENCH_BATCH, BENCH_GUIDE_NODES
+# change the sizes. About 15 minutes on 2 cores. Not part of `make test`.
+.PHONY: bench-rollout
+bench-rollout: build e2e-tools
+	cd test/e2e && GOWORK=off E2E_CACHE=$(E2E_CACHE) PLUGIN_BIN_DIR=$(abspath $(dir $(BIN))) \
+		BENCH_ROLLOUT=1 BENCH_NODES=$(or $(BENCH_NODES),200) BENCH_PODS=$(or $(BENCH_PODS),6000) BENCH_MIGRATED=0 \
+		$(GO) run ./cmd/bench-status
+
 .PHONY: bench-status
 bench-status: build e2e-tools
 	cd test/e2e && GOWORK=off E2E_CACHE=$(E2E_CACHE) PLUGIN_BIN_DIR=$(abspath $(dir $(BIN))) $(GO) run ./cmd/bench-status

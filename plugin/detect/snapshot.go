@@ -155,11 +155,15 @@ func Fetch(ctx context.Context, c kubernetes.Interface, dyn dynamic.Interface) (
 			continue
 		}
 		asked[w] = true
+		// Only a missing ConfigMap is "not there": one that cannot be read
+		// (Forbidden) would be taken for absent, and an absent
+		// cilium-config or CNI configuration changes what the plugin
+		// decides (migration mode, the strategy, the CIDRs).
 		cm, err := c.CoreV1().ConfigMaps(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
 		switch {
 		case err == nil:
 			s.ConfigMaps[cmKey(w.Namespace, w.Name)] = cm
-		case ignorable(err):
+		case apierrors.IsNotFound(err):
 		default:
 			return nil, err
 		}

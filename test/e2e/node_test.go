@@ -79,7 +79,7 @@ type pluginProc struct {
 	args           []string
 	stdout, stderr *lockedBuffer
 	done           chan struct{}
-	start          time.Time
+	start, end     time.Time
 	err            error
 }
 
@@ -147,6 +147,7 @@ func startPlugin(t *testing.T, c *Cluster, env []string, args ...string) *plugin
 	}
 	go func() {
 		p.err = cmd.Wait()
+		p.end = time.Now()
 		close(p.done)
 	}()
 	t.Cleanup(func() {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -283,4 +284,56 @@ func tail(path string, n int) string {
 func StartAttached(cmd *exec.Cmd) error {
 	cmd.SysProcAttr = sysProcAttr(false)
 	return startOnLockedThread(cmd)
+}
+
+// StopAPIServer stops kube-apiserver (SIGTERM, then SIGKILL after grace),
+// as an outage would: every client's requests fail and watches break. etcd
+// and the other components keep running. StartAPIServer brings it back.
+func (c *Cluster) StopAPIServer(grace time.Duration) error {
+	p := c.proc("kube-apiserver")
+	if p == nil {
+		return errors.New("no kube-apiserver in this cluster")
+	}
+	c.logf("stopping kube-apiserver (pid %d)", p.pid())
+	return p.stop(grace)
+}
+
+// StartAPIServer starts kube-apiserver again with the flags it had (same
+// port and certificates) and waits until it is ready.
+func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	old := c.proc("kube-apiserver")
+	if old == nil {
+		return errors.New("no kube-apiserver in this cluster")
+	}
+	if !old.exited() {
+		return errors.New("kube-apiserver still runs")
+	}
+	c.mu.Lock()
+	for i, p := range c.procs {
+		if p == old {
+			c.procs = append(c.procs[:i], c.procs[i+1:]...)
+			break
+		}
+	}
+	c.mu.Unlock()
+	p, err := c.startProcess(old.Name, old.Path, old.Args, nil)
+	if err != nil {
+		return err
+	}
+	adminTLS, err := c.clientTLS("admin")
+	if err != nil {
+		return err
+	}
+	return c.waitHTTP(ctx, p, fmt.Sprintf("https://127.0.0.1:%d/readyz", c.ports.apiserver), adminTLS, 2*time.Minute)
+}
+
+func (c *Cluster) proc(name string) *process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		if c.procs[i].Name == name {
+			return c.procs[i]
+		}
+	}
+	return nil
 }

@@ -14,6 +14,13 @@
 // their node's podCIDR. Then it runs each command BENCH_RUNS times (default
 // 3) and prints the figures. The cluster is stopped at the end (by PID).
 //
+// With BENCH_ROLLOUT=1 it then migrates the cluster twice over, in the same
+// run (rollout.go): `kubectl cni-migrate rollout --batch BENCH_BATCH
+// --reboot=skip` on every node but BENCH_GUIDE_NODES workers (default 20),
+// and on those the guide's own per-node loop of kubectl commands, one node
+// after the other; API requests are counted per client by the API server's
+// audit log. `make bench-rollout` runs 200 nodes and 6000 pods this way.
+//
 // Environment: BENCH_NODES, BENCH_PODS, BENCH_MIGRATED, BENCH_RUNS,
 // BENCH_WORKERS (pod-creating goroutines, default 8), BENCH_CILIUM (default
 // 1.18.11; "none" skips Cilium), BENCH_TIMEOUT (default 90m), BENCH_DIR (work
@@ -62,6 +69,11 @@ type config struct {
 	cilium                               string
 	timeout                              time.Duration
 	dir, pluginDir                       string
+	// rollout: after the status figures, migrate the cluster with
+	// `rollout --batch batch --reboot=skip` and the guide's loop of kubectl
+	// commands on guideNodes of the workers (rollout.go).
+	rollout           bool
+	batch, guideNodes int
 }
 
 func envInt(name string, def int) (int, error) {
@@ -110,6 +122,16 @@ func readConfig() (config, error) {
 		if c.timeout, err = time.ParseDuration(v); err != nil {
 			return c, fmt.Errorf("BENCH_TIMEOUT: %w", err)
 		}
+	}
+	c.rollout = os.Getenv("BENCH_ROLLOUT") == "1"
+	if c.batch, err = envInt("BENCH_BATCH", 20); err != nil {
+		return c, err
+	}
+	if c.guideNodes, err = envInt("BENCH_GUIDE_NODES", 20); err != nil {
+		return c, err
+	}
+	if c.rollout && (c.cilium == "" || c.batch < 1 || c.guideNodes < 1 || c.guideNodes >= c.workerCount()-c.migrated) {
+		return c, errors.New("BENCH_ROLLOUT=1 needs Cilium, BENCH_BATCH >= 1 and 1 <= BENCH_GUIDE_NODES < the workers not migrated")
 	}
 	c.dir = os.Getenv("BENCH_DIR")
 	c.pluginDir = os.Getenv("PLUGIN_BIN_DIR")
@@ -177,8 +199,15 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	logf("starting a control plane in %s (node podCIDRs /%d)", dir, mask)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	auditArgs, err := auditFlags(dir)
+	if err != nil {
+		return err
+	}
 	c, err := cluster.Start(ctx, cluster.Options{
-		Dir: dir, Name: "bench-status", NodeCIDRMaskSize: mask,
+		Dir: dir, Name: "bench-status", NodeCIDRMaskSize: mask, ExtraAPIServerArgs: auditArgs,
 		Logf: func(format string, args ...any) { logf("cluster: "+format, args...) },
 	})
 	if err != nil {
@@ -281,7 +310,13 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	return measure(ctx, c, cfg, total, ciliumPods)
+	if err := measure(ctx, c, cfg, total, ciliumPods); err != nil {
+		return err
+	}
+	if cfg.rollout {
+		return measureRollout(ctx, c, cfg, dir)
+	}
+	return nil
 }
 
 // plugin runs `kubectl cni-migrate ARGS` against the cluster.
@@ -525,6 +560,9 @@ func measure(ctx context.Context, c *cluster.Cluster, cfg config, totalPods, end
 		// its own process, and its memory, in front of the plugin.
 		{"kubectl-cni_migrate status (no kubectl)", []string{filepath.Join(cfg.pluginDir, "kubectl-cni_migrate"), "status", "-v"}, pluginCount},
 		{"kubectl get pods -A -o json", []string{"kubectl", "get", "pods", "-A", "-o", "json", "-v=6", "--cache-dir", cacheDir},
+			func(s string) int { return len(kubectlRequests.FindAllString(s, -1)) }},
+		// The raw list, as the API server sends it: one GET, no decoding.
+		{"kubectl get --raw /api/v1/pods", []string{"kubectl", "get", "--raw", "/api/v1/pods", "-v=6", "--cache-dir", cacheDir},
 			func(s string) int { return len(kubectlRequests.FindAllString(s, -1)) }},
 	}
 	timeBin, err := exec.LookPath("/usr/bin/time")
