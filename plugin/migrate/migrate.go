@@ -6,7 +6,10 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
@@ -116,6 +119,9 @@ type Migrator struct {
 	run      CommandRunner
 	// freshAgentWait is FreshAgentWait (shorter in tests).
 	freshAgentWait time.Duration
+	// uids are the UIDs of the nodes being migrated (Target.UID), by
+	// name: every node patch carries it as a precondition.
+	uids sync.Map
 }
 
 // New returns a Migrator. progress receives the progress lines; run runs
@@ -130,7 +136,11 @@ func New(cl *kube.Clients, opts Options, progress *Progress, run CommandRunner) 
 // Target is a node to migrate (or roll back) and its state when the run
 // began.
 type Target struct {
-	Name         string
+	Name string
+	// UID is the node object's: a node deleted and created again under
+	// the same name (a replaced machine) has another, and none of the
+	// migration's state.
+	UID          types.UID
 	ControlPlane bool
 	InternalIP   string
 	State        State

@@ -177,3 +177,64 @@ func TestRebootCommandNotRunnableUnmarks(t *testing.T) {
 		t.Errorf("left NotReady: %+v", c)
 	}
 }
+
+// TestNodeVanishesDuringReboot: a node deleted while its reboot command
+// runs, or deleted and registered again (a replaced machine: another UID,
+// none of the migration's state), stops the run with a precondition error
+// that says so, instead of waiting for a bootID that never comes or
+// recording phases on a node that was never cordoned or labelled.
+func TestNodeVanishesDuringReboot(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		replace bool
+		want    []string
+	}{
+		{"deleted", false, []string{"node worker-1 was deleted while it was being migrated"}},
+		// The watch sees the deletion first; a node back by then is named
+		// as replaced.
+		{"replaced", true, []string{"node worker-1 was deleted while it was being migrated", "node worker-1 was replaced while it was being migrated"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, nil)
+			ctx := startControllers(t, w)
+			run := func(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+				n, err := w.kube.CoreV1().Nodes().Get(ctx, "worker-1", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				if err := w.kube.CoreV1().Nodes().Delete(ctx, "worker-1", metav1.DeleteOptions{}); err != nil {
+					return err
+				}
+				if tc.replace {
+					fresh := readyNode("worker-1", false, nil)
+					fresh.UID = "a-new-machine"
+					fresh.Status.NodeInfo.BootID = n.Status.NodeInfo.BootID + "-new"
+					if _, err := w.kube.CoreV1().Nodes().Create(ctx, fresh, metav1.CreateOptions{}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			_, err := w.run(ctx, commandOptions(t), run, "worker-1")
+			if errs.Code(err) != errs.Precondition {
+				t.Fatalf("err %v (code %d), want a precondition error", err, errs.Code(err))
+			}
+			ok := false
+			for _, want := range tc.want {
+				ok = ok || strings.Contains(err.Error(), want)
+			}
+			if !ok {
+				t.Fatalf("err %v, want one of %q", err, tc.want)
+			}
+			if tc.replace {
+				n, err := w.kube.CoreV1().Nodes().Get(ctx, "worker-1", metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(n.Annotations) != 0 {
+					t.Errorf("the run wrote on the new node: %v", n.Annotations)
+				}
+			}
+		})
+	}
+}

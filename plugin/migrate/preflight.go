@@ -63,7 +63,7 @@ func (m *Migrator) Preflight(ctx context.Context, cluster *detect.Cluster, names
 			}
 			allDone = allDone && st.Phase.Done()
 		}
-		plan.Targets = append(plan.Targets, Target{Name: name, ControlPlane: kube.IsControlPlane(n), InternalIP: internalIP(n), State: st, Labelled: labelled})
+		plan.Targets = append(plan.Targets, Target{Name: name, UID: n.UID, ControlPlane: kube.IsControlPlane(n), InternalIP: internalIP(n), State: st, Labelled: labelled})
 	}
 	if !m.rollback() {
 		// Workers first, control-plane nodes last, each group in the order given.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -26,6 +28,11 @@ func (m *Migrator) Run(ctx context.Context, plan *Plan) (*Summary, error) {
 		s.DryRun = "server"
 	}
 	var firstErr error
+	for _, t := range plan.Targets {
+		if t.UID != "" {
+			m.uids.Store(t.Name, t.UID)
+		}
+	}
 	for _, t := range plan.Targets {
 		if firstErr != nil {
 			s.Nodes = append(s.Nodes, NodeResult{Name: t.Name, PhaseBefore: t.State.Phase, PhaseAfter: t.State.Phase,
@@ -224,14 +231,57 @@ func (m *Migrator) dryNote(s string) string {
 func (m *Migrator) getNode(ctx context.Context, name string) (*corev1.Node, State, error) {
 	n, err := m.cl.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, State{}, m.nodeGone(name)
+		}
 		return nil, State{}, m.cl.Classify(err, "reading node "+name)
+	}
+	if err := m.sameNode(n); err != nil {
+		return nil, State{}, err
 	}
 	st, err := StateOf(n)
 	return n, st, err
 }
 
+// nodeGone is the error of a node deleted while it was being migrated.
+func (m *Migrator) nodeGone(name string) error {
+	return errs.Newf(errs.Precondition,
+		"if the machine comes back (kubectl get node "+name+"), run the same command again: it starts over on the new node object",
+		"node %s was deleted while it was being migrated", name)
+}
+
+// sameNode fails when n is not the node object the run began with: it was
+// deleted and created again (a replaced machine, or one that registered
+// anew) and has none of the migration's state.
+func (m *Migrator) sameNode(n *corev1.Node) error {
+	if uid, ok := m.uids.Load(n.Name); ok && n.UID != "" && uid.(types.UID) != n.UID {
+		return errs.Newf(errs.Precondition,
+			"run the same command again: it starts over on the new node (cordon, drain, label, ...)",
+			"node %s was replaced while it was being migrated (it was deleted and registered again, UID %s -> %s): the new node has none of the migration's state", n.Name, uid, n.UID)
+	}
+	return nil
+}
+
 // patchNode sends a JSON merge patch to a node.
 func (m *Migrator) patchNode(ctx context.Context, name string, patch map[string]any) error {
+	// The node's UID in the patch is a precondition: the API server
+	// refuses the patch (409) when the node was replaced meanwhile.
+	uid, pinned := m.uids.Load(name)
+	if pinned {
+		md := map[string]any{}
+		if old, ok := patch["metadata"].(map[string]any); ok {
+			for k, v := range old {
+				md[k] = v
+			}
+		}
+		md["uid"] = string(uid.(types.UID))
+		withUID := map[string]any{}
+		for k, v := range patch {
+			withUID[k] = v
+		}
+		withUID["metadata"] = md
+		patch = withUID
+	}
 	data, err := json.Marshal(patch)
 	if err != nil {
 		return err
@@ -240,10 +290,19 @@ func (m *Migrator) patchNode(ctx context.Context, name string, patch map[string]
 	defer cancel()
 	_, err = m.cl.Kube.CoreV1().Nodes().Patch(wctx, name, types.MergePatchType, data,
 		metav1.PatchOptions{DryRun: m.dryRun(), FieldManager: nodeconfig.FieldManager})
-	if err != nil {
-		return m.cl.Classify(err, "patching node "+name)
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsNotFound(err):
+		return m.nodeGone(name)
+	case pinned && apierrors.IsConflict(err) && strings.Contains(err.Error(), "UID"):
+		if n, gerr := m.cl.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); gerr == nil {
+			if serr := m.sameNode(n); serr != nil {
+				return serr
+			}
+		}
 	}
-	return nil
+	return m.cl.Classify(err, "patching node "+name)
 }
 
 // record writes the phase a completed step records (and extra

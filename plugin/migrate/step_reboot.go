@@ -201,8 +201,14 @@ func (m *Migrator) waitRebooted(ctx context.Context, name, old string) (*corev1.
 		}, nodes.Watch,
 		func(e watch.Event) (bool, error) {
 			n, ok := e.Object.(*corev1.Node)
-			if !ok || e.Type == watch.Deleted || n.Name != name {
+			if !ok || n.Name != name {
 				return false, nil
+			}
+			if e.Type == watch.Deleted {
+				return false, m.nodeGone(name)
+			}
+			if err := m.sameNode(n); err != nil {
+				return false, err
 			}
 			last = n
 			return n.Status.NodeInfo.BootID != old && nodeReady(n), nil

@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/yaml"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/cluster"
 )
 
 // The fault matrix (docs/faults.md): the plugin killed outright at every
@@ -673,4 +675,88 @@ func TestFaultAPIServerOutage(t *testing.T) {
 		}
 	}
 	noProbeJobs(t, ctx, c)
+}
+
+// TestFaultVanishingNodes deletes a node while the plugin waits for it to
+// reboot, and replaces another (deleted and registered again under the
+// same name): each run stops at once with a precondition error that says
+// so (exit 15), and the next run refuses the missing node and migrates the
+// replacement from the start.
+func TestFaultVanishingNodes(t *testing.T) {
+	c, ctx := migrationCluster(t, 4)
+	relaxPDBs(t, ctx, c, "payments", "db")
+	runNode(t, c, "nodeconfig", "--apply").expect(t, 0)
+	reboot, rebootLog, _ := faultReboot(t, 0)
+	// A reboot command that reboots nothing: the plugin waits for a new bootID.
+	noop := "true {{.Node}}"
+	for _, tc := range []struct {
+		node    string
+		replace bool
+	}{{"worker-1", false}, {"worker-2", true}} {
+		t.Run(map[bool]string{false: "deleted", true: "replaced"}[tc.replace], func(t *testing.T) {
+			p := startPlugin(t, c, nil, "node", tc.node, "--reboot-command", noop, "--reboot-timeout", "3m")
+			p.waitFor(t, "running true "+tc.node, 3*time.Minute)
+			time.Sleep(time.Second) // waiting for the bootID now
+			gone := time.Now()
+			if err := c.Client.CoreV1().Nodes().Delete(ctx, tc.node, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.replace {
+				if _, err := c.AddNodes(ctx, []cluster.NodeSpec{{Name: tc.node}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := p.wait(t, time.Minute)
+			r.expect(t, 15)
+			if !strings.Contains(r.errorLine(), "node "+tc.node+" was deleted while it was being migrated") &&
+				!strings.Contains(r.errorLine(), "node "+tc.node+" was replaced while it was being migrated") {
+				t.Errorf("error line %q", r.errorLine())
+			}
+			t.Logf("TIMING stopped %v after the node was deleted", p.end.Sub(gone).Round(time.Millisecond))
+			if !tc.replace {
+				runNode(t, c, "node", tc.node, "--reboot-command", reboot).expect(t, 15, "node "+tc.node+" not found")
+				return
+			}
+			if n := getNode(t, ctx, c, tc.node); len(pluginAnnotations(n)) != 0 || n.Spec.Unschedulable {
+				t.Fatalf("the stopped run wrote on the new node: %s", nodeRecord(n))
+			}
+			if _, err := c.WaitNodesReady(ctx, []string{tc.node}, 2*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			waitAgent(t, ctx, c, tc.node)
+			oldAgent := agentOn(t, ctx, c, tc.node).UID
+			r = runNode(t, c, "node", tc.node, "--reboot-command", reboot).expect(t, 0, tc.node+": cordon")
+			if got, want := stateOf(t, ctx, c, tc.node, oldAgent), wantMigrated("command"); got != want {
+				t.Errorf("the replacement after the re-run: %+v, want %+v", got, want)
+			}
+			if k := linesOf(t, rebootLog, tc.node); k != 1 {
+				t.Errorf("%s rebooted %d times, want once", tc.node, k)
+			}
+		})
+	}
+}
+
+// waitAgent waits until the node has one Ready Cilium agent.
+func waitAgent(t *testing.T, ctx context.Context, c *Cluster, node string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		pods, err := c.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=cilium", FieldSelector: "spec.nodeName=" + node})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := 0
+		for i := range pods.Items {
+			if pods.Items[i].DeletionTimestamp == nil && podReady(&pods.Items[i]) {
+				ready++
+			}
+		}
+		if ready == 1 && len(pods.Items) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Ready Cilium agent on %s", node)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -99,8 +99,9 @@ for NODE in "$@"; do
 done
 `
 
-// measureRollout migrates every node but the last cfg.guideNodes workers
-// with the plugin's rollout, then those with the guide's loop, and prints
+// measureRollout migrates the workers but the last cfg.guideNodes with the
+// plugin's rollout, then those with the guide's loop (the control-plane
+// nodes stay as they are), and prints
 // wall time, API requests (in all and per node) and peak RSS of each.
 func measureRollout(ctx context.Context, c *cluster.Cluster, cfg config, dir string) error {
 	var guide []string
@@ -111,7 +112,9 @@ func measureRollout(ctx context.Context, c *cluster.Cluster, cfg config, dir str
 			return err
 		}
 	}
-	rolloutNodes := cfg.nodes - cfg.migrated - cfg.guideNodes
+	// Workers only: the control plane goes last, after every worker is
+	// recorded done, and the guide's loop records nothing.
+	rolloutNodes := cfg.workerCount() - cfg.migrated - cfg.guideNodes
 	kubeconfigs := map[string]string{}
 	for _, u := range []string{pluginUser, guideUser} {
 		kubeconfigs[u] = filepath.Join(dir, u+".kubeconfig")
@@ -135,7 +138,7 @@ func measureRollout(ctx context.Context, c *cluster.Cluster, cfg config, dir str
 
 	logf("rollout: %d nodes, --batch %d --reboot=skip", rolloutNodes, cfg.batch)
 	args := []string{"kubectl", "cni-migrate", "rollout", "--batch", fmt.Sprint(cfg.batch), "--reboot=skip", "--force", "--delete-emptydir-data",
-		"--selector", "!" + guideLabel, "-o", "json"}
+		"--selector", "!" + guideLabel + ",!node-role.kubernetes.io/control-plane", "-o", "json"}
 	r, stderr, err := runOnce(ctx, env(pluginUser), timeBin, args, func(string) int { return 0 })
 	if err != nil {
 		return err
@@ -169,8 +172,8 @@ func measureRollout(ctx context.Context, c *cluster.Cluster, cfg config, dir str
 			labelled++
 		}
 	}
-	if done != cfg.nodes-cfg.guideNodes || labelled != cfg.nodes {
-		return fmt.Errorf("after both: %d nodes done (want %d), %d labelled (want %d)", done, cfg.nodes-cfg.guideNodes, labelled, cfg.nodes)
+	if done != cfg.workerCount()-cfg.guideNodes || labelled != cfg.workerCount() {
+		return fmt.Errorf("after both: %d nodes done (want %d), %d labelled (want %d)", done, cfg.workerCount()-cfg.guideNodes, labelled, cfg.workerCount())
 	}
 
 	time.Sleep(2 * time.Second) // the last watches' lines
