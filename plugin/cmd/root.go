@@ -42,7 +42,14 @@ type common struct {
 	env         Env
 }
 
-func (c *common) clients() (*kube.Clients, error) { return kube.New(c.configFlags) }
+func (c *common) clients() (*kube.Clients, error) {
+	cl, err := kube.New(c.configFlags)
+	if err == nil {
+		errOut := c.streams.ErrOut
+		cl.Outage.Notify = func(msg string) { fmt.Fprintln(errOut, msg) }
+	}
+	return cl, err
+}
 
 // namespaceFlag returns -n when the user gave it, else "".
 func (c *common) namespaceFlag(cmd *cobra.Command) string {

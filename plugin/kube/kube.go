@@ -29,6 +29,8 @@ type Clients struct {
 	// Server is the API server URL; ClusterName the kubeconfig cluster name.
 	Server      string
 	ClusterName string
+	// Outage waits out a short API server outage (its Notify says so).
+	Outage *Outage
 }
 
 // New builds clients from kubectl's flags (--kubeconfig, --context, ...).
@@ -41,6 +43,8 @@ func New(flags *genericclioptions.ConfigFlags) (*Clients, error) {
 	}
 	cfg.UserAgent = "kubectl-cni-migrate"
 	cfg.QPS, cfg.Burst = 50, 100
+	outage := &Outage{Wait: OutageWait}
+	cfg.Wrap(outage.Wrap)
 	protoCfg := rest.CopyConfig(cfg)
 	protoCfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	protoCfg.ContentType = "application/vnd.kubernetes.protobuf"
@@ -52,7 +56,7 @@ func New(flags *genericclioptions.ConfigFlags) (*Clients, error) {
 	if err != nil {
 		return nil, errs.Wrap(errs.Usage, err, "invalid client configuration: "+errs.OneLine(err.Error()), "check your kubeconfig")
 	}
-	c := &Clients{Config: cfg, Kube: kc, Dynamic: dc, Server: cfg.Host}
+	c := &Clients{Config: cfg, Kube: kc, Dynamic: dc, Server: cfg.Host, Outage: outage}
 	if raw, err := flags.ToRawKubeConfigLoader().RawConfig(); err == nil {
 		ctxName := raw.CurrentContext
 		if flags.Context != nil && *flags.Context != "" {

@@ -25,8 +25,9 @@ const (
 	DefaultProbeTimeout  = 2 * time.Minute
 	// AgentLabel selects the Cilium agent pods.
 	AgentLabel = "k8s-app=cilium"
-	// writeTimeout bounds one write that is let finish after an interrupt.
-	writeTimeout = 30 * time.Second
+	// writeTimeout bounds one write that is let finish after an interrupt;
+	// it outlasts kube.OutageWait, so a write waits out a short outage.
+	writeTimeout = 2 * time.Minute
 )
 
 // Options configure a Migrator.

@@ -104,6 +104,18 @@ done
 // nodes stay as they are), and prints
 // wall time, API requests (in all and per node) and peak RSS of each.
 func measureRollout(ctx context.Context, c *cluster.Cluster, cfg config, dir string) error {
+	// The fixture's PodDisruptionBudgets (one allows no disruption at all)
+	// would hold both drains: allow every disruption, for both alike.
+	pdbs, err := c.Client.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, p := range pdbs.Items {
+		patch := []byte(`{"spec":{"maxUnavailable":"100%","minAvailable":null}}`)
+		if _, err := c.Client.PolicyV1().PodDisruptionBudgets(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return err
+		}
+	}
 	var guide []string
 	for i := cfg.workerCount() - cfg.guideNodes; i < cfg.workerCount(); i++ {
 		guide = append(guide, workerName(i))
