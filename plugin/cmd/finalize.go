@@ -10,6 +10,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/finalize"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/values"
 )
 
@@ -25,7 +26,9 @@ const finalizeLong = `Finish the migration once every node is migrated:
   6. remove the plugin's node labels and annotations (unless --keep-state)
 
 Each step is recognised from the cluster, so finalize can be run again after
-an interruption. Refuses while any node is not migrated.`
+an interruption. Refuses while any node is not migrated. From its first
+change it holds the migration lock (the Lease kube-system/cni-migrate-rollout
+that node, rollout and rollback take): exit 18 while another run holds it.`
 
 const finalizeExample = `  # Write the final values and print the helm upgrade to run
   kubectl cni-migrate finalize --output-dir .
@@ -52,6 +55,7 @@ type finalizeOptions struct {
 	timeout      time.Duration
 	dryRun       cmdutil.DryRunStrategy
 	namespace    string
+	forceUnlock  bool
 }
 
 func newCmdFinalize(c *common) *cobra.Command {
@@ -84,6 +88,7 @@ func newCmdFinalize(c *common) *cobra.Command {
 	f.StringVar(&o.label, "node-label", nodeconfig.DefaultLabel, "the migration node label to remove (key=value)")
 	f.StringVar(&o.ncName, "nodeconfig-name", nodeconfig.DefaultName, "name of the CiliumNodeConfig to delete")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long to wait for the Cilium agents to restart")
+	addForceUnlock(cmd, &o.forceUnlock)
 	cmdutil.AddDryRunFlag(cmd)
 	_ = cmd.MarkFlagDirname("output-dir")
 	_ = cmd.MarkFlagFilename("values", "yaml", "yml")
@@ -123,7 +128,14 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return finalize.Run(ctx, cl, c, finalize.Options{
+	lk := migrationLock("finalize", o.forceUnlock)
+	var held context.Context
+	err = finalize.Run(ctx, cl, c, finalize.Options{
+		Lock: func(ctx context.Context) (context.Context, func(), error) {
+			h, release, err := lk.Hold(ctx, cl, o.streams.ErrOut)
+			held = h
+			return h, release, err
+		},
 		OutputDir:      o.outputDir,
 		User:           o.user,
 		UserFile:       o.valuesFile,
@@ -142,4 +154,10 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 		Out:            o.streams.ErrOut,
 		Style:          o.errStyle(),
 	})
+	if held != nil && err != nil {
+		if lost := rollout.LockLost(held); lost != nil {
+			return lost
+		}
+	}
+	return err
 }

@@ -21,6 +21,10 @@ import (
 
 // Options are finalize's settings (the command's flags).
 type Options struct {
+	// Lock, when set, takes the migration lock before the first change
+	// (not in a dry run) and returns the context to go on with, cancelled
+	// when the lock is lost, and its release.
+	Lock func(context.Context) (context.Context, func(), error)
 	// OutputDir is where values-initial.yaml and values-final.yaml go.
 	OutputDir string
 	// User are the user's Helm values (--values, read from UserFile),
@@ -100,6 +104,16 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	}
 	dry := o.DryRun
 	serverDry := o.ServerDryRun
+	// The migration lock, from the first change to the end: no node,
+	// rollout or rollback runs meanwhile, and a lost lock stops the rest.
+	if o.Lock != nil && !dry {
+		held, release, err := o.Lock(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+		ctx = held
+	}
 	// A client dry run sends no write at all: each step says what it
 	// would do instead (a server dry run sends them with dryRun=All).
 	clientDry := dry && !serverDry

@@ -42,7 +42,11 @@ func New(flags *genericclioptions.ConfigFlags) (*Clients, error) {
 			"set KUBECONFIG or pass --kubeconfig and --context")
 	}
 	cfg.UserAgent = "kubectl-cni-migrate"
-	cfg.QPS, cfg.Burst = 50, 100
+	// A rollout batch drains many nodes at once, and the drain helper
+	// polls each evicted pod every second: at 50 QPS a batch of 20 nodes
+	// waited on its own rate limiter (make bench-rollout). The API
+	// server's priority and fairness protects it, as for kubectl.
+	cfg.QPS, cfg.Burst = 300, 600
 	outage := &Outage{Wait: OutageWait}
 	cfg.Wrap(outage.Wrap)
 	protoCfg := rest.CopyConfig(cfg)

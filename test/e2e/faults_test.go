@@ -16,11 +16,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/cluster"
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/fixture"
 )
 
 // The fault matrix (docs/faults.md): the plugin killed outright at every
@@ -758,5 +760,79 @@ func waitAgent(t *testing.T, ctx context.Context, c *Cluster, node string) {
 			t.Fatalf("no Ready Cilium agent on %s", node)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestFaultKillFinalize kills finalize --yes --remove-old-cni after its helm
+// upgrade, after it deleted the CiliumNodeConfig and after it deleted the old
+// CNI's DaemonSet, running it again after each kill: the last run ends
+// where an uninterrupted finalize does.
+func TestFaultKillFinalize(t *testing.T) {
+	c, ctx := migrationCluster(t, 3)
+	relaxPDBs(t, ctx, c, "payments", "db")
+	runNode(t, c, "nodeconfig", "--apply").expect(t, 0)
+	reboot, _, _ := faultReboot(t, 0)
+	runNode(t, c, "rollout", "--batch", "2", "--reboot-command", reboot).expect(t, 0)
+	helm := filepath.Join(c.Cache, "bin", "helm")
+	args := []string{"finalize", "--output-dir", t.TempDir(), "--yes", "--helm", helm, "--chart", fixture.CiliumChart(c.Cluster, nodeTestCilium), "--remove-old-cni"}
+	gvr := schema.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumnodeconfigs"}
+	poll := func(t *testing.T, p *pluginProc, what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not %s within 5m", what)
+			}
+			select {
+			case <-p.done:
+				t.Fatalf("finalize ended before %s:\n%s", what, p.stderr)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	for _, pt := range []struct {
+		name string
+		cond func() bool
+	}{
+		{"after the helm upgrade", func() bool {
+			cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{})
+			return err == nil && cm.Data["custom-cni-conf"] == "false"
+		}},
+		{"after deleting the CiliumNodeConfig", func() bool {
+			_, err := c.Dynamic.Resource(gvr).Namespace("kube-system").Get(ctx, "cilium-default", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}},
+		{"while removing the old CNI", func() bool {
+			_, err := c.Client.AppsV1().DaemonSets("kube-flannel").Get(ctx, "kube-flannel-ds", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}},
+	} {
+		p := startPlugin(t, c, nil, args...)
+		poll(t, p, pt.name, pt.cond)
+		p.kill(t)
+		t.Logf("killed finalize %s", pt.name)
+	}
+	runNode(t, c, args...).expect(t, 0, "took over the migration lock from", "helm upgrade done")
+	cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["custom-cni-conf"] != "false" || cm.Data["enable-policy"] != "default" {
+		t.Errorf("cilium-config: custom-cni-conf=%q enable-policy=%q", cm.Data["custom-cni-conf"], cm.Data["enable-policy"])
+	}
+	if _, err := c.Dynamic.Resource(gvr).Namespace("kube-system").Get(ctx, "cilium-default", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("CiliumNodeConfig still there: %v", err)
+	}
+	if _, err := c.Client.RbacV1().ClusterRoles().Get(ctx, "flannel", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("clusterrole flannel still there: %v", err)
+	}
+	nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if len(pluginAnnotations(&n)) != 0 || n.Labels[migrationLabel] != "" || n.Spec.Unschedulable {
+			t.Errorf("node %s after finalize: %s", n.Name, nodeRecord(&n))
+		}
 	}
 }

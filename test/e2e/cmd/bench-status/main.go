@@ -34,6 +34,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"net/netip"
 	"os"
@@ -490,6 +491,11 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); retur
 // high-water mark (this benchmark, with the Cilium simulation's caches)
 // into the child's ru_maxrss. time(1) is small and forks normally.
 func runOnce(ctx context.Context, env []string, timeBin string, args []string, requests func(stderr string) int) (result, string, error) {
+	return runKeeping(ctx, env, timeBin, args, requests, nil)
+}
+
+// runKeeping is runOnce that also copies stdout to keep (when not nil).
+func runKeeping(ctx context.Context, env []string, timeBin string, args []string, requests func(stderr string) int, keep io.Writer) (result, string, error) {
 	var rssFile string
 	full := args
 	if timeBin != "" {
@@ -507,6 +513,9 @@ func runOnce(ctx context.Context, env []string, timeBin string, args []string, r
 	var out countWriter
 	var errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if keep != nil {
+		cmd.Stdout = io.MultiWriter(&out, keep)
+	}
 	t := time.Now()
 	err := cmd.Run()
 	r := result{wall: time.Since(t), stdout: out.n}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -151,7 +153,12 @@ func measureRollout(ctx context.Context, c *cluster.Cluster, cfg config, dir str
 	logf("rollout: %d nodes, --batch %d --reboot=skip", rolloutNodes, cfg.batch)
 	args := []string{"kubectl", "cni-migrate", "rollout", "--batch", fmt.Sprint(cfg.batch), "--reboot=skip", "--force", "--delete-emptydir-data",
 		"--selector", "!" + guideLabel + ",!node-role.kubernetes.io/control-plane", "-o", "json"}
-	r, stderr, err := runOnce(ctx, env(pluginUser), timeBin, args, func(string) int { return 0 })
+	var summary bytes.Buffer
+	r, stderr, err := runKeeping(ctx, env(pluginUser), timeBin, args, func(string) int { return 0 }, &summary)
+	if err != nil {
+		return err
+	}
+	steps, err := stepTimes(summary.Bytes())
 	if err != nil {
 		return err
 	}
@@ -204,10 +211,44 @@ func measureRollout(ctx context.Context, c *cluster.Cluster, cfg config, dir str
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Printf("\nthe rollout's steps (seconds per node, from rollout -o json): %s\n", steps)
 	plug, gd := rows[0], rows[1]
 	guideAll := gd.res.wall / time.Duration(gd.nodes) * time.Duration(plug.nodes)
 	fmt.Printf("\nthe guide's loop on the rollout's %d nodes: %v (its measured time per node times %d); the rollout: %v, %.1fx faster\n",
 		plug.nodes, guideAll.Round(time.Second), plug.nodes, plug.res.wall.Round(time.Second), float64(guideAll)/float64(plug.res.wall))
 	fmt.Printf("(peak RSS: the largest process of each, %s)\n", strings.Join([]string{"kubectl and the plugin", "bash and kubectl"}, "; "))
 	return nil
+}
+
+// stepTimes summarises the rollout's -o json summary: each step's median
+// and maximum duration over the nodes.
+func stepTimes(summary []byte) (string, error) {
+	var s struct {
+		Nodes []struct {
+			Steps []struct {
+				Name    string  `json:"name"`
+				Seconds float64 `json:"durationSeconds"`
+			} `json:"steps"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(summary, &s); err != nil {
+		return "", fmt.Errorf("rollout -o json: %w", err)
+	}
+	by := map[string][]float64{}
+	var order []string
+	for _, n := range s.Nodes {
+		for _, st := range n.Steps {
+			if _, ok := by[st.Name]; !ok {
+				order = append(order, st.Name)
+			}
+			by[st.Name] = append(by[st.Name], st.Seconds)
+		}
+	}
+	var parts []string
+	for _, name := range order {
+		v := by[name]
+		sort.Float64s(v)
+		parts = append(parts, fmt.Sprintf("%s median %.1f max %.1f", name, v[len(v)/2], v[len(v)-1]))
+	}
+	return strings.Join(parts, "; "), nil
 }
