@@ -234,6 +234,18 @@ func migrationCluster(t *testing.T, n int) (*Cluster, context.Context) {
 	return c, ctx
 }
 
+// podsReadyAgain is the end of the simulated reboot commands: as the
+// kubelet does once the node is back, it reports Ready again the pods of
+// node $1 that the plugin marked NotReady for the reboot.
+const podsReadyAgain = `kubectl get pods -A --field-selector spec.nodeName="$1" \
+  -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name} {.status.conditions[?(@.type=="Ready")].reason}{"\n"}{end}' |
+while read -r ns name reason; do
+  [ "$reason" = CNIMigrateReboot ] || continue
+  kubectl -n "$ns" patch pod "$name" --subresource=status --type=strategic >/dev/null \
+    -p '{"status":{"conditions":[{"type":"Ready","status":"True","reason":null,"message":null}]}}'
+done
+`
+
 // rebootScript writes a reboot command for the simulated nodes: it gives
 // the node a new status.nodeInfo.bootID, as a reboot does (kwok does not),
 // and, as the kubelet does once the node is back, reports Ready again the
@@ -247,14 +259,7 @@ set -eu
 echo "rebooting $1"
 kubectl patch node "$1" --subresource=status --type=merge \
   -p "{\"status\":{\"nodeInfo\":{\"bootID\":\"boot-$(date +%s%N)\"}}}" >/dev/null
-kubectl get pods -A --field-selector spec.nodeName="$1" \
-  -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name} {.status.conditions[?(@.type=="Ready")].reason}{"\n"}{end}' |
-while read -r ns name reason; do
-  [ "$reason" = CNIMigrateReboot ] || continue
-  kubectl -n "$ns" patch pod "$name" --subresource=status --type=strategic >/dev/null \
-    -p '{"status":{"conditions":[{"type":"Ready","status":"True","reason":null,"message":null}]}}'
-done
-`
+` + podsReadyAgain
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func TestRolloutFinalize(t *testing.T) {
 			t.Errorf("status halfway pods: %+v (before: %+v)", half.Pods, before.Pods)
 		}
 		second := runNode(t, c, "rollout", "--batch", "2", "--reboot-command", reboot)
-		second.expect(t, 18, "another run holds Lease kube-system/cni-migrate-rollout", "(rollout)")
+		second.expect(t, 18, "another run holds Lease kube-system/cni-migrate-rollout", ", rollout), renewed")
 		if !strings.Contains(second.stderr, "--force-unlock") {
 			t.Errorf("the refusal does not name --force-unlock: %s", second.stderr)
 		}
