@@ -714,7 +714,7 @@ func TestFaultVanishingNodes(t *testing.T) {
 			}
 			waitAgent(t, ctx, c, tc.node)
 			oldAgent := agentOn(t, ctx, c, tc.node).UID
-			r = runNode(t, c, "node", tc.node, "--reboot-command", reboot).expect(t, 0, tc.node+": cordon")
+			runNode(t, c, "node", tc.node, "--reboot-command", reboot).expect(t, 0, tc.node+": cordon")
 			if got, want := stateOf(t, ctx, c, tc.node, oldAgent), wantMigrated("command"); got != want {
 				t.Errorf("the replacement after the re-run: %+v, want %+v", got, want)
 			}

@@ -142,11 +142,10 @@ func measureRollout(ctx context.Context, c *cluster.Cluster, cfg config, dir str
 	timeBin, _ := exec.LookPath("/usr/bin/time")
 
 	type row struct {
-		name   string
-		nodes  int
-		res    result
-		user   string
-		detail string
+		name  string
+		nodes int
+		res   result
+		user  string
 	}
 	var rows []row
 
