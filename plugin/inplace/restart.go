@@ -15,6 +15,7 @@ import (
 	"k8s.io/kubectl/pkg/drain"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 )
@@ -150,9 +151,13 @@ func (r *Restarter) owners(ctx context.Context, w *work) ([]owner, error) {
 // --timeout.
 func (r *Restarter) evict(ctx context.Context, w *work) error {
 	out := r.progress.Writer()
+	// The helper polls each evicted pod every second: answer its polls
+	// from one watch of the namespace's pods.
+	client, stop := kube.WatchedPods(ctx, r.cl.Kube, w.ns, "")
+	defer stop()
 	h := &drain.Helper{
 		Ctx:                ctx,
-		Client:             r.cl.Kube,
+		Client:             client,
 		Force:              r.opts.Force,
 		GracePeriodSeconds: r.opts.GracePeriodSeconds,
 		Timeout:            r.opts.Timeout,

@@ -14,6 +14,7 @@ import (
 	"k8s.io/kubectl/pkg/drain"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 )
 
@@ -41,6 +42,11 @@ func (m *Migrator) drainHelper(ctx context.Context) *drain.Helper {
 
 func (m *Migrator) drain(ctx context.Context, name string) (string, error) {
 	h := m.drainHelper(ctx)
+	// The helper polls each evicted pod every second: answer its polls
+	// from one watch of the node's pods.
+	client, stop := kube.WatchedPods(ctx, m.cl.Kube, "", "spec.nodeName="+name)
+	defer stop()
+	h.Client = client
 	list, listErrs := h.GetPodsForDeletion(name)
 	if len(listErrs) > 0 {
 		return "", m.drainListError(name, listErrs)

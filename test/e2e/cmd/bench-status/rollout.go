@@ -48,30 +48,71 @@ rules:
 	return []string{"--audit-policy-file=" + policy, "--audit-log-path=" + filepath.Join(dir, "audit.log"), "--audit-log-maxsize=0"}, nil
 }
 
-// auditCounts counts the audit log's requests per user.
-func auditCounts(dir string) (map[string]int, error) {
+// auditCounts counts the audit log's requests per user, and per user and
+// request ("get pods", "create pods/eviction").
+func auditCounts(dir string) (map[string]int, map[string]map[string]int, error) {
+	out, by := map[string]int{}, map[string]map[string]int{}
 	f, err := os.Open(filepath.Join(dir, "audit.log"))
 	if os.IsNotExist(err) {
-		return map[string]int{}, nil
+		return out, by, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
-	out := map[string]int{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
 		var ev struct {
+			Verb string `json:"verb"`
 			User struct {
 				Username string `json:"username"`
 			} `json:"user"`
+			ObjectRef struct {
+				Resource    string `json:"resource"`
+				Subresource string `json:"subresource"`
+			} `json:"objectRef"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &ev); err == nil {
-			out[ev.User.Username]++
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			continue
 		}
+		u := ev.User.Username
+		out[u]++
+		what := ev.Verb + " " + ev.ObjectRef.Resource
+		if ev.ObjectRef.Subresource != "" {
+			what += "/" + ev.ObjectRef.Subresource
+		}
+		if ev.ObjectRef.Resource == "" {
+			what = ev.Verb + " (discovery and other paths)"
+		}
+		if by[u] == nil {
+			by[u] = map[string]int{}
+		}
+		by[u][what]++
 	}
-	return out, sc.Err()
+	return out, by, sc.Err()
+}
+
+// topRequests lists the kinds of request of one user, most first, as
+// counts per node.
+func topRequests(by map[string]int, nodes, n int) string {
+	type kv struct {
+		k string
+		v int
+	}
+	var l []kv
+	for k, v := range by {
+		l = append(l, kv{k, v})
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].v > l[j].v || l[i].v == l[j].v && l[i].k < l[j].k })
+	var parts []string
+	for i, e := range l {
+		if i == n {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f", e.k, float64(e.v)/float64(nodes)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // guideLoop is the guide's per-node steps (Cilium's migration guide, as in
@@ -195,7 +236,7 @@ func measureRollout(ctx context.Context, c *cluster.Cluster, cfg config, dir str
 	}
 
 	time.Sleep(2 * time.Second) // the last watches' lines
-	counts, err := auditCounts(dir)
+	counts, byKind, err := auditCounts(dir)
 	if err != nil {
 		return err
 	}
@@ -211,6 +252,9 @@ func measureRollout(ctx context.Context, c *cluster.Cluster, cfg config, dir str
 		return err
 	}
 	fmt.Printf("\nthe rollout's steps (seconds per node, from rollout -o json): %s\n", steps)
+	for _, rw := range rows {
+		fmt.Printf("\n%s, requests per node by kind: %s\n", rw.name, topRequests(byKind[rw.user], rw.nodes, 8))
+	}
 	plug, gd := rows[0], rows[1]
 	guideAll := gd.res.wall / time.Duration(gd.nodes) * time.Duration(plug.nodes)
 	fmt.Printf("\nthe guide's loop on the rollout's %d nodes: %v (its measured time per node times %d); the rollout: %v, %.1fx faster\n",
