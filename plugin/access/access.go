@@ -68,6 +68,7 @@ func Needs(ciliumNS, cniNS string) []Need {
 		add("", "services", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's Service (calico-typha)", "delete")
 		add("", "configmaps", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's configuration", "delete")
 		add("", "serviceaccounts", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's ServiceAccount", "delete")
+		add("", "namespaces", "", "", true, "finalize --remove-old-cni deletes the old CNI's namespace when nothing else lives there (kube-flannel)", "delete")
 		add("rbac.authorization.k8s.io", "roles", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's RBAC (weave-net)", "delete")
 		add("rbac.authorization.k8s.io", "rolebindings", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's RBAC (weave-net)", "delete")
 		add("rbac.authorization.k8s.io", "rolebindings", "", "", true, "finalize --remove-old-cni keeps roles other bindings use", "list")

@@ -9,10 +9,12 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/lock"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
@@ -104,6 +106,36 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	}
 	dry := o.DryRun
 	serverDry := o.ServerDryRun
+	// The old CNI's objects (read only): what step 5 deletes or lists.
+	removal, err := PlanRemoval(ctx, cl.Kube, c)
+	if err != nil {
+		return cl.Classify(err, "listing the old CNI's objects")
+	}
+	key, _, _ := nodeconfig.ParseLabel(o.Label)
+	// Every permission of this run's own changes, before the first: a run
+	// without one stops here rather than after the helm upgrade. A client
+	// dry run changes nothing and checks nothing, so that anyone who can
+	// read the cluster can see what finalize would do.
+	if !dry || serverDry {
+		w := Work{Lock: o.Lock != nil && !dry, Helm: !upgraded && o.Yes && !dry, Restart: exists || inPlace,
+			DeleteNodeConfig: exists, DeleteProgress: inPlace}
+		if o.RemoveOldCNI && removal.Manual == "" {
+			w.Remove = removal.Objects
+		}
+		for i := range nodes.Items {
+			if !o.KeepState && StatePatch(&nodes.Items[i], key) != nil {
+				w.CleanNodes = true
+			}
+		}
+		if err := access.Require(ctx, cl.Kube, w.Needs(ns, lock.DefaultNamespace), "kubectl cni-migrate finalize",
+			"apply docs/rbac.yaml and bind it to your user (kubectl cni-migrate plan lists every missing permission)"); err != nil {
+			return cl.Classify(err, "checking permissions")
+		}
+		if err := access.Require(ctx, cl.Kube, w.HelmNeeds(ns), "the helm upgrade of finalize --yes",
+			"run finalize --yes as a user who may upgrade Cilium's Helm release (as who installed it), or run finalize without --yes and the helm upgrade it prints yourself"); err != nil {
+			return cl.Classify(err, "checking permissions")
+		}
+	}
 	// The migration lock, from the first change to the end: no node,
 	// rollout or rollback runs meanwhile, and a lost lock stops the rest.
 	if o.Lock != nil && !dry {
@@ -195,10 +227,6 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	}
 
 	// 5: the old CNI.
-	removal, err := PlanRemoval(ctx, cl.Kube, c)
-	if err != nil {
-		return cl.Classify(err, "listing the old CNI's objects")
-	}
 	objs := removal.Objects
 	switch {
 	case removal.Manual != "":
@@ -229,7 +257,6 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 
 	// 6: the plugin's own state on the nodes.
 	if !o.KeepState {
-		key, _, _ := nodeconfig.ParseLabel(o.Label)
 		var cleaned []string
 		if clientDry {
 			for i := range nodes.Items {

@@ -3,15 +3,20 @@ package finalize
 import (
 	"bytes"
 	"context"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
@@ -104,5 +109,111 @@ func TestRunClientDryRunWritesNothing(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestRunPermissions: a user without one of finalize's own writes is
+// stopped before the first change, with the permission named (exit 8).
+func TestRunPermissions(t *testing.T) {
+	ctx := context.Background()
+	kc := fake.NewClientset(
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cilium-config"}, Data: map[string]string{"custom-cni-conf": "false"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: InPlaceProgress}},
+		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cilium"}},
+		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-flannel", Name: "kube-flannel-ds"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-flannel", Name: "kube-flannel-cfg"}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w-1",
+			Labels:      map[string]string{"io.cilium.migration/cilium-default": "true"},
+			Annotations: map[string]string{migrate.AnnotationPhase: "done"}}},
+	)
+	denied := map[string]bool{"delete configmaps -n kube-flannel": true, "patch nodes": true}
+	var asked []string
+	kc.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		r := a.(k8stesting.CreateAction).GetObject().(*authv1.SelfSubjectAccessReview)
+		ra := r.Spec.ResourceAttributes
+		n := access.Need{Group: ra.Group, Resource: ra.Resource, Subresource: ra.Subresource, Verb: ra.Verb, Namespace: ra.Namespace}
+		asked = append(asked, n.String())
+		r.Status.Allowed = !denied[n.String()]
+		return true, r, nil
+	})
+	c := &detect.Cluster{
+		Cilium: detect.Cilium{Installed: true, Namespace: "kube-system", DaemonSet: "cilium"},
+		CNI:    &detect.CNI{Name: "flannel", Namespace: "kube-flannel", DaemonSet: "kube-flannel-ds", ConfigMap: "kube-flannel-cfg"},
+	}
+	var out bytes.Buffer
+	opts := Options{Out: &out, NodeConfigName: "cilium-default", Label: "io.cilium.migration/cilium-default=true", RemoveOldCNI: true, Timeout: time.Second}
+	err := Run(ctx, &kube.Clients{Kube: kc}, c, opts)
+	want := "kubectl cni-migrate finalize needs permission to delete configmaps -n kube-flannel (--remove-old-cni deletes the old CNI's objects) and 1 more (patch nodes)"
+	if errs.Code(err) != errs.Forbidden || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err %v, want exit 8 and %q", err, want)
+	}
+	for _, a := range kc.Actions() {
+		if v := a.GetVerb(); v != "get" && v != "list" && v != "watch" && a.GetResource().Resource != "selfsubjectaccessreviews" {
+			t.Errorf("wrote %s %s before the permission check stopped it", v, a.GetResource().Resource)
+		}
+	}
+	if out.String() != "" {
+		t.Errorf("said %q", out.String())
+	}
+	sort.Strings(asked)
+	if got := strings.Join(asked, ", "); got != "delete configmaps -n kube-flannel, delete configmaps -n kube-system, delete daemonsets.apps -n kube-flannel, delete namespaces, patch daemonsets.apps -n kube-system, patch nodes, watch daemonsets.apps -n kube-system" {
+		t.Errorf("checked %s", got)
+	}
+
+	// Without --remove-old-cni and with --keep-state, neither is needed.
+	kc.ClearActions()
+	opts.RemoveOldCNI, opts.KeepState, opts.DryRun, opts.ServerDryRun = false, true, true, true
+	if err := Run(ctx, &kube.Clients{Kube: kc}, c, opts); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+
+	// finalize --yes before the helm upgrade: helm's release Secrets are
+	// checked too, with a fix of their own.
+	cm, _ := kc.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{})
+	cm.Data["custom-cni-conf"] = "true"
+	if _, err := kc.CoreV1().ConfigMaps("kube-system").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	denied = map[string]bool{"get secrets -n kube-system": true}
+	opts.DryRun, opts.ServerDryRun, opts.Yes = false, false, true
+	err = Run(ctx, &kube.Clients{Kube: kc}, c, opts)
+	want = "the helm upgrade of finalize --yes needs permission to get secrets -n kube-system (helm upgrade keeps Cilium's release in Secrets)"
+	if errs.Code(err) != errs.Forbidden || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "or run finalize without --yes") {
+		t.Fatalf("err %v, want exit 8 and %q", err, want)
+	}
+}
+
+func TestWorkNeeds(t *testing.T) {
+	t.Setenv("HELM_DRIVER", "")
+	for _, tc := range []struct {
+		name string
+		w    Work
+		want string
+	}{
+		{"nothing", Work{}, ""},
+		{"lock and helm", Work{Lock: true, Helm: true},
+			"get leases.coordination.k8s.io -n kube-system, watch leases.coordination.k8s.io -n kube-system, create leases.coordination.k8s.io -n kube-system, update leases.coordination.k8s.io -n kube-system"},
+		{"dual overlay", Work{Restart: true, DeleteNodeConfig: true, CleanNodes: true},
+			"patch daemonsets.apps -n cilium, watch daemonsets.apps -n cilium, delete ciliumnodeconfigs.cilium.io -n cilium, patch nodes"},
+		{"old CNI, one need per resource and namespace", Work{Remove: []Object{
+			{Kind: "DaemonSet", Namespace: "kube-system", Name: "canal"}, {Kind: "DaemonSet", Namespace: "kube-system", Name: "other"},
+			{Kind: "ClusterRole", Name: "calico"}, {Kind: "Namespace", Name: "kube-flannel"}, {Kind: "Widget", Name: "x"}}},
+			"delete daemonsets.apps -n kube-system, delete clusterroles.rbac.authorization.k8s.io, delete namespaces"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := access.Summary(tc.w.Needs("cilium", "kube-system")); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+	if got, want := access.Summary(Work{Helm: true}.HelmNeeds("cilium")), "list secrets -n cilium, get secrets -n cilium, create secrets -n cilium, update secrets -n cilium"; got != want {
+		t.Errorf("helm: got %s, want %s", got, want)
+	}
+	if got := access.Summary(Work{}.HelmNeeds("cilium")); got != "" {
+		t.Errorf("helm without --yes: %s", got)
+	}
+	t.Setenv("HELM_DRIVER", "configmap")
+	if got := access.Summary(Work{Helm: true}.HelmNeeds("cilium")); got != "" {
+		t.Errorf("with HELM_DRIVER=configmap: %s", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -25,13 +26,15 @@ const PodCacheSync = 20 * time.Second
 // kubectl's drain helper polls each evicted pod with a GET every second
 // until it is gone, so its requests grow with the time a pod takes to go,
 // which grows with the cluster (make bench-rollout). Served from the watch,
-// a pod still there costs nothing; a pod the watch no longer holds is asked
-// of the API server, so a gone pod is always confirmed by the API server
-// and a lagging watch can only make the helper wait longer, never stop
-// early. The first Get of each pod goes to the API server too: it comes
-// right after the eviction, before the watch can have seen the pod go, and
-// a pod that went at once is then seen gone at once, as without the watch. If the first list does not finish within PodCacheSync (or fails),
-// the clientset passes everything through.
+// those polls cost nothing: a pod the watch holds is answered with the
+// watch's copy, a pod the watch saw deleted with NotFound (the API server's
+// own word, as a delete event or a relist without it), and any other pod is
+// asked of the API server. A lagging watch can only make the helper wait
+// longer, never stop early. The first Get of a pod, right after its
+// eviction, waits up to firstGetWait for the watch to see it go, so that a
+// pod that goes at once is seen gone at once, as without the watch. If the
+// first list does not finish within PodCacheSync (or fails), the clientset
+// passes everything through.
 func WatchedPods(ctx context.Context, c kubernetes.Interface, namespace, fieldSelector string) (cs kubernetes.Interface, stop func()) {
 	pods := c.CoreV1().Pods(namespace)
 	syncCtx, syncCancel := context.WithTimeout(ctx, PodCacheSync)
@@ -55,6 +58,19 @@ func WatchedPods(ctx context.Context, c kubernetes.Interface, namespace, fieldSe
 	// A broken watch is retried by the informer; the user hears of an
 	// unreachable API server from Outage, not from client-go's log.
 	_ = inf.SetWatchErrorHandler(func(*cache.Reflector, error) {})
+	core := &podCore{CoreV1Interface: c.CoreV1(), store: inf.GetStore(), asked: map[string]bool{}, deleted: map[string]bool{}}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { core.seen(obj, false) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				core.gone(t.Key)
+				return
+			}
+			core.seen(obj, true)
+		},
+	}); err != nil {
+		return c, func() {}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -66,8 +82,12 @@ func WatchedPods(ctx context.Context, c kubernetes.Interface, namespace, fieldSe
 		stop()
 		return c, func() {}
 	}
-	return &podClientset{Interface: c, core: &podCore{CoreV1Interface: c.CoreV1(), store: inf.GetStore(), asked: map[string]bool{}}}, stop
+	return &podClientset{Interface: c, core: core}, stop
 }
+
+// firstGetWait bounds how long the first Get of a pod waits for the watch
+// to see the pod go.
+const firstGetWait = 250 * time.Millisecond
 
 type podClientset struct {
 	kubernetes.Interface
@@ -78,9 +98,24 @@ func (c *podClientset) CoreV1() typedcorev1.CoreV1Interface { return c.core }
 
 type podCore struct {
 	typedcorev1.CoreV1Interface
-	store cache.Store
-	mu    sync.Mutex
-	asked map[string]bool // pods whose first Get went to the API server
+	store   cache.Store
+	mu      sync.Mutex
+	asked   map[string]bool // pods asked for before
+	deleted map[string]bool // pods the watch saw deleted (and not back)
+}
+
+func (c *podCore) seen(obj any, deleted bool) {
+	if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
+		c.mu.Lock()
+		c.deleted[key] = deleted
+		c.mu.Unlock()
+	}
+}
+
+func (c *podCore) gone(key string) {
+	c.mu.Lock()
+	c.deleted[key] = true
+	c.mu.Unlock()
 }
 
 func (c *podCore) Pods(namespace string) typedcorev1.PodInterface {
@@ -98,23 +133,45 @@ func (c *podCore) firstGet(key string) bool {
 	return true
 }
 
+// lookup answers key from the watch: the pod it holds, or whether the
+// watch saw it deleted.
+func (c *podCore) lookup(key string) (pod *corev1.Pod, deleted bool) {
+	if obj, ok, err := c.store.GetByKey(key); err == nil && ok {
+		if p, ok := obj.(*corev1.Pod); ok {
+			return p, false
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return nil, c.deleted[key]
+}
+
 type cachedPods struct {
 	typedcorev1.PodInterface
 	namespace string
 	core      *podCore
 }
 
-// Get answers from the watch while it holds the pod, else asks the API
-// server; so do the first Get of each pod and a Get for a given
-// resourceVersion.
+// Get answers from the watch (see WatchedPods); a pod the watch knows
+// nothing of, and a Get for a given resourceVersion, go to the API server.
 func (p *cachedPods) Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Pod, error) {
+	if opts.ResourceVersion != "" || p.namespace == "" {
+		return p.PodInterface.Get(ctx, name, opts)
+	}
 	key := p.namespace + "/" + name
-	if opts.ResourceVersion == "" && p.namespace != "" && !p.core.firstGet(key) {
-		if obj, ok, err := p.core.store.GetByKey(key); err == nil && ok {
-			if pod, ok := obj.(*corev1.Pod); ok {
-				return pod.DeepCopy(), nil
-			}
+	pod, deleted := p.core.lookup(key)
+	if pod != nil && p.core.firstGet(key) {
+		deadline := time.Now().Add(firstGetWait)
+		for pod != nil && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+			pod, deleted = p.core.lookup(key)
 		}
+	}
+	switch {
+	case pod != nil:
+		return pod.DeepCopy(), nil
+	case deleted:
+		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
 	}
 	return p.PodInterface.Get(ctx, name, opts)
 }

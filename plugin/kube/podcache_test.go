@@ -41,32 +41,32 @@ func TestWatchedPods(t *testing.T) {
 		t.Fatal("the cache did not sync: the clientset passes everything through")
 	}
 
-	// A pod the watch holds: its first Get goes to the API server (it
-	// comes right after an eviction, before the watch can know), the next
-	// ones are answered from the watch.
+	// A pod the watch holds: answered from the watch (the first Get after
+	// waiting a moment for the watch to see it go).
+	start := time.Now()
 	for i := 0; i < 5; i++ {
 		p, err := cs.CoreV1().Pods("a").Get(ctx, "p1", metav1.GetOptions{})
 		if err != nil || p.UID != "uid-1" {
 			t.Fatalf("Get p1 = %v, %v", p, err)
 		}
 	}
-	if got := n.Load(); got != 1 {
-		t.Fatalf("%d GETs reached the API server for 5 Gets of a pod the watch holds, want 1", got)
+	if d := time.Since(start); d < firstGetWait || d > 10*firstGetWait {
+		t.Errorf("5 Gets of a pod the watch holds took %v, want one wait of about %v", d, firstGetWait)
+	}
+	if got := n.Load(); got != 0 {
+		t.Fatalf("%d GETs reached the API server for a pod the watch holds, want 0", got)
 	}
 
 	// A Get for a resourceVersion goes to the API server.
 	if _, err := cs.CoreV1().Pods("a").Get(ctx, "p1", metav1.GetOptions{ResourceVersion: "0"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := n.Load(); got != 2 {
-		t.Fatalf("%d GETs reached the API server after a Get with a resourceVersion, want 2", got)
+	if got := n.Load(); got != 1 {
+		t.Fatalf("%d GETs reached the API server after a Get with a resourceVersion, want 1", got)
 	}
 
-	// A deleted pod: once the watch drops it, the API server is asked and
-	// says NotFound.
-	if _, err := cs.CoreV1().Pods("b").Get(ctx, "p2", metav1.GetOptions{}); err != nil {
-		t.Fatal(err) // its first Get
-	}
+	// A deleted pod: the watch sees it go, and its Gets are NotFound
+	// without a request.
 	if err := c.CoreV1().Pods("b").Delete(ctx, "p2", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +83,17 @@ func TestWatchedPods(t *testing.T) {
 			t.Fatal("the watch still holds p2 10s after its delete")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if got := n.Load(); got != 1 {
+		t.Fatalf("%d GETs reached the API server for a deleted pod, want none more", got-1)
+	}
+
+	// A pod the watch knows nothing of is asked of the API server.
+	if _, err := cs.CoreV1().Pods("c").Get(ctx, "p9", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("Get of an unknown pod: %v", err)
+	}
+	if got := n.Load(); got != 2 {
+		t.Fatalf("%d GETs reached the API server for a pod the watch never held, want 1", got-1)
 	}
 
 	// A pod recreated with the same name is the API server's: it is
