@@ -182,6 +182,17 @@ func Summary(needs []Need) string {
 	return strings.Join(parts, ", ")
 }
 
+// Required returns needs, every one required: for a command that needs the
+// optional ones it lists (connectivity).
+func Required(needs []Need) []Need {
+	out := make([]Need, len(needs))
+	for i, n := range needs {
+		n.Optional = false
+		out[i] = n
+	}
+	return out
+}
+
 // Require checks needs and, when a required one is missing, returns a
 // Forbidden error (exit 8) that names it (and how many more are missing)
 // with fix as the way out. Optional needs are not required.

@@ -104,17 +104,9 @@ func (f *probeFlags) validate(prefix string) error {
 // returns a Monitor that runs rounds and keeps the latest matrix.
 func (f *probeFlags) monitor(ctx context.Context, c *common, cl *kube.Clients, onRound func(connectivity.Matrix)) (*connectivity.Monitor, error) {
 	// Every permission first: nothing is made that could not be used.
-	res, err := access.Check(ctx, cl.Kube, access.ConnectivityNeeds(f.namespace))
-	if err != nil {
+	if err := access.Require(ctx, cl.Kube, access.Required(access.ConnectivityNeeds(f.namespace)), "running the connectivity probes",
+		"apply docs/rbac.yaml (its connectivity rules) and bind it to your user"); err != nil {
 		return nil, cl.Classify(err, "checking the connectivity probes' permissions")
-	}
-	if n := len(res.Missing); n > 0 {
-		more := ""
-		if n > 1 {
-			more = fmt.Sprintf(" and %d more", n-1)
-		}
-		return nil, errs.Newf(errs.Forbidden, "apply docs/rbac.yaml (its connectivity rules) and bind it to your user",
-			"the connectivity probes need permission to %s (%s)%s", res.Missing[0], res.Missing[0].Why, more)
 	}
 	did, err := connectivity.Ensure(ctx, cl.Kube, f.namespace, f.image, false)
 	if err != nil {

@@ -156,7 +156,7 @@ func TestConnectivity(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := startPlugin(t, c, append(env, "KUBECONFIG="+kc), "connectivity").wait(t, time.Minute)
-		r.expect(t, 8, "the connectivity probes need permission to get namespaces", "docs/rbac.yaml")
+		r.expect(t, 8, "running the connectivity probes needs permission to get namespaces", "docs/rbac.yaml")
 		if _, err := c.Client.CoreV1().Namespaces().Get(ctx, "cni-migrate-connectivity", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("a refused run made the namespace: %v", err)
 		}
