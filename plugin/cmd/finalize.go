@@ -131,10 +131,13 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 	lk := migrationLock("finalize", o.forceUnlock)
 	var held context.Context
 	err = finalize.Run(ctx, cl, c, finalize.Options{
-		Lock: func(ctx context.Context) (context.Context, func(), error) {
-			h, release, err := lk.Hold(ctx, cl, o.streams.ErrOut)
+		Lock: func(ctx context.Context) (context.Context, finalize.Notes, func(), error) {
+			h, lease, release, err := lk.HoldLease(ctx, cl, o.streams.ErrOut)
 			held = h
-			return h, release, err
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return h, lease, release, nil
 		},
 		OutputDir:      o.outputDir,
 		User:           o.user,

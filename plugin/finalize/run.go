@@ -2,8 +2,10 @@ package finalize
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -25,8 +27,8 @@ import (
 type Options struct {
 	// Lock, when set, takes the migration lock before the first change
 	// (not in a dry run) and returns the context to go on with, cancelled
-	// when the lock is lost, and its release.
-	Lock func(context.Context) (context.Context, func(), error)
+	// when the lock is lost, the lock's notes and its release.
+	Lock func(context.Context) (context.Context, Notes, func(), error)
 	// OutputDir is where values-initial.yaml and values-final.yaml go.
 	OutputDir string
 	// User are the user's Helm values (--values, read from UserFile),
@@ -138,13 +140,14 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	}
 	// The migration lock, from the first change to the end: no node,
 	// rollout or rollback runs meanwhile, and a lost lock stops the rest.
+	var notes Notes
 	if o.Lock != nil && !dry {
-		held, release, err := o.Lock(ctx)
+		held, n, release, err := o.Lock(ctx)
 		if err != nil {
 			return err
 		}
 		defer release()
-		ctx = held
+		ctx, notes = held, n
 	}
 	// A client dry run sends no write at all: each step says what it
 	// would do instead (a server dry run sends them with dryRun=All).
@@ -152,6 +155,20 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	prefix := ""
 	if dry {
 		prefix = "(dry run) "
+	}
+
+	// 0: a Helm release left pending by an interrupted upgrade is rolled
+	// back first (or named, with the rollback to run), whether or not
+	// cilium-config shows the final values yet: helm refuses any upgrade
+	// of a pending release.
+	var rel Release
+	if !dry {
+		if rel, err = o.settleHelm(ctx, cl.Kube, ns, notes, say); err != nil {
+			return cl.Classify(err, "reading the Helm release")
+		}
+		if upgraded, err = Upgraded(ctx, cl.Kube, ns); err != nil {
+			return cl.Classify(err, "reading cilium-config")
+		}
 	}
 
 	// 1-2: final values and the Helm upgrade.
@@ -184,7 +201,23 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 			say("%sthen: restart the Cilium agents, delete CiliumNodeConfig %s/%s%s", prefix, ns, o.NodeConfigName, o.removeOldCNIHint())
 			return nil
 		}
-		if err := runHelm(ctx, args, o.Yes, out); err != nil {
+		// The upgrade is noted in the lock's Lease while helm runs: if this
+		// run is interrupted, the next finds the release it left pending.
+		var started func(pid int)
+		host, _ := os.Hostname()
+		if notes != nil {
+			started = func(pid int) {
+				b, _ := json.Marshal(helmRun{Release: ns + "/" + o.Release, From: rel.Deployed, Host: host, PID: pid})
+				_ = notes.Note(ctx, HelmNote, string(b)) // a lost lock stops the run anyway
+			}
+		}
+		ended, err := runHelm(ctx, args, o.Yes, out, started)
+		if ended && notes != nil {
+			if nerr := notes.Note(ctx, HelmNote, ""); nerr != nil && err == nil {
+				return cl.Classify(nerr, "updating the migration lock")
+			}
+		}
+		if err != nil {
 			return err
 		}
 		if upgraded, err = Upgraded(ctx, cl.Kube, ns); err != nil {

@@ -281,3 +281,47 @@ func (h *Held) Release(ctx context.Context) error {
 	_, err = h.c.CoordinationV1().Leases(l.Namespace).Update(ctx, l, metav1.UpdateOptions{})
 	return err
 }
+
+// Noted returns the note key of the lease: what an earlier holder left for
+// the next (see Note), or this run's own; "" if none.
+func (h *Held) Noted(key string) string {
+	return h.current().Annotations[key]
+}
+
+// Note keeps value under key in the lease's annotations, for a later run
+// to find if this one is interrupted; "" removes it. It fails with
+// errs.Locked when someone else holds the lease now.
+func (h *Held) Note(ctx context.Context, key, value string) error {
+	for attempt := 0; ; attempt++ {
+		cur := h.current()
+		l, err := h.c.CoordinationV1().Leases(cur.Namespace).Get(ctx, cur.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != h.identity {
+			return lostTo(l)
+		}
+		if l.Annotations[key] == value {
+			return nil
+		}
+		if value == "" {
+			delete(l.Annotations, key)
+		} else {
+			if l.Annotations == nil {
+				l.Annotations = map[string]string{}
+			}
+			l.Annotations[key] = value
+		}
+		updated, err := h.c.CoordinationV1().Leases(l.Namespace).Update(ctx, l, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) && attempt < 5 {
+			continue // a renewal at the same moment
+		}
+		if err != nil {
+			return err
+		}
+		h.mu.Lock()
+		h.lease = updated
+		h.mu.Unlock()
+		return nil
+	}
+}

@@ -144,3 +144,43 @@ func TestKeepAliveSeesTakeoverAtOnce(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// TestNotes: a note outlives its holder, renewals and releases, for the
+// next holder to find; only the holder writes one.
+func TestNotes(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientset()
+	a, err := Acquire(ctx, c, "kube-system", "l", "a@h (pid 10, finalize)", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Note(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.Noted("k") != "v" {
+		t.Fatalf("own note %q", a.Noted("k"))
+	}
+	b, err := Acquire(ctx, c, "kube-system", "l", "b@h (pid 11, finalize)", Options{Dead: func(string) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Noted("k") != "v" {
+		t.Fatalf("the next holder found %q", b.Noted("k"))
+	}
+	if err := a.Note(ctx, "k", "x"); errs.Code(err) != errs.Locked {
+		t.Fatalf("a note by a run that lost the lease: %v", err)
+	}
+	if err := b.Note(ctx, "k", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.CoordinationV1().Leases("kube-system").Get(ctx, "l", metav1.GetOptions{})
+	if err != nil || l.Annotations["k"] != "" {
+		t.Fatalf("after removing the note: %v %v", err, l.Annotations)
+	}
+}

@@ -29,17 +29,23 @@ type Lock struct {
 // cancelled with the lock's error as soon as the lock is lost (see
 // LockLost), so that no change starts after that.
 func (l Lock) Hold(ctx context.Context, cl *kube.Clients, out io.Writer) (held context.Context, release func(), err error) {
+	held, _, release, err = l.HoldLease(ctx, cl, out)
+	return held, release, err
+}
+
+// HoldLease is Hold that also returns the lease, for its notes (Held.Note).
+func (l Lock) HoldLease(ctx context.Context, cl *kube.Clients, out io.Writer) (held context.Context, lease *lock.Held, release func(), err error) {
 	runCtx, cancel := context.WithCancelCause(ctx)
-	lease, err := lock.Acquire(ctx, cl.Kube, lock.DefaultNamespace, lock.DefaultName, l.Holder, lock.Options{Force: l.Force, Dead: l.Dead})
+	lease, err = lock.Acquire(ctx, cl.Kube, lock.DefaultNamespace, lock.DefaultName, l.Holder, lock.Options{Force: l.Force, Dead: l.Dead})
 	if err != nil {
 		cancel(nil)
-		return nil, nil, cl.Classify(err, "taking the rollout lock")
+		return nil, nil, nil, cl.Classify(err, "taking the rollout lock")
 	}
 	if lease.TookOver != "" {
 		fmt.Fprintf(out, "took over the migration lock from %s\n", lease.TookOver)
 	}
 	go lease.KeepAlive(runCtx, func(err error) { cancel(err) })
-	return runCtx, func() {
+	return runCtx, lease, func() {
 		// Stop renewing and watching first: giving the lease up is not
 		// losing it.
 		cancel(nil)

@@ -759,10 +759,11 @@ func waitAgent(t *testing.T, ctx context.Context, c *Cluster, node string) {
 	}
 }
 
-// TestFaultKillFinalize kills finalize --yes --remove-old-cni after its helm
-// upgrade, after it deleted the CiliumNodeConfig and after it deleted the old
-// CNI's DaemonSet, running it again after each kill: the last run ends
-// where an uninterrupted finalize does.
+// TestFaultKillFinalize kills finalize --yes --remove-old-cni (with its helm)
+// in the middle of its helm upgrade, after it, after it deleted the
+// CiliumNodeConfig and after it deleted the old CNI's DaemonSet, running it
+// again after each kill: the last run ends where an uninterrupted finalize
+// does, with the Helm release deployed.
 func TestFaultKillFinalize(t *testing.T) {
 	c, ctx := faultCluster(t, 3)
 	reboot, _, _ := faultReboot(t, 0)
@@ -786,10 +787,18 @@ func TestFaultKillFinalize(t *testing.T) {
 			}
 		}
 	}
+	pending := func() bool {
+		l, err := c.Client.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=cilium,status=pending-upgrade"})
+		return err == nil && len(l.Items) > 0
+	}
+	var killed []nodeRun
 	for _, pt := range []struct {
 		name string
 		cond func() bool
 	}{
+		// helm and the plugin killed together (the process group), as by a
+		// lost SSH session: the release stays pending-upgrade.
+		{"in the middle of the helm upgrade", pending},
 		{"after the helm upgrade", func() bool {
 			cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{})
 			return err == nil && cm.Data["custom-cni-conf"] == "false"
@@ -805,10 +814,24 @@ func TestFaultKillFinalize(t *testing.T) {
 	} {
 		p := startPlugin(t, c, nil, args...)
 		poll(t, p, pt.name, pt.cond)
-		p.kill(t)
+		killed = append(killed, p.kill(t))
 		t.Logf("killed finalize %s", pt.name)
 	}
+	// The run after the kill inside helm found the release pending, its
+	// helm gone, and rolled it back before upgrading again.
+	if want := "left Helm release kube-system/cilium pending-upgrade at revision"; !strings.Contains(killed[1].stderr, want) || !strings.Contains(killed[1].stderr, "rolling back to revision") {
+		t.Errorf("the run after the kill inside helm upgrade did not roll the pending release back (%q):\n%s", want, killed[1].stderr)
+	}
 	runNode(t, c, args...).expect(t, 0, "took over the migration lock from", "helm upgrade done")
+	if pending() {
+		t.Error("the Helm release is still pending-upgrade after finalize")
+	}
+	if out, err := fixture.Helm(ctx, c.Cluster, "status", "cilium", "--namespace", "kube-system"); err != nil || !strings.Contains(string(out), "STATUS: deployed") {
+		t.Errorf("helm status after finalize (%v):\n%s", err, out)
+	}
+	if l, err := c.Client.CoordinationV1().Leases("kube-system").Get(ctx, "cni-migrate-rollout", metav1.GetOptions{}); err != nil || l.Annotations["cni-migrate.io/helm-upgrade"] != "" {
+		t.Errorf("the Lease after finalize (%v): annotations %v", err, l.Annotations)
+	}
 	cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
