@@ -2,6 +2,7 @@ package finalize
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/sourcecni"
 )
 
@@ -424,6 +426,51 @@ func OldCNIObjects(ctx context.Context, c kubernetes.Interface, cluster *detect.
 		return nil, err
 	}
 	return r.Objects, nil
+}
+
+// RemovalNote is the note (in the migration lock's Lease) of the old CNI's
+// objects finalize --remove-old-cni is deleting: JSON []Object, removed
+// once all are gone.
+const RemovalNote = "cni-migrate.io/remove-old-cni"
+
+// addNoted adds the objects of a RemovalNote that r does not list yet, in
+// the note's order before r's own (the note was the whole plan when it was
+// written; the namespace stays last).
+func (r *Removal) addNoted(note string) error {
+	if note == "" {
+		return nil
+	}
+	var noted []Object
+	if err := json.Unmarshal([]byte(note), &noted); err != nil {
+		return errs.Newf(errs.Precondition, "delete the annotation "+RemovalNote+" of Lease kube-system/cni-migrate-rollout and run finalize again",
+			"the migration lock's note of the old CNI's objects is not valid: %v", err)
+	}
+	if len(noted) == 0 {
+		return nil
+	}
+	seen := map[Object]bool{}
+	var out []Object
+	for _, o := range noted {
+		if !seen[o] && o.Kind != "Namespace" {
+			seen[o] = true
+			out = append(out, o)
+		}
+	}
+	var last []Object
+	for _, o := range append(r.Objects, noted...) {
+		if seen[o] {
+			continue
+		}
+		seen[o] = true
+		if o.Kind == "Namespace" {
+			last = append(last, o)
+		} else {
+			out = append(out, o)
+		}
+	}
+	r.Objects = append(out, last...)
+	r.Manual = ""
+	return nil
 }
 
 // Delete deletes the objects in order (the namespace last) and returns

@@ -113,6 +113,18 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	if err != nil {
 		return cl.Classify(err, "listing the old CNI's objects")
 	}
+	// A removal an earlier run noted and did not finish: once the old
+	// CNI's DaemonSet is gone it is no longer detected, so the note is
+	// what names the objects left.
+	if o.Lock != nil {
+		noted, err := lock.Peek(ctx, cl.Kube, lock.DefaultNamespace, lock.DefaultName, RemovalNote)
+		if err != nil {
+			return cl.Classify(err, "reading the migration lock")
+		}
+		if err := removal.addNoted(noted); err != nil {
+			return err
+		}
+	}
 	key, _, _ := nodeconfig.ParseLabel(o.Label)
 	// Every permission of this run's own changes, before the first: a run
 	// without one stops here rather than after the helm upgrade. A client
@@ -277,8 +289,21 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 			say("  %s", obj)
 		}
 		if !clientDry {
+			// Noted first: a run interrupted halfway leaves the rest to
+			// the next, which could not find them any more.
+			if notes != nil && !serverDry {
+				b, _ := json.Marshal(objs)
+				if err := notes.Note(ctx, RemovalNote, string(b)); err != nil {
+					return cl.Classify(err, "updating the migration lock")
+				}
+			}
 			if _, err := Delete(ctx, cl.Kube, objs, serverDry); err != nil {
 				return cl.Classify(err, "deleting the old CNI")
+			}
+			if notes != nil && !serverDry {
+				if err := notes.Note(ctx, RemovalNote, ""); err != nil {
+					return cl.Classify(err, "updating the migration lock")
+				}
 			}
 		}
 	}

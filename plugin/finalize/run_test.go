@@ -3,6 +3,8 @@ package finalize
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -10,7 +12,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	authv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -215,5 +220,80 @@ func TestWorkNeeds(t *testing.T) {
 	t.Setenv("HELM_DRIVER", "configmap")
 	if got := access.Summary(Work{Helm: true}.HelmNeeds("cilium")); got != "" {
 		t.Errorf("with HELM_DRIVER=configmap: %s", got)
+	}
+}
+
+// TestRunResumesNotedRemoval: a finalize --remove-old-cni interrupted
+// after the old CNI's DaemonSet went (so the CNI is no longer detected)
+// leaves its plan in the lock's note; the next run deletes what is left.
+func TestRunResumesNotedRemoval(t *testing.T) {
+	ctx := context.Background()
+	left := []Object{{Kind: "DaemonSet", Namespace: "kube-flannel", Name: "kube-flannel-ds"}, {Kind: "ClusterRoleBinding", Name: "flannel"},
+		{Kind: "ClusterRole", Name: "flannel"}, {Kind: "Namespace", Name: "kube-flannel"}}
+	b, _ := json.Marshal(left)
+	notes := memNotes{RemovalNote: string(b)}
+	kc := fake.NewClientset(
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cilium-config"}, Data: map[string]string{"custom-cni-conf": "false"}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w-1", Annotations: map[string]string{migrate.AnnotationPhase: "done"}}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "flannel"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-flannel"}},
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cni-migrate-rollout", Annotations: map[string]string{RemovalNote: string(b)}}},
+	)
+	kc.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		r := a.(k8stesting.CreateAction).GetObject().(*authv1.SelfSubjectAccessReview)
+		r.Status.Allowed = true
+		return true, r, nil
+	})
+	c := &detect.Cluster{Cilium: detect.Cilium{Installed: true, Namespace: "kube-system", DaemonSet: "cilium"}}
+	var out bytes.Buffer
+	err := Run(ctx, &kube.Clients{Kube: kc}, c, Options{Out: &out, NodeConfigName: "cilium-default", Label: "io.cilium.migration/cilium-default=true",
+		RemoveOldCNI: true, KeepState: true, Timeout: time.Second,
+		Lock: func(ctx context.Context) (context.Context, Notes, func(), error) { return ctx, notes, func() {}, nil }})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if _, err := kc.RbacV1().ClusterRoles().Get(ctx, "flannel", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("clusterrole flannel left: %v\n%s", err, out.String())
+	}
+	if _, err := kc.CoreV1().Namespaces().Get(ctx, "kube-flannel", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace kube-flannel left: %v", err)
+	}
+	if notes[RemovalNote] != "" {
+		t.Error("the note is still there after the removal")
+	}
+	if !strings.Contains(out.String(), "deleting the old CNI's objects:\n  daemonset/kube-flannel-ds -n kube-flannel\n  clusterrolebinding/flannel\n  clusterrole/flannel\n  namespace/kube-flannel\n") {
+		t.Errorf("said:\n%s", out.String())
+	}
+}
+
+func TestAddNoted(t *testing.T) {
+	ds := Object{Kind: "DaemonSet", Namespace: "kube-flannel", Name: "kube-flannel-ds"}
+	cm := Object{Kind: "ConfigMap", Namespace: "kube-flannel", Name: "kube-flannel-cfg"}
+	cr := Object{Kind: "ClusterRole", Name: "flannel"}
+	ns := Object{Kind: "Namespace", Name: "kube-flannel"}
+	note := func(objs ...Object) string { b, _ := json.Marshal(objs); return string(b) }
+	for _, tc := range []struct {
+		name string
+		have []Object
+		note string
+		want []Object
+	}{
+		{"no note", []Object{ds, ns}, "", []Object{ds, ns}},
+		{"the CNI no longer detected", nil, note(ds, cm, cr, ns), []Object{ds, cm, cr, ns}},
+		{"both, the namespace last", []Object{cm, ns}, note(ds, ns, cr), []Object{ds, cr, cm, ns}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Removal{Objects: tc.have, Manual: "by hand"}
+			if err := r.addNoted(tc.note); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(r.Objects) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v, want %v", r.Objects, tc.want)
+			}
+		})
+	}
+	r := &Removal{}
+	if err := r.addNoted("{"); errs.Code(err) != errs.Precondition || !strings.Contains(err.Error(), "delete the annotation "+RemovalNote) {
+		t.Errorf("a bad note: %v", err)
 	}
 }

@@ -325,3 +325,16 @@ func (h *Held) Note(ctx context.Context, key, value string) error {
 		return nil
 	}
 }
+
+// Peek returns the note key of lease ns/name without taking it ("" when
+// the lease or the note is not there).
+func Peek(ctx context.Context, c kubernetes.Interface, ns, name, key string) (string, error) {
+	l, err := c.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return l.Annotations[key], nil
+}

@@ -170,6 +170,12 @@ func TestNotes(t *testing.T) {
 	if b.Noted("k") != "v" {
 		t.Fatalf("the next holder found %q", b.Noted("k"))
 	}
+	if v, err := Peek(ctx, c, "kube-system", "l", "k"); err != nil || v != "v" {
+		t.Fatalf("Peek = %q, %v", v, err)
+	}
+	if v, err := Peek(ctx, c, "kube-system", "none", "k"); err != nil || v != "" {
+		t.Fatalf("Peek of no lease = %q, %v", v, err)
+	}
 	if err := a.Note(ctx, "k", "x"); errs.Code(err) != errs.Locked {
 		t.Fatalf("a note by a run that lost the lease: %v", err)
 	}

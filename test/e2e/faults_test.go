@@ -11,6 +11,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -759,11 +760,38 @@ func waitAgent(t *testing.T, ctx context.Context, c *Cluster, node string) {
 	}
 }
 
+// killOnLeaseNote kills the plugin (its process group) as soon as a watch
+// of the migration lock's Lease sees the annotation key.
+func killOnLeaseNote(t *testing.T, ctx context.Context, c *Cluster, p *pluginProc, key string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	w, err := c.Client.CoordinationV1().Leases("kube-system").Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", "cni-migrate-rollout").String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-p.done:
+			t.Fatalf("the plugin ended before the Lease had %s:\n%s", key, p.stderr)
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatalf("the watch of the Lease ended before it had %s", key)
+			}
+			if l, ok := ev.Object.(*coordinationv1.Lease); ok && l.Annotations[key] != "" {
+				_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+				return
+			}
+		}
+	}
+}
+
 // TestFaultKillFinalize kills finalize --yes --remove-old-cni (with its helm)
-// in the middle of its helm upgrade, after it, after it deleted the
-// CiliumNodeConfig and after it deleted the old CNI's DaemonSet, running it
-// again after each kill: the last run ends where an uninterrupted finalize
-// does, with the Helm release deployed.
+// in the middle of its helm upgrade, after it, in the middle of removing the
+// old CNI and once more at its start, running it again after each kill: the
+// last run ends where an uninterrupted finalize does, with the Helm release
+// deployed, every object of the old CNI gone and no note left on the Lease.
 func TestFaultKillFinalize(t *testing.T) {
 	c, ctx := faultCluster(t, 3)
 	reboot, _, _ := faultReboot(t, 0)
@@ -803,33 +831,45 @@ func TestFaultKillFinalize(t *testing.T) {
 			cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{})
 			return err == nil && cm.Data["custom-cni-conf"] == "false"
 		}},
+		// Killed from a watch of the Lease as soon as the removal's note
+		// is there, so that (the deletions take milliseconds) some of the
+		// old CNI's objects are left, and the DaemonSet that detection
+		// finds it by is gone.
+		{"while removing the old CNI", nil},
+		// The removal's run got past this point before it was killed:
+		// this run is killed at once, before any change of its own.
 		{"after deleting the CiliumNodeConfig", func() bool {
 			_, err := c.Dynamic.Resource(gvr).Namespace("kube-system").Get(ctx, "cilium-default", metav1.GetOptions{})
 			return apierrors.IsNotFound(err)
 		}},
-		{"while removing the old CNI", func() bool {
-			_, err := c.Client.AppsV1().DaemonSets("kube-flannel").Get(ctx, "kube-flannel-ds", metav1.GetOptions{})
-			return apierrors.IsNotFound(err)
-		}},
 	} {
 		p := startPlugin(t, c, nil, args...)
-		poll(t, p, pt.name, pt.cond)
+		if pt.cond != nil {
+			poll(t, p, pt.name, pt.cond)
+		} else {
+			killOnLeaseNote(t, ctx, c, p, "cni-migrate.io/remove-old-cni")
+		}
 		killed = append(killed, p.kill(t))
 		t.Logf("killed finalize %s", pt.name)
 	}
+	var left []string
+	if _, err := c.Client.RbacV1().ClusterRoles().Get(ctx, "flannel", metav1.GetOptions{}); err == nil {
+		left = append(left, "clusterrole/flannel")
+	}
+	if _, err := c.Client.AppsV1().DaemonSets("kube-flannel").Get(ctx, "kube-flannel-ds", metav1.GetOptions{}); err == nil {
+		left = append(left, "daemonset/kube-flannel-ds")
+	}
+	t.Logf("left by the kill while removing the old CNI: %v", left)
 	// The run after the kill inside helm found the release pending, its
 	// helm gone, and rolled it back before upgrading again.
 	if want := "left Helm release kube-system/cilium pending-upgrade at revision"; !strings.Contains(killed[1].stderr, want) || !strings.Contains(killed[1].stderr, "rolling back to revision") {
 		t.Errorf("the run after the kill inside helm upgrade did not roll the pending release back (%q):\n%s", want, killed[1].stderr)
 	}
 	runNode(t, c, args...).expect(t, 0, "took over the migration lock from", "helm upgrade done")
-	if pending() {
-		t.Error("the Helm release is still pending-upgrade after finalize")
-	}
 	if out, err := fixture.Helm(ctx, c.Cluster, "status", "cilium", "--namespace", "kube-system"); err != nil || !strings.Contains(string(out), "STATUS: deployed") {
 		t.Errorf("helm status after finalize (%v):\n%s", err, out)
 	}
-	if l, err := c.Client.CoordinationV1().Leases("kube-system").Get(ctx, "cni-migrate-rollout", metav1.GetOptions{}); err != nil || l.Annotations["cni-migrate.io/helm-upgrade"] != "" {
+	if l, err := c.Client.CoordinationV1().Leases("kube-system").Get(ctx, "cni-migrate-rollout", metav1.GetOptions{}); err != nil || len(l.Annotations) != 0 {
 		t.Errorf("the Lease after finalize (%v): annotations %v", err, l.Annotations)
 	}
 	cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{})
@@ -844,6 +884,12 @@ func TestFaultKillFinalize(t *testing.T) {
 	}
 	if _, err := c.Client.RbacV1().ClusterRoles().Get(ctx, "flannel", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("clusterrole flannel still there: %v", err)
+	}
+	if _, err := c.Client.RbacV1().ClusterRoleBindings().Get(ctx, "flannel", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("clusterrolebinding flannel still there: %v", err)
+	}
+	if _, err := c.Client.CoreV1().ConfigMaps("kube-flannel").Get(ctx, "kube-flannel-cfg", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("configmap kube-flannel-cfg still there: %v", err)
 	}
 	nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
