@@ -185,6 +185,15 @@ func (m *Migrator) reboot(ctx context.Context, plan *Plan, t Target) (string, er
 // waitRebooted watches a node until its bootID differs from old and it is
 // Ready; it returns the last node seen (also on error).
 func (m *Migrator) waitRebooted(ctx context.Context, name, old string) (*corev1.Node, error) {
+	return m.watchNode(ctx, name, func(n *corev1.Node) bool {
+		return n.Status.NodeInfo.BootID != old && nodeReady(n)
+	})
+}
+
+// watchNode watches a node until cond holds for it and returns the last
+// node seen (also on error). A node deleted (or gone before the watch's
+// first list) or replaced meanwhile is an error.
+func (m *Migrator) watchNode(ctx context.Context, name string, cond func(*corev1.Node) bool) (*corev1.Node, error) {
 	nodes := m.cl.Kube.CoreV1().Nodes()
 	var last *corev1.Node
 	err := watchUntil(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name},
@@ -192,6 +201,9 @@ func (m *Migrator) waitRebooted(ctx context.Context, name, old string) (*corev1.
 			l, err := nodes.List(ctx, opts)
 			if err != nil {
 				return nil, "", err
+			}
+			if len(l.Items) == 0 {
+				return nil, "", m.nodeGone(name)
 			}
 			out := make([]runtime.Object, len(l.Items))
 			for i := range l.Items {
@@ -211,7 +223,7 @@ func (m *Migrator) waitRebooted(ctx context.Context, name, old string) (*corev1.
 				return false, err
 			}
 			last = n
-			return n.Status.NodeInfo.BootID != old && nodeReady(n), nil
+			return cond(n), nil
 		})
 	return last, err
 }

@@ -72,6 +72,11 @@ func readyTransition(n *corev1.Node) time.Time {
 func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string, error) {
 	t0 := time.Now()
 	if !m.opts.DryRun {
+		// A node whose Ready changed since the reboot step (or, with
+		// --reboot=skip, during the steps before) is waited for.
+		if err := m.waitNodeReady(ctx, name, m.opts.RebootTimeout); err != nil {
+			return "", err
+		}
 		if err := m.waitAgentAfterReboot(ctx, plan.Namespace, name); err != nil {
 			return "", err
 		}
@@ -103,6 +108,9 @@ func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string,
 		return "", err
 	}
 	if err := m.deleteJob(ctx, plan.Namespace, job.Name, false); err != nil {
+		return "", err
+	}
+	if err := m.stillReady(ctx, name); err != nil {
 		return "", err
 	}
 	// How the time went: the wait for this boot's agent, then the probe.
