@@ -110,7 +110,7 @@ func (f *migrateFlags) addStepFlags(cmd *cobra.Command) {
 	fl.DurationVar(&f.opts.AgentTimeout, "agent-timeout", migrate.DefaultAgentTimeout, "how long to wait for the restarted Cilium agent to be Ready")
 	fl.StringVar(&f.reboot, "reboot", "", "how to reboot the node: command (run --reboot-command), manual (stop until you did) or skip (default: command with --reboot-command, else manual)")
 	fl.StringVar(&f.rebootCommand, "reboot-command", "", "command that reboots a node, split into words before {{.Node}} and {{.InternalIP}} are filled in; run without a shell")
-	fl.DurationVar(&f.opts.RebootTimeout, "reboot-timeout", migrate.DefaultRebootTimeout, "how long to wait for a rebooted node to report a new bootID and be Ready")
+	fl.DurationVar(&f.opts.RebootTimeout, "reboot-timeout", migrate.DefaultRebootTimeout, "how long to wait for a rebooted node to report a new bootID and be Ready (and for a node that went NotReady before its verification)")
 	fl.StringVar(&f.opts.ProbeImage, "probe-image", migrate.DefaultProbeImage, "image of the probe pod (needs sh and curl)")
 	fl.DurationVar(&f.opts.ProbeTimeout, "probe-timeout", migrate.DefaultProbeTimeout, "how long the probe pod may take")
 	_ = cmd.RegisterFlagCompletionFunc("reboot", cobra.FixedCompletions([]string{migrate.RebootCommand, migrate.RebootManual, migrate.RebootSkip}, cobra.ShellCompDirectiveNoFileComp))

@@ -202,12 +202,14 @@ func (m *Migrator) watchNode(ctx context.Context, name string, cond func(*corev1
 			if err != nil {
 				return nil, "", err
 			}
-			if len(l.Items) == 0 {
-				return nil, "", m.nodeGone(name)
-			}
-			out := make([]runtime.Object, len(l.Items))
+			var out []runtime.Object
 			for i := range l.Items {
-				out[i] = &l.Items[i]
+				if l.Items[i].Name == name {
+					out = append(out, &l.Items[i])
+				}
+			}
+			if len(out) == 0 {
+				return nil, "", m.nodeGone(name)
 			}
 			return out, l.ResourceVersion, nil
 		}, nodes.Watch,

@@ -901,3 +901,92 @@ func TestFaultKillFinalize(t *testing.T) {
 		}
 	}
 }
+
+// holdNotReady makes a node NotReady, as when its kubelet stops, and keeps
+// it so (kwok would make it Ready again at once); ready lets kwok make it
+// Ready again.
+func holdNotReady(t *testing.T, ctx context.Context, c *Cluster, node string) (ready func()) {
+	t.Helper()
+	ann := fmt.Sprintf(`{"metadata":{"annotations":{%q:"true"}}}`, cluster.HoldNotReadyAnnotation)
+	if _, err := c.Client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(ann), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st := fmt.Sprintf(`{"status":{"conditions":[{"type":"Ready","status":"False","reason":"KubeletNotReady","message":"container runtime is down","lastTransitionTime":%q}]}}`,
+		time.Now().UTC().Format(time.RFC3339))
+	if _, err := c.Client.CoreV1().Nodes().Patch(ctx, node, types.StrategicMergePatchType, []byte(st), metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		un := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, cluster.HoldNotReadyAnnotation)
+		if _, err := c.Client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(un), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WaitNodesReady(ctx, []string{node}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestFaultNodeReadyFlips makes a node NotReady in the middle of its
+// migration (after its drain) and keeps it so for a while: verify waits for
+// it (--reboot=skip) and goes on once it is Ready again; past
+// --reboot-timeout it stops with exit 12, the node cordoned with its phase
+// recorded, and the same command run again finishes; the reboot step waits
+// for Ready as it does after any reboot.
+func TestFaultNodeReadyFlips(t *testing.T) {
+	c, ctx := faultCluster(t, 4)
+	reboot, _, _ := faultReboot(t, 0)
+	notReadyAt := func(t *testing.T, p *pluginProc, node string) func() {
+		waitNode(t, ctx, c, p, node, 3*time.Minute, phaseIs("drained", "labelled"))
+		return holdNotReady(t, ctx, c, node)
+	}
+
+	t.Run("Ready again while verify waits", func(t *testing.T) {
+		p := startPlugin(t, c, nil, "node", "worker-1", "--reboot=skip")
+		ready := notReadyAt(t, p, "worker-1")
+		p.waitFor(t, "node worker-1 is not Ready (Ready=False since", 3*time.Minute)
+		if n := getNode(t, ctx, c, "worker-1"); !n.Spec.Unschedulable || n.Annotations[annPhase] == "done" {
+			t.Fatalf("while it waits: %s", nodeRecord(n))
+		}
+		ready()
+		p.wait(t, 3*time.Minute).expect(t, 0, "(KubeletNotReady: container runtime is down)): waiting up to 10m0s for it before verifying", "node worker-1 is Ready again after")
+		if n := getNode(t, ctx, c, "worker-1"); n.Spec.Unschedulable || n.Annotations[annPhase] != "done" {
+			t.Errorf("after the run: %s", nodeRecord(n))
+		}
+	})
+
+	t.Run("not Ready past the timeout, then run again", func(t *testing.T) {
+		p := startPlugin(t, c, nil, "node", "worker-2", "--reboot=skip", "--reboot-timeout", "5s")
+		ready := notReadyAt(t, p, "worker-2")
+		r := p.wait(t, 3*time.Minute).expect(t, 12)
+		if want := "node worker-2 is not Ready after 5s (Ready=False since"; !strings.Contains(r.errorLine(), want) || !strings.Contains(r.errorLine(), "the node stays cordoned") {
+			t.Fatalf("error line %q, want %q", r.errorLine(), want)
+		}
+		n := getNode(t, ctx, c, "worker-2")
+		if !n.Spec.Unschedulable || n.Annotations[annPhase] == "done" || n.Annotations[annPhase] == "" {
+			t.Fatalf("after the stop: %s", nodeRecord(n))
+		}
+		noCordonWithoutRecord(t, ctx, c)
+		ready()
+		runNode(t, c, "node", "worker-2", "--reboot=skip").expect(t, 0)
+		if n := getNode(t, ctx, c, "worker-2"); n.Spec.Unschedulable || n.Annotations[annPhase] != "done" {
+			t.Errorf("after the re-run: %s", nodeRecord(n))
+		}
+	})
+
+	t.Run("NotReady over the reboot step", func(t *testing.T) {
+		p := startPlugin(t, c, nil, "node", "worker-3", "--reboot-command", reboot)
+		ready := notReadyAt(t, p, "worker-3")
+		p.waitFor(t, "running "+strings.Replace(reboot, "{{.Node}}", "worker-3", 1), 3*time.Minute)
+		time.Sleep(2 * time.Second) // the new bootID is there; Ready is not
+		if n := getNode(t, ctx, c, "worker-3"); n.Annotations[annPhase] == "rebooted" || n.Annotations[annPhase] == "done" {
+			t.Fatalf("the reboot step passed a NotReady node: %s", nodeRecord(n))
+		}
+		ready()
+		p.wait(t, 3*time.Minute).expect(t, 0)
+		if n := getNode(t, ctx, c, "worker-3"); n.Spec.Unschedulable || n.Annotations[annPhase] != "done" {
+			t.Errorf("after the run: %s", nodeRecord(n))
+		}
+	})
+}

@@ -20,9 +20,27 @@ const (
 	// separated. When it is absent or empty kwok allocates one address from
 	// the node's spec.podCIDRs, as it does by default.
 	PodIPsAnnotation = "e2e.cni-migrate.io/pod-ips"
+	// HoldNotReadyAnnotation keeps a node's Ready as a test set it: kwok's
+	// node-initialize stage, which makes every node that is not Ready
+	// Ready at once, leaves a node with this annotation alone (the node's
+	// pods and lease are kept as for any other node), so that a test can
+	// make a node NotReady for as long as it likes.
+	HoldNotReadyAnnotation = "e2e.cni-migrate.io/hold-not-ready"
 )
 
-// Upstream kwok stages copied verbatim into the cache by build-tools.sh.
+// holdNotReady adds the HoldNotReadyAnnotation exception to the upstream
+// node-initialize stage.
+func holdNotReady(stage []byte) ([]byte, error) {
+	const sel = "  selector:\n    matchExpressions:\n"
+	if !bytes.Contains(stage, []byte(sel)) {
+		return nil, fmt.Errorf("kwok stage node-initialize: no %q to add the %s exception to", sel, HoldNotReadyAnnotation)
+	}
+	add := fmt.Sprintf("    - key: '.metadata.annotations[\"%s\"]'\n      operator: 'DoesNotExist'\n", HoldNotReadyAnnotation)
+	return bytes.Replace(stage, []byte(sel), []byte(sel+add), 1), nil
+}
+
+// Upstream kwok stages copied verbatim into the cache by build-tools.sh
+// (node-initialize gets the HoldNotReadyAnnotation exception).
 var upstreamStages = []string{
 	"node-initialize.yaml",
 	"node-heartbeat-with-lease.yaml",
@@ -185,6 +203,11 @@ func (c *Cluster) writeKwokStages() (string, error) {
 		data, err := os.ReadFile(filepath.Join(src, n))
 		if err != nil {
 			return "", fmt.Errorf("kwok stage (run hack/e2e/build-tools.sh): %w", err)
+		}
+		if n == "node-initialize.yaml" {
+			if data, err = holdNotReady(data); err != nil {
+				return "", err
+			}
 		}
 		b.Write(bytes.TrimSpace(data))
 		b.WriteString("\n---\n")
