@@ -62,6 +62,17 @@ func Needs(ciliumNS, cniNS string) []Need {
 	add("", "configmaps", "", ciliumNS, false, "record the in-place rollout's progress (ConfigMap cni-migrate-in-place), which finalize deletes", "create", "update", "delete")
 	add("networking.k8s.io", "networkpolicies", "", "", false, "count NetworkPolicies not enforced during the migration", "list")
 	if cniNS != "" {
+		// finalize lists what is left of the old CNI (and whether anything
+		// else lives in its namespace), with or without --remove-old-cni.
+		why := "finalize lists what is left of the old CNI"
+		add("apps", "deployments", "", cniNS, false, why, "get", "list")
+		add("apps", "statefulsets", "", cniNS, false, why, "list")
+		add("policy", "poddisruptionbudgets", "", cniNS, false, why, "get")
+		add("", "services", "", cniNS, false, why, "get")
+		add("", "configmaps", "", cniNS, false, why, "list")
+		add("", "serviceaccounts", "", cniNS, false, why, "get", "list")
+		add("rbac.authorization.k8s.io", "roles", "", cniNS, false, why, "get")
+		add("rbac.authorization.k8s.io", "clusterroles", "", "", false, why, "get")
 		add("apps", "daemonsets", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI", "delete")
 		add("apps", "deployments", "", cniNS, true, "finalize --remove-old-cni deletes the old CNI's controllers (calico-kube-controllers, calico-typha)", "delete")
 		add("policy", "poddisruptionbudgets", "", cniNS, true, "finalize --remove-old-cni deletes the PDBs of the old CNI's controllers", "delete")

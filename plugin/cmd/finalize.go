@@ -26,9 +26,16 @@ const finalizeLong = `Finish the migration once every node is migrated:
   6. remove the plugin's node labels and annotations (unless --keep-state)
 
 Each step is recognised from the cluster, so finalize can be run again after
-an interruption. Refuses while any node is not migrated. From its first
+an interruption. Refuses while any node is not migrated, and checks the
+permissions of its own changes before the first (exit 8). From its first
 change it holds the migration lock (the Lease kube-system/cni-migrate-rollout
-that node, rollout and rollback take): exit 18 while another run holds it.`
+that node, rollout and rollback take): exit 18 while another run holds it.
+The lock's Lease also notes a helm upgrade and an old-CNI removal under way:
+a finalize interrupted in the middle of helm leaves the release
+pending-upgrade, and the next finalize --yes rolls it back and upgrades
+again (exit 17 with the helm rollback to run when it cannot tell the
+pending operation was its own); one interrupted while removing the old CNI
+deletes what is left.`
 
 const finalizeExample = `  # Write the final values and print the helm upgrade to run
   kubectl cni-migrate finalize --output-dir .

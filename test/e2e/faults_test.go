@@ -815,6 +815,38 @@ func TestFaultKillFinalize(t *testing.T) {
 			}
 		}
 	}
+	// A user short of a permission stops before any change: one with
+	// docs/rbac.yaml lacks what helm needs (its release Secrets), one
+	// without patch nodes cannot clean the nodes' state.
+	clusterRules, nsRules := rbacDoc(t)
+	grantUser(t, ctx, c, "finalizer", clusterRules, nsRules)
+	grantUser(t, ctx, c, "finalizer-2", without(clusterRules, stepNeed{resource: "nodes", verb: "patch"}), nsRules)
+	cfgBefore := func() string {
+		cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, cncErr := c.Dynamic.Resource(gvr).Namespace("kube-system").Get(ctx, "cilium-default", metav1.GetOptions{})
+		_, dsErr := c.Client.AppsV1().DaemonSets("kube-flannel").Get(ctx, "kube-flannel-ds", metav1.GetOptions{})
+		return fmt.Sprintf("custom-cni-conf=%s cnc=%v flannel=%v", cm.Data["custom-cni-conf"], cncErr == nil, dsErr == nil)
+	}
+	before := cfgBefore()
+	runNode(t, c, append(args, "--as", "finalizer")...).expect(t, 8,
+		"the helm upgrade of finalize --yes needs permission to list secrets -n kube-system (helm upgrade keeps Cilium's release in Secrets)")
+	runNode(t, c, "finalize", "--output-dir", t.TempDir(), "--remove-old-cni", "--as", "finalizer-2").expect(t, 8,
+		"kubectl cni-migrate finalize needs permission to patch nodes (remove the migration label and annotations from the nodes)")
+	if after := cfgBefore(); after != before {
+		t.Fatalf("a finalize without a permission changed the cluster: %s -> %s", before, after)
+	}
+	if h := lockHolder(t, ctx, c); h != "" {
+		t.Fatalf("a finalize without a permission left the lock held by %q", h)
+	}
+	for _, n := range []string{"worker-1", "worker-2"} {
+		if got := getNode(t, ctx, c, n); got.Labels[migrationLabel] == "" {
+			t.Fatalf("a finalize without a permission cleaned %s: %s", n, nodeRecord(got))
+		}
+	}
+
 	pending := func() bool {
 		l, err := c.Client.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=cilium,status=pending-upgrade"})
 		return err == nil && len(l.Items) > 0
