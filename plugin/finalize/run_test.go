@@ -73,12 +73,11 @@ no objects of the old CNI are left
 	}
 }
 
-// TestRunClientDryRunWritesNothing: with the helm upgrade done, a client
-// dry run says every remaining step (agents' restart, the in-place
-// progress, the old CNI's objects, the nodes' state) and sends no write.
-func TestRunClientDryRunWritesNothing(t *testing.T) {
-	ctx := context.Background()
-	kc := fake.NewClientset(
+// upgradedCluster is a flannel cluster after the helm upgrade: Cilium's
+// final values, the in-place progress ConfigMap, the old CNI's objects and a
+// migrated node.
+func upgradedCluster() []runtime.Object {
+	return []runtime.Object{
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cilium-config"}, Data: map[string]string{"custom-cni-conf": "false"}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: InPlaceProgress}},
 		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cilium"}},
@@ -87,7 +86,15 @@ func TestRunClientDryRunWritesNothing(t *testing.T) {
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w-1",
 			Labels:      map[string]string{"io.cilium.migration/cilium-default": "true"},
 			Annotations: map[string]string{migrate.AnnotationPhase: "done"}}},
-	)
+	}
+}
+
+// TestRunClientDryRunWritesNothing: with the helm upgrade done, a client
+// dry run says every remaining step (agents' restart, the in-place
+// progress, the old CNI's objects, the nodes' state) and sends no write.
+func TestRunClientDryRunWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	kc := fake.NewClientset(upgradedCluster()...)
 	cl := &kube.Clients{Kube: kc}
 	c := &detect.Cluster{
 		Cilium: detect.Cilium{Installed: true, Namespace: "kube-system", DaemonSet: "cilium"},
@@ -121,16 +128,7 @@ func TestRunClientDryRunWritesNothing(t *testing.T) {
 // stopped before the first change, with the permission named (exit 8).
 func TestRunPermissions(t *testing.T) {
 	ctx := context.Background()
-	kc := fake.NewClientset(
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cilium-config"}, Data: map[string]string{"custom-cni-conf": "false"}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: InPlaceProgress}},
-		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "cilium"}},
-		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-flannel", Name: "kube-flannel-ds"}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-flannel", Name: "kube-flannel-cfg"}},
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w-1",
-			Labels:      map[string]string{"io.cilium.migration/cilium-default": "true"},
-			Annotations: map[string]string{migrate.AnnotationPhase: "done"}}},
-	)
+	kc := fake.NewClientset(upgradedCluster()...)
 	denied := map[string]bool{"delete configmaps -n kube-flannel": true, "patch nodes": true}
 	var asked []string
 	kc.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {

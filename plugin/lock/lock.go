@@ -156,19 +156,34 @@ func (h *Held) current() *coordinationv1.Lease {
 	return h.lease
 }
 
-// Renew renews the lease once. It fails with errs.Locked when someone else
-// took it.
-func (h *Held) Renew(ctx context.Context) error {
+// fetch gets the lease as it is now; errs.Locked when someone else holds
+// it.
+func (h *Held) fetch(ctx context.Context) (*coordinationv1.Lease, error) {
 	cur := h.current()
 	l, err := h.c.CoordinationV1().Leases(cur.Namespace).Get(ctx, cur.Name, metav1.GetOptions{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != h.identity {
-		return lostTo(l)
+		return nil, lostTo(l)
+	}
+	return l, nil
+}
+
+// Renew renews the lease once. It fails with errs.Locked when someone else
+// took it.
+func (h *Held) Renew(ctx context.Context) error {
+	l, err := h.fetch(ctx)
+	if err != nil {
+		return err
 	}
 	t := metav1.NewMicroTime(h.now())
 	l.Spec.RenewTime = &t
+	return h.update(ctx, l)
+}
+
+// update writes l and keeps what the API server returned.
+func (h *Held) update(ctx context.Context, l *coordinationv1.Lease) error {
 	updated, err := h.c.CoordinationV1().Leases(l.Namespace).Update(ctx, l, metav1.UpdateOptions{})
 	if err != nil {
 		return err
@@ -293,13 +308,9 @@ func (h *Held) Noted(key string) string {
 // errs.Locked when someone else holds the lease now.
 func (h *Held) Note(ctx context.Context, key, value string) error {
 	for attempt := 0; ; attempt++ {
-		cur := h.current()
-		l, err := h.c.CoordinationV1().Leases(cur.Namespace).Get(ctx, cur.Name, metav1.GetOptions{})
+		l, err := h.fetch(ctx)
 		if err != nil {
 			return err
-		}
-		if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != h.identity {
-			return lostTo(l)
 		}
 		if l.Annotations[key] == value {
 			return nil
@@ -312,17 +323,11 @@ func (h *Held) Note(ctx context.Context, key, value string) error {
 			}
 			l.Annotations[key] = value
 		}
-		updated, err := h.c.CoordinationV1().Leases(l.Namespace).Update(ctx, l, metav1.UpdateOptions{})
+		err = h.update(ctx, l)
 		if apierrors.IsConflict(err) && attempt < 5 {
 			continue // a renewal at the same moment
 		}
-		if err != nil {
-			return err
-		}
-		h.mu.Lock()
-		h.lease = updated
-		h.mu.Unlock()
-		return nil
+		return err
 	}
 }
 
