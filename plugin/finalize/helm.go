@@ -84,17 +84,17 @@ func ReadRelease(ctx context.Context, c kubernetes.Interface, ns, name string) (
 // helm upgrade, on this host, and that process is gone, it rolls the
 // release back to its deployed revision (with --yes); in every other case
 // it stops with the rollback to run by hand. It returns the release as it
-// is then.
-func (o Options) settleHelm(ctx context.Context, c kubernetes.Interface, ns string, notes Notes, say func(string, ...any)) (Release, error) {
+// is then, and whether it rolled it back.
+func (o Options) settleHelm(ctx context.Context, c kubernetes.Interface, ns string, notes Notes, say func(string, ...any)) (rel Release, rolledBack bool, err error) {
 	rel, found, err := ReadRelease(ctx, c, ns, o.Release)
 	if err != nil {
 		if !o.Yes && apierrors.IsForbidden(err) {
-			return rel, nil // without --yes, helm's Secrets are not finalize's to read
+			return rel, false, nil // without --yes, helm's Secrets are not finalize's to read
 		}
-		return rel, fmt.Errorf("reading Helm release %s/%s: %w", ns, o.Release, err)
+		return rel, false, fmt.Errorf("reading Helm release %s/%s: %w", ns, o.Release, err)
 	}
 	if !found || !rel.Pending() {
-		return rel, nil
+		return rel, false, nil
 	}
 	rollback := []string{o.Helm, "rollback", o.Release}
 	if rel.Deployed > 0 {
@@ -109,25 +109,25 @@ func (o Options) settleHelm(ctx context.Context, c kubernetes.Interface, ns stri
 	ours := rec.Release == ns+"/"+o.Release && rec.From == rel.Deployed && rel.Deployed > 0 && host != "" && rec.Host == host && rec.PID > 0
 	switch {
 	case ours && !lock.ProcessGone(rec.PID):
-		return rel, errs.Newf(errs.HelmFailed, "wait for it to end, then run kubectl cni-migrate finalize again",
+		return rel, false, errs.Newf(errs.HelmFailed, "wait for it to end, then run kubectl cni-migrate finalize again",
 			"the helm upgrade (pid %d) of an interrupted finalize still runs: Helm release %s/%s is %s at revision %d", rec.PID, ns, o.Release, rel.Status, rel.Revision)
 	case ours && o.Yes:
 		say("the helm upgrade (pid %d) of an interrupted finalize is gone and left Helm release %s/%s %s at revision %d: rolling back to revision %d first",
 			rec.PID, ns, o.Release, rel.Status, rel.Revision, rel.Deployed)
 		if err := runHelmCmd(ctx, rollback, o.Out, nil); err != nil {
-			return rel, errs.Wrap(errs.HelmFailed, err, "helm rollback failed: "+errs.OneLine(err.Error()),
+			return rel, false, errs.Wrap(errs.HelmFailed, err, "helm rollback failed: "+errs.OneLine(err.Error()),
 				"fix what helm reported, or run it yourself ("+shell.Join(rollback)+"), then run kubectl cni-migrate finalize again")
 		}
 		if err := notes.Note(ctx, HelmNote, ""); err != nil {
-			return rel, err
+			return rel, true, err
 		}
 		rel, _, err = ReadRelease(ctx, c, ns, o.Release)
 		if err != nil {
-			return rel, fmt.Errorf("reading Helm release %s/%s: %w", ns, o.Release, err)
+			return rel, true, fmt.Errorf("reading Helm release %s/%s: %w", ns, o.Release, err)
 		}
-		return rel, nil
+		return rel, true, nil
 	}
-	return rel, errs.Newf(errs.HelmFailed,
+	return rel, false, errs.Newf(errs.HelmFailed,
 		fmt.Sprintf("if no helm runs on this release now, roll it back (%s), then run kubectl cni-migrate finalize again", shell.Join(rollback)),
 		"Helm release %s/%s is %s at revision %d: an operation that did not finish, and not a helm upgrade of this plugin's that it can tell is over", ns, o.Release, rel.Status, rel.Revision)
 }

@@ -110,7 +110,10 @@ func TestSettleHelm(t *testing.T) {
 			if tc.notes != nil {
 				notes = tc.notes
 			}
-			_, err := o.settleHelm(context.Background(), c, "kube-system", notes, say)
+			_, rolledBack, err := o.settleHelm(context.Background(), c, "kube-system", notes, say)
+			if rolledBack != tc.rollback {
+				t.Errorf("rolled back: %v, want %v", rolledBack, tc.rollback)
+			}
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("err %v", err)

@@ -175,11 +175,14 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	// of a pending release.
 	var rel Release
 	if !dry {
-		if rel, err = o.settleHelm(ctx, cl.Kube, ns, notes, say); err != nil {
+		var rolledBack bool
+		if rel, rolledBack, err = o.settleHelm(ctx, cl.Kube, ns, notes, say); err != nil {
 			return cl.Classify(err, "reading the Helm release")
 		}
-		if upgraded, err = Upgraded(ctx, cl.Kube, ns); err != nil {
-			return cl.Classify(err, "reading cilium-config")
+		if rolledBack { // cilium-config is back to the migration values
+			if upgraded, err = Upgraded(ctx, cl.Kube, ns); err != nil {
+				return cl.Classify(err, "reading cilium-config")
+			}
 		}
 	}
 

@@ -31,19 +31,19 @@ func readyText(n *corev1.Node) string {
 	return "no Ready condition"
 }
 
-// waitNodeReady returns at once for a Ready node; for a node that is not
+// waitNodeReady returns the node at once when it is Ready; for a node that is not
 // (its Ready changed in the middle of the migration: the kubelet stopped,
 // the node lost its network) it says so and watches the node until it is
-// Ready again, for up to timeout. The node stays cordoned meanwhile and
+// Ready again, for up to timeout, and returns it then. The node stays cordoned meanwhile and
 // after a timeout, with its phase recorded, so that the same command run
 // again goes on from here.
-func (m *Migrator) waitNodeReady(ctx context.Context, name string, timeout time.Duration) error {
+func (m *Migrator) waitNodeReady(ctx context.Context, name string, timeout time.Duration) (*corev1.Node, error) {
 	n, _, err := m.getNode(ctx, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if nodeReady(n) {
-		return nil
+		return n, nil
 	}
 	m.progress.Printf("node %s is not Ready (%s): waiting up to %s for it before verifying", name, readyText(n), timeout)
 	start := m.now()
@@ -56,15 +56,15 @@ func (m *Migrator) waitNodeReady(ctx context.Context, name string, timeout time.
 	switch {
 	case err == nil:
 		m.progress.Printf("node %s is Ready again after %s", name, m.now().Sub(start).Round(100*time.Millisecond))
-		return nil
+		return last, nil
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return nil, ctx.Err()
 	case wctx.Err() != nil:
-		return errs.Newf(errs.VerificationFailed,
+		return nil, errs.Newf(errs.VerificationFailed,
 			fmt.Sprintf("check the node's kubelet (kubectl describe node %s), then run the same command again; the node stays cordoned", name),
 			"node %s is not Ready after %s (%s): not verifying it", name, timeout, readyText(last))
 	}
-	return m.cl.Classify(err, "watching node "+name)
+	return nil, m.cl.Classify(err, "watching node "+name)
 }
 
 // stillReady checks, once the probe passed, that the node is Ready yet: a

@@ -41,7 +41,7 @@ func TestReadyFlips(t *testing.T) {
 			w.setReady(ctx, "worker-1", corev1.ConditionTrue, "KubeletReady")
 		}()
 		m := w.migrator(commandOptions(t), nil)
-		if err := m.waitNodeReady(ctx, "worker-1", 10*time.Second); err != nil {
+		if _, err := m.waitNodeReady(ctx, "worker-1", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		out := w.stderr.String()
@@ -55,7 +55,7 @@ func TestReadyFlips(t *testing.T) {
 		w := newWorld(t, nil)
 		w.setReady(ctx, "worker-1", corev1.ConditionUnknown, "NodeStatusUnknown")
 		m := w.migrator(commandOptions(t), nil)
-		err := m.waitNodeReady(ctx, "worker-1", 200*time.Millisecond)
+		_, err := m.waitNodeReady(ctx, "worker-1", 200*time.Millisecond)
 		if errs.Code(err) != errs.VerificationFailed || !strings.Contains(err.Error(), "node worker-1 is not Ready after 200ms (Ready=Unknown since 03:00:00 (NodeStatusUnknown)): not verifying it; check the node's kubelet (kubectl describe node worker-1), then run the same command again; the node stays cordoned") {
 			t.Fatalf("err %v", err)
 		}
@@ -63,7 +63,7 @@ func TestReadyFlips(t *testing.T) {
 	t.Run("a Ready node is not waited for", func(t *testing.T) {
 		w := newWorld(t, nil)
 		m := w.migrator(commandOptions(t), nil)
-		if err := m.waitNodeReady(ctx, "worker-1", time.Nanosecond); err != nil {
+		if _, err := m.waitNodeReady(ctx, "worker-1", time.Nanosecond); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.stillReady(ctx, "worker-1"); err != nil {

@@ -36,12 +36,9 @@ const FreshAgentWait = time.Minute
 // has an old transition, and any Ready agent passes; an agent that stays
 // Ready from before a later transition of the node (a flap) passes after
 // FreshAgentWait, as it did before this check.
-func (m *Migrator) waitAgentAfterReboot(ctx context.Context, ns, name string) error {
+func (m *Migrator) waitAgentAfterReboot(ctx context.Context, ns string, n *corev1.Node) error {
+	name := n.Name
 	if m.opts.Reboot != RebootSkip {
-		n, _, err := m.getNode(ctx, name)
-		if err != nil {
-			return err
-		}
 		if since := readyTransition(n); !since.IsZero() {
 			fctx, cancel := context.WithTimeout(ctx, m.freshAgentWait)
 			_, err := m.waitAgent(fctx, ns, name, nil, since)
@@ -74,10 +71,11 @@ func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string,
 	if !m.opts.DryRun {
 		// A node whose Ready changed since the reboot step (or, with
 		// --reboot=skip, during the steps before) is waited for.
-		if err := m.waitNodeReady(ctx, name, m.opts.RebootTimeout); err != nil {
+		n, err := m.waitNodeReady(ctx, name, m.opts.RebootTimeout)
+		if err != nil {
 			return "", err
 		}
-		if err := m.waitAgentAfterReboot(ctx, plan.Namespace, name); err != nil {
+		if err := m.waitAgentAfterReboot(ctx, plan.Namespace, n); err != nil {
 			return "", err
 		}
 	}
