@@ -3,10 +3,11 @@
 // `ctr -n k8s.io images import FILE` accepts.
 //
 // The archive holds uncompressed layer tars named by their sha256, one config
-// JSON per image (also named by its sha256) and a manifest.json. Every image of
-// an archive gets all of the archive's layers; images differ only in their
-// config (entrypoint, cmd, env, working directory), so containerd stores the
-// layers once however many images use them.
+// JSON per image (also named by its sha256) and a manifest.json. An image
+// gets all of the archive's layers or those it names (Image.Layers); images
+// differ in their config (entrypoint, cmd, env, working directory, user) and
+// their layers, and containerd stores each layer once however many images
+// use it.
 //
 // Layers are written deterministically: entries in sorted path order (parents
 // before children), a fixed modification time and no user or group names, so
@@ -62,7 +63,8 @@ type Layer struct {
 	Symlinks map[string]string
 }
 
-// Image is one image config; every image gets all layers of the archive.
+// Image is one image config, with all layers of the archive or those that
+// Layers picks.
 type Image struct {
 	// Names are the image's references, e.g.
 	// "docker.io/flannel/flannel:v0.28.4" or "lab.local/pause:1". A name
@@ -76,6 +78,11 @@ type Image struct {
 	Env []string
 	// WorkingDir is the config's WorkingDir.
 	WorkingDir string
+	// User is the config's User ("" runs as root).
+	User string
+	// Layers are the indexes of the archive's layers this image is made
+	// of, lowest first; nil means all of them in order.
+	Layers []int
 }
 
 // DefaultEnv is the environment of an Image whose Env is empty.
@@ -87,7 +94,7 @@ var epoch = time.Unix(0, 0).UTC()
 
 // formatVersion changes whenever the bytes WriteArchive writes for the same
 // inputs change, so that Fingerprint changes too.
-const formatVersion = "cni-migrate/image v1"
+const formatVersion = "cni-migrate/image v2"
 
 // Entry kinds.
 const (
@@ -446,6 +453,7 @@ type (
 		Entrypoint []string `json:"Entrypoint,omitempty"`
 		Cmd        []string `json:"Cmd,omitempty"`
 		WorkingDir string   `json:"WorkingDir,omitempty"`
+		User       string   `json:"User,omitempty"`
 	}
 	rootFS struct {
 		Type    string   `json:"type"`
@@ -482,6 +490,11 @@ func WriteArchive(path string, layers []Layer, images []Image) (err error) {
 	for i, im := range images {
 		if len(im.Names) == 0 {
 			return fmt.Errorf("image: image %d has no names", i)
+		}
+		for _, l := range im.Layers {
+			if l < 0 || l >= len(layers) {
+				return fmt.Errorf("image: image %s: no layer %d (%d layers)", im.Names[0], l, len(layers))
+			}
 		}
 		for _, n := range im.Names {
 			t, err := RepoTag(n)
@@ -523,7 +536,18 @@ func WriteArchive(path string, layers []Layer, images []Image) (err error) {
 	var manifest []*manifestEntry
 	byConfig := map[string]*manifestEntry{}
 	for i, im := range images {
-		b, err := json.Marshal(configOf(im, diffIDs, hist))
+		picked := im.Layers
+		if picked == nil {
+			for l := range layers {
+				picked = append(picked, l)
+			}
+		}
+		var ids, files []string
+		var h []history
+		for _, l := range picked {
+			ids, files, h = append(ids, diffIDs[l]), append(files, layerFiles[l]), append(h, hist[l])
+		}
+		b, err := json.Marshal(configOf(im, ids, h))
 		if err != nil {
 			return err
 		}
@@ -535,7 +559,7 @@ func WriteArchive(path string, layers []Layer, images []Image) (err error) {
 		if err := addFile(tw, name, b); err != nil {
 			return err
 		}
-		m := &manifestEntry{Config: name, RepoTags: appendNew(nil, tags[i]...), Layers: layerFiles}
+		m := &manifestEntry{Config: name, RepoTags: appendNew(nil, tags[i]...), Layers: files}
 		byConfig[name] = m
 		manifest = append(manifest, m)
 	}
@@ -635,7 +659,7 @@ func configOf(im Image, diffIDs []string, hist []history) imageConfig {
 		Architecture: runtime.GOARCH,
 		OS:           "linux",
 		Created:      epoch,
-		Config:       containerConf{Env: env, Entrypoint: im.Entrypoint, Cmd: im.Cmd, WorkingDir: im.WorkingDir},
+		Config:       containerConf{Env: env, Entrypoint: im.Entrypoint, Cmd: im.Cmd, WorkingDir: im.WorkingDir, User: im.User},
 		RootFS:       rootFS{Type: "layers", DiffIDs: diffIDs},
 		History:      hist,
 	}

@@ -136,6 +136,58 @@ func TestWriteArchive(t *testing.T) {
 	}
 }
 
+// TestImageLayers: an image made of some of the archive's layers gets just
+// those (and its user); one layer used by two images is stored once.
+func TestImageLayers(t *testing.T) {
+	root, bin := fixture(t)
+	layers := []Layer{
+		{Dir: root},
+		{Files: map[string]string{"/usr/local/bin/tool": bin}},
+		{Files: map[string]string{"/opt/cni/bin/other": bin}},
+	}
+	images := []Image{
+		{Names: []string{"lab.local/all:1"}},
+		{Names: []string{"lab.local/other:1"}, Layers: []int{0, 2}, User: "999"},
+	}
+	a := filepath.Join(t.TempDir(), "a.tar")
+	must(t, WriteArchive(a, layers, images))
+	ab, _ := os.ReadFile(a)
+	files := untar(t, bytes.NewReader(ab))
+	var manifest []struct {
+		Config string
+		Layers []string
+	}
+	must(t, json.Unmarshal(files["manifest.json"], &manifest))
+	if len(manifest) != 2 || len(manifest[0].Layers) != 3 || len(manifest[1].Layers) != 2 {
+		t.Fatalf("manifest = %+v, want 3 layers and 2", manifest)
+	}
+	if manifest[1].Layers[0] != manifest[0].Layers[0] || manifest[1].Layers[1] != manifest[0].Layers[2] {
+		t.Errorf("image other has layers %v, want layers 0 and 2 of %v", manifest[1].Layers, manifest[0].Layers)
+	}
+	var cfg struct {
+		Config struct{ User string } `json:"config"`
+		RootFS struct {
+			DiffIDs []string `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	must(t, json.Unmarshal(files[manifest[1].Config], &cfg))
+	if cfg.Config.User != "999" || len(cfg.RootFS.DiffIDs) != 2 {
+		t.Errorf("config of other = %+v", cfg)
+	}
+	n := 0
+	for name := range files {
+		if filepath.Ext(name) == ".tar" {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d layer files in the archive, want 3", n)
+	}
+	if err := WriteArchive(a, layers, []Image{{Names: []string{"lab.local/x:1"}, Layers: []int{3}}}); err == nil {
+		t.Error("an image naming a missing layer must be refused")
+	}
+}
+
 func TestWriteArchiveErrors(t *testing.T) {
 	root, bin := fixture(t)
 	for name, tc := range map[string]struct {
