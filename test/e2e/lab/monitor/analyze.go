@@ -226,6 +226,32 @@ type NATStats struct {
 	NATed     int    `json:"nated"`
 }
 
+// PolicyStats count one phase's policy probes of one direction (the
+// client's network -> the server's): the flows the policies allow, how many
+// failed and how many of those no window explains; the flows they deny,
+// and how many got through.
+type PolicyStats struct {
+	Phase              string `json:"phase"`
+	Direction          string `json:"direction"`
+	Allowed            int    `json:"allowed"`
+	AllowedFailed      int    `json:"allowed_failed"`
+	AllowedUnexplained int    `json:"allowed_unexplained"`
+	Denied             int    `json:"denied"`
+	LetThrough         int    `json:"let_through"`
+}
+
+// FlowStats count the probes of one policy flow over the whole run:
+// Failed are the failed probes of an allowed flow, or the probes of a
+// denied flow that got through.
+type FlowStats struct {
+	Flow        string `json:"flow"`
+	Expect      string `json:"expect"`
+	Port        string `json:"port"`
+	Sent        int    `json:"sent"`
+	Failed      int    `json:"failed"`
+	Unexplained int    `json:"unexplained"`
+}
+
 // Report is the analysis of a run's probes (see Analyze).
 type Report struct {
 	Totals     Totals           `json:"totals"`
@@ -234,6 +260,10 @@ type Report struct {
 	Pairs      []PairStats      `json:"pairs"`
 	Directions []DirectionStats `json:"directions"`
 	NAT        []NATStats       `json:"nat"`
+	// Policy and Flows are the policy probes' (KindPolicy) verdicts; the
+	// probes of denied flows are counted only there, never as failures.
+	Policy []PolicyStats `json:"policy,omitempty"`
+	Flows  []FlowStats   `json:"flows,omitempty"`
 	// UnexplainedProbes are the failed probes no window explains.
 	UnexplainedProbes []Probe `json:"unexplained"`
 }
@@ -285,7 +315,8 @@ type pairKey struct{ src, kind, dst string }
 // failures. A failed probe is explained when a window of its source node is
 // open at its time; for peer kinds also when one of its destination pod's
 // node is (the node resolved from the successful probes to the same IP);
-// for Service kinds (targets, DNS) also when any window is open.
+// for Service kinds (targets, DNS) also when any window is open. Policy
+// probes of denied flows are counted in Policy and Flows only.
 func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Report {
 	ps := slices.Clone(probes)
 	slices.SortStableFunc(ps, func(a, b Probe) int { return a.T.Compare(b.T) })
@@ -348,8 +379,60 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 	dirs := map[string]*DirectionStats{}
 	type natKey struct{ kind, dir, seen string }
 	nat := map[natKey]*NATStats{}
+	type polKey struct{ phase, dir string }
+	pol := map[polKey]*PolicyStats{}
+	var polOrder []polKey
+	type flowKey struct{ flow, expect, port string }
+	flows := map[flowKey]*FlowStats{}
+	phaseOf := func(p Probe) (int, string) {
+		for j, phase := range phases {
+			if !p.T.Before(phase.Start) && p.T.Before(phase.End) {
+				return j, phase.Name
+			}
+		}
+		return len(phases), UnphasedName
+	}
+	// policy counts a policy probe; un says an allowed one failed unexplained.
+	policy := func(p Probe, un bool) {
+		_, name := phaseOf(p)
+		k := polKey{name, direction(nets.Class(p.SrcIP), nets.Class(p.Dst))}
+		ps := pol[k]
+		if ps == nil {
+			ps = &PolicyStats{Phase: k.phase, Direction: k.dir}
+			pol[k] = ps
+			polOrder = append(polOrder, k)
+		}
+		fk := flowKey{p.Policy, p.Expect, p.Port}
+		fs := flows[fk]
+		if fs == nil {
+			fs = &FlowStats{Flow: p.Policy, Expect: p.Expect, Port: p.Port}
+			flows[fk] = fs
+		}
+		fs.Sent++
+		if p.Denied() {
+			ps.Denied++
+			if p.OK {
+				ps.LetThrough++
+				fs.Failed++
+			}
+			return
+		}
+		ps.Allowed++
+		if !p.OK {
+			ps.AllowedFailed++
+			fs.Failed++
+			if un {
+				ps.AllowedUnexplained++
+				fs.Unexplained++
+			}
+		}
+	}
 
 	for i, p := range ps {
+		if p.Denied() {
+			policy(p, false)
+			continue
+		}
 		sources[srcName(p)] = true
 		un := false
 		if !p.OK {
@@ -365,14 +448,14 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 		}
 		unexplained[i] = un
 		r.Totals.add(p, un)
+		if p.Kind == KindPolicy {
+			policy(p, un)
+		}
 
-		pi := len(phases)
+		pi, _ := phaseOf(p)
 		ph := &unphased
-		for j, phase := range phases {
-			if !p.T.Before(phase.Start) && p.T.Before(phase.End) {
-				pi, ph = j, &phaseStats[j]
-				break
-			}
+		if pi < len(phases) {
+			ph = &phaseStats[pi]
 		}
 		ph.add(p, un)
 		kc := phaseKinds[pi][p.Kind]
@@ -461,6 +544,24 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 	for _, n := range nat {
 		r.NAT = append(r.NAT, *n)
 	}
+	// Policy rows in phase order (the order probes first reached them is
+	// time order, so phases come in order), directions sorted within.
+	phaseRank := map[string]int{UnphasedName: len(phases)}
+	for j, ph := range phases {
+		phaseRank[ph.Name] = j
+	}
+	for _, k := range polOrder {
+		r.Policy = append(r.Policy, *pol[k])
+	}
+	slices.SortStableFunc(r.Policy, func(a, b PolicyStats) int {
+		return cmp.Or(cmp.Compare(phaseRank[a.Phase], phaseRank[b.Phase]), compareDirections(a.Direction, b.Direction))
+	})
+	for _, f := range flows {
+		r.Flows = append(r.Flows, *f)
+	}
+	slices.SortFunc(r.Flows, func(a, b FlowStats) int {
+		return cmp.Or(cmp.Compare(a.Flow, b.Flow), cmp.Compare(a.Expect, b.Expect), cmp.Compare(a.Port, b.Port))
+	})
 	slices.SortFunc(r.NAT, func(a, b NATStats) int {
 		return cmp.Or(compareKinds(a.Kind, b.Kind), compareDirections(a.Direction, b.Direction),
 			cmp.Compare(classRank(a.Seen), classRank(b.Seen)))
@@ -541,7 +642,7 @@ func kindCounts(m map[string]*Counts) []KindCounts {
 	return out
 }
 
-// compareKinds orders pod, mtu, dns, then the targets by name.
+// compareKinds orders pod, mtu, policy, dns, then the targets by name.
 func compareKinds(a, b string) int {
 	rank := func(k string) int {
 		switch k {
@@ -549,12 +650,14 @@ func compareKinds(a, b string) int {
 			return 0
 		case KindMTU:
 			return 1
-		case KindDNS:
+		case KindPolicy:
 			return 2
+		case KindDNS:
+			return 3
 		case KindLoopback:
-			return 4
+			return 5
 		}
-		return 3
+		return 4
 	}
 	return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a, b))
 }

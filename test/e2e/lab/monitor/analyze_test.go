@@ -2,12 +2,14 @@ package monitor
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"flag"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -390,6 +392,21 @@ func scenario() ([]Probe, []Phase, []Window) {
 					ps = append(ps, okPeer(sec, KindPod, src, dst, seen))
 				}
 			}
+			// Policy probes: every pod may reach the others' 8080 and
+			// none their 8081; a is a server on 8080 that is down while
+			// its node is, and once it is on the new network nothing
+			// denies 8081 there; one allowed probe from b to c fails at 36s
+			// with no window open.
+			if r%2 == 0 {
+				for _, dst := range pods {
+					if dst.name == src.name {
+						continue
+					}
+					allow := policyProbe(sec, src, dst, "8080", ExpectAllow, !(dst.name == a.name && aDown) && !(src == podB && dst == podC && sec == 36))
+					deny := policyProbe(sec, src, dst, "8081", ExpectDeny, dst == podAn)
+					ps = append(ps, allow, deny)
+				}
+			}
 			switch {
 			case aDown && r%2 == 0:
 				ps = append(ps, failSvc(sec, src, "svc-ip", svc))
@@ -401,6 +418,53 @@ func scenario() ([]Probe, []Phase, []Window) {
 		}
 	}
 	return ps, phases, windows
+}
+
+// policyProbe is a policy probe from src to dst's port that got through
+// (ok) or timed out.
+func policyProbe(sec float64, src, dst pod, port, expect string, ok bool) Probe {
+	p := Probe{T: at(sec), MS: 1.5, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: KindPolicy,
+		Dst: dst.ip, OK: ok, Policy: "flow-" + port, Expect: expect, Port: port}
+	if ok {
+		p.DstPod, p.DstNode, p.DstIP, p.Seen = dst.name, dst.node, dst.ip, src.ip+":41000"
+	} else {
+		p.MS, p.Err = 3000, "timeout (connecting)"
+	}
+	return p
+}
+
+func TestPolicy(t *testing.T) {
+	phases := []Phase{{Name: "one", Start: at(0), End: at(10)}, {Name: "two", Start: at(10), End: at(20)}}
+	windows := []Window{{Node: podB.node, Start: at(12), End: at(14)}}
+	ps := []Probe{
+		policyProbe(1, podA, podB, "8080", ExpectAllow, true),
+		policyProbe(2, podA, podB, "8081", ExpectDeny, false),
+		policyProbe(3, podA, podB, "8081", ExpectDeny, true),    // let through
+		policyProbe(4, podA, podC, "8080", ExpectAllow, false),  // unexplained
+		policyProbe(12, podA, podB, "8080", ExpectAllow, false), // b's window
+		policyProbe(15, podAn, podB, "8080", ExpectAllow, true),
+		policyProbe(16, podAn, podB, "8081", ExpectDeny, true),
+	}
+	r := Analyze(ps, nets, phases, windows)
+	want := []PolicyStats{
+		{Phase: "one", Direction: "old->old", Allowed: 2, AllowedFailed: 1, AllowedUnexplained: 1, Denied: 2, LetThrough: 1},
+		{Phase: "two", Direction: "old->old", Allowed: 1, AllowedFailed: 1},
+		{Phase: "two", Direction: "new->old", Allowed: 1, Denied: 1, LetThrough: 1},
+	}
+	if !reflect.DeepEqual(r.Policy, want) {
+		t.Errorf("Policy:\n got %+v\nwant %+v", r.Policy, want)
+	}
+	wantFlows := []FlowStats{
+		{Flow: "flow-8080", Expect: ExpectAllow, Port: "8080", Sent: 4, Failed: 2, Unexplained: 1},
+		{Flow: "flow-8081", Expect: ExpectDeny, Port: "8081", Sent: 3, Failed: 2},
+	}
+	if !reflect.DeepEqual(r.Flows, wantFlows) {
+		t.Errorf("Flows:\n got %+v\nwant %+v", r.Flows, wantFlows)
+	}
+	// Denied flows are no failures: only the allowed probes count.
+	if r.Totals.Sent != 4 || r.Totals.Failed != 2 || r.Totals.Unexplained != 1 || len(r.Unexplained()) != 1 {
+		t.Errorf("totals %+v, unexplained %d", r.Totals.Counts, len(r.Unexplained()))
+	}
 }
 
 func TestMarkdownGolden(t *testing.T) {
@@ -423,7 +487,7 @@ func TestMarkdownGolden(t *testing.T) {
 	if got != string(want) {
 		t.Errorf("Markdown() differs from %s (rerun with -update to accept):\n%s", golden, got)
 	}
-	if len(r.Unexplained()) != 4 { // c->b at 33s, three svc-ip at 35s
+	if len(r.Unexplained()) != 5 { // c->b at 33s, three svc-ip at 35s, the b->c policy probe at 36s
 		t.Errorf("unexplained: %d: %+v", len(r.Unexplained()), r.Unexplained())
 	}
 }
@@ -480,5 +544,34 @@ func TestStarved(t *testing.T) {
 		Networks{}, nil, got)
 	if len(rep.Unexplained()) != 0 {
 		t.Errorf("unexplained: %+v", rep.Unexplained())
+	}
+}
+
+func TestTimelineGolden(t *testing.T) {
+	ps, phases, windows := scenario()
+	windows = append(windows, Window{Start: at(33), End: at(34), Reason: "host CPU starved"})
+	r := Analyze(ps, nets, phases, windows)
+	got := Timeline(ps, r, phases, windows, []string{"control-plane", "worker-1", "worker-2"})
+	golden := filepath.Join("testdata", "timeline.svg")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./lab/monitor -update)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("Timeline() differs from %s (rerun with -update to accept)", golden)
+	}
+	var doc struct{}
+	if err := xml.Unmarshal(got, &doc); err != nil {
+		t.Errorf("not well-formed XML: %v", err)
+	}
+	for _, want := range []string{"#d62728", "#f08c00", "worker-1", "drain, reboot"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("the picture lacks %q", want)
+		}
 	}
 }

@@ -123,6 +123,29 @@ func (r Report) Markdown() string {
 		b.WriteString("\nFailed probes between the networks are those of a node's window (its pods down while it is drained and rebooted); unexplained ones would be traffic the two networks lost between them.\n")
 	}
 
+	if len(r.Policy) > 0 {
+		b.WriteString("\n### NetworkPolicies\n\n" +
+			"Each policy probe is a new connection from a client pod to a server pod's port that the cluster's NetworkPolicies allow or deny. " +
+			"An allowed flow that failed is judged like a pod probe (only the client's or the server's node window explains it); " +
+			"a denied flow that got through is counted, not judged.\n\n")
+		b.WriteString("| phase | direction | allowed | allowed failed | unexplained | denied | denied let through |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, p := range r.Policy {
+			un := fmt.Sprint(p.AllowedUnexplained)
+			if p.AllowedUnexplained > 0 {
+				un = "**" + un + "**"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %d | %d |\n", cell(p.Phase), p.Direction, p.Allowed, p.AllowedFailed, un, p.Denied, p.LetThrough)
+		}
+		b.WriteString("\n#### By flow\n\n| flow | port | policies say | sent | failed / let through | unexplained |\n| --- | ---: | --- | ---: | ---: | ---: |\n")
+		for _, f := range r.Flows {
+			un := "-"
+			if f.Expect == ExpectAllow {
+				un = fmt.Sprint(f.Unexplained)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", cell(f.Flow), cell(f.Port), f.Expect, f.Sent, f.Failed, un)
+		}
+	}
+
 	b.WriteString("\n### Source address seen by the server\n\n")
 	if len(r.NAT) == 0 {
 		b.WriteString("No successful probe reported its client address.\n")

@@ -31,11 +31,21 @@ const (
 	// KindLoopback is a GET /healthz of the probe itself on 127.0.0.1: no
 	// datapath, so a slow one says the node's CPU was starved (see Starved).
 	KindLoopback = "loopback"
+	// KindPolicy is a GET /whoami to a port of a peer pod that
+	// NetworkPolicies allow or deny (Probe.Policy, Probe.Expect).
+	KindPolicy = "policy"
+)
+
+// A policy probe's expected verdict (Probe.Expect).
+const (
+	ExpectAllow = "allow"
+	ExpectDeny  = "deny"
 )
 
 // IsPeerKind reports whether probes of kind go to one peer pod's IP
-// ("pod" and "mtu"); every other kind goes to a Service (a target or DNS).
-func IsPeerKind(kind string) bool { return kind == KindPod || kind == KindMTU }
+// ("pod", "mtu" and "policy"); every other kind goes to a Service (a
+// target or DNS).
+func IsPeerKind(kind string) bool { return kind == KindPod || kind == KindMTU || kind == KindPolicy }
 
 // Probe is one probe, one JSON line of a labprobe output file.
 type Probe struct {
@@ -70,7 +80,18 @@ type Probe struct {
 	// Seen is the client address (ip:port) the server reported, when OK:
 	// the source address after any NAT.
 	Seen string `json:"seen,omitempty"`
+
+	// Policy names the flow of a policy probe, Expect is what the
+	// NetworkPolicies should do with it (ExpectAllow, ExpectDeny) and Port
+	// the server port it went to. OK means the connection got through.
+	Policy string `json:"policy,omitempty"`
+	Expect string `json:"expect,omitempty"`
+	Port   string `json:"port,omitempty"`
 }
+
+// Denied reports whether p is a policy probe the policies should deny:
+// its failure is the policy at work, its success a denied flow let through.
+func (p Probe) Denied() bool { return p.Kind == KindPolicy && p.Expect == ExpectDeny }
 
 // Load reads every *.jsonl file under dir (recursively) and returns their
 // probes sorted by time (stable: files in lexical order, lines in order).
