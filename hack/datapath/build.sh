@@ -8,6 +8,10 @@
 #   bin/coredns                            github.com/coredns/coredns
 #   cilium/<v>/bin/cilium-*                github.com/cilium/cilium (hack/datapath/cilium-<minor>)
 #   cilium/<v>/{bpf,scripts}               the C datapath and the image's scripts
+#   calico/bin/{calico-node,calico,install,kube-controllers,check-status}
+#                                          github.com/projectcalico/calico (hack/datapath/calico)
+#   calico/manifests/{calico-vxlan,canal}.yaml, calico/felix.cfg
+#                                          the same module's manifests, unchanged
 #   rootfs/                                a Debian rootfs (debootstrap) with
 #                                          iproute2, iptables, ipset and clang/llc
 #                                          for the images
@@ -19,7 +23,7 @@
 # cores busy on its own.
 #
 # Usage: hack/datapath/build.sh [step...]
-#   steps: rootfs kube flannel coredns cilium (default: all)
+#   steps: rootfs kube flannel coredns cilium calico (default: all)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,10 +37,11 @@ KUBE_VERSION="v1.34.4"      # hack/e2e/kube/go.mod
 FLANNEL_VERSION="v0.28.4"   # hack/datapath/flannel/go.mod
 CNI_PLUGINS_VERSION="v0.9.1" # hack/datapath/cni-plugins/go.mod
 COREDNS_VERSION="v1.12.1"   # hack/datapath/coredns/go.mod
+CALICO_VERSION="v3.31.0"    # hack/datapath/calico/go.mod (the monorepo's pseudo-version of that release)
 # Cilium versions built for the lab: VERSION:scratch-module-directory.
 CILIUM_BUILDS="${CILIUM_BUILDS:-1.18.11:cilium-1.18}"
 DEBIAN_SUITE="bookworm"
-ROOTFS_PACKAGES="iproute2 iptables ipset kmod ca-certificates procps curl clang-19 llvm-19"
+ROOTFS_PACKAGES="iproute2 iptables ipset conntrack kmod ca-certificates procps curl clang-19 llvm-19"
 
 export GOWORK=off
 export GOFLAGS="-mod=readonly -buildvcs=false"
@@ -195,9 +200,39 @@ build_cilium() {
 	for b in $CILIUM_BUILDS; do build_cilium_one "${b%%:*}" "${b#*:}"; done
 }
 
+# Calico v3.31.0 from the monorepo, cgo-free (felix's BPF parts are stubs
+# then: the lab's images set FELIX_DebugSkipCTLBCleanup and
+# FELIX_XDPENABLED so felix in iptables mode never calls them), and the
+# module's own manifests and felix.cfg for the lab to apply.
+build_calico() {
+	local mod="$HERE/calico" dst="$OUT/calico"
+	local pin="calico $CALICO_VERSION $(sum_of "$mod/go.sum" "$mod/go.mod")"
+	local ld="-X github.com/projectcalico/calico/pkg/buildinfo.Version=$CALICO_VERSION"
+	local names=(calico-node calico install kube-controllers check-status)
+	local pkgs=(node/cmd/calico-node cni-plugin/cmd/calico cni-plugin/cmd/install kube-controllers/cmd/kube-controllers kube-controllers/cmd/check-status)
+	mkdir -p "$dst/bin"
+	local i
+	for i in "${!names[@]}"; do
+		local n="${names[$i]}"
+		if fresh "lab-calico-$n" "$pin" "$dst/bin/$n"; then log "skip  calico $n ($CALICO_VERSION)"; continue; fi
+		log "build calico $n ($CALICO_VERSION)"
+		CGO_ENABLED=0 timed "calico $n" gobuild "$mod" "$dst/bin/$n" "github.com/projectcalico/calico/${pkgs[$i]}" "$ld"
+		stamp "lab-calico-$n" "$pin"
+	done
+	if ! fresh lab-calico-manifests "$pin" "$dst/manifests/calico-vxlan.yaml" "$dst/manifests/canal.yaml" "$dst/felix.cfg"; then
+		local src
+		src="$(cd "$mod" && go list -m -f '{{.Dir}}' github.com/projectcalico/calico)"
+		[[ -n "$src" ]] || { log "cannot locate github.com/projectcalico/calico for $CALICO_VERSION"; exit 1; }
+		mkdir -p "$dst/manifests"
+		install -m 0644 "$src/manifests/calico-vxlan.yaml" "$src/manifests/canal.yaml" "$dst/manifests/"
+		install -m 0644 "$src/node/filesystem/etc/calico/felix.cfg" "$dst/felix.cfg"
+		stamp lab-calico-manifests "$pin"
+	fi
+}
+
 main() {
 	local steps=("$@")
-	[[ ${#steps[@]} -gt 0 ]] || steps=(rootfs kube flannel coredns cilium)
+	[[ ${#steps[@]} -gt 0 ]] || steps=(rootfs kube flannel coredns cilium calico)
 	log "datapath tools into $OUT ($(go version))"
 	local s
 	for s in "${steps[@]}"; do
@@ -207,6 +242,7 @@ main() {
 		flannel) build_flannel ;;
 		coredns) build_coredns ;;
 		cilium) build_cilium ;;
+		calico) build_calico ;;
 		*) log "unknown step $s"; exit 2 ;;
 		esac
 	done
