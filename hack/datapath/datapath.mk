@@ -3,15 +3,20 @@
 #   make datapath-tools   install the Debian packages the lab runs (containerd,
 #                         runc, CNI plugins, debootstrap, ...) and build
 #                         kubelet, kube-proxy, agnhost, flanneld, the flannel
-#                         CNI plugin, CoreDNS, Cilium and the images' Debian
-#                         rootfs into $(E2E_CACHE)/datapath (stamped, built once)
-#   make test-datapath    the real-datapath tests (test/e2e/datapath; root)
-#   make datapath-report  the migration and gate tests, writing their figures
-#                         to docs/datapath-results.md and
-#                         docs/connectivity-results.md
+#                         CNI plugin, CoreDNS, Cilium, Calico and the images'
+#                         Debian rootfs into $(E2E_CACHE)/datapath (stamped,
+#                         built once)
+#   make test-datapath    the real-datapath tests (test/e2e/datapath; root):
+#                         a migration from each source CNI (Flannel, Calico,
+#                         Canal); DATAPATH_SOURCES="calico canal" picks some
+#   make datapath-report  the same, writing their figures into docs/:
+#                         datapath-results-SOURCE.md, datapath-timeline-SOURCE.svg
+#                         and connectivity-results.md
 
 DATAPATH_MK_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 DATAPATH_TEST_FLAGS ?=
+DATAPATH_SOURCES    ?= flannel calico canal
+DATAPATH_RUN        := -run '^TestDatapathMigration$$/^($(subst $(eval) ,|,$(strip $(DATAPATH_SOURCES))))$$'
 
 .PHONY: datapath-tools test-datapath datapath-report
 
@@ -21,10 +26,17 @@ datapath-tools:
 
 test-datapath: e2e-tools datapath-tools $(BIN)
 	cd $(E2E_ROOT)/test/e2e && GOWORK=off E2E_DATAPATH=1 E2E_CACHE=$(E2E_CACHE) PLUGIN_BIN_DIR=$(abspath $(dir $(BIN))) \
-		go test -count=1 -timeout 80m -v $(DATAPATH_TEST_FLAGS) ./datapath/
+		go test -count=1 -timeout 80m -v $(DATAPATH_RUN) $(DATAPATH_TEST_FLAGS) ./datapath/
 
 datapath-report: e2e-tools datapath-tools $(BIN)
 	cd $(E2E_ROOT)/test/e2e && GOWORK=off E2E_DATAPATH=1 E2E_CACHE=$(E2E_CACHE) PLUGIN_BIN_DIR=$(abspath $(dir $(BIN))) \
-		E2E_DATAPATH_REPORT=$(abspath $(E2E_ROOT))/docs/datapath-results.md \
-		E2E_CONNECTIVITY_REPORT=$(abspath $(E2E_ROOT))/docs/connectivity-results.md \
-		go test -count=1 -timeout 80m -v -run '^TestDatapath(Migration|Gate)$$' ./datapath/
+		E2E_DATAPATH_REPORT_DIR=$(abspath $(E2E_ROOT))/docs \
+		go test -count=1 -timeout 80m -v $(DATAPATH_RUN) $(DATAPATH_TEST_FLAGS) ./datapath/
+
+# A lab to look at by hand: SOURCE's cluster with the workloads and the
+# monitor, kept for HOLD (1h) or until Ctrl-C; the log prints its KUBECONFIG.
+.PHONY: lab-hold
+lab-hold: e2e-tools datapath-tools $(BIN)
+	cd $(E2E_ROOT)/test/e2e && GOWORK=off E2E_DATAPATH=1 E2E_CACHE=$(E2E_CACHE) PLUGIN_BIN_DIR=$(abspath $(dir $(BIN))) \
+		E2E_LAB_HOLD=$(or $(SOURCE),flannel) E2E_LAB_HOLD_FOR=$(or $(HOLD),1h) \
+		go test -count=1 -timeout 0 -v -run '^TestLabHold$$' ./datapath/

@@ -8,12 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	e2e "github.com/cni-migrate/kubectl-cni-migrate/test/e2e"
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab"
 )
 
@@ -25,57 +23,72 @@ func rolloutArgs(l *lab.Lab) []string {
 		"--gate", "connectivity", "--gate-image", lab.Images.Agnhost, "--gate-settle", "15s", "--gate-timeout", "3m"}
 }
 
-// TestDatapathGate proves the connectivity gate on real nodes: green
-// before the migration; with Cilium's tunnel port dropped by worker-2's
-// host firewall (a rule it keeps across reboots, as a security group
-// would), the rollout migrates worker-1 and the gate after it stops there:
-// the replies of worker-1's Cilium pods to worker-2's Flannel pods come
-// through Cilium's tunnel, so the broken node shows as soon as one node is
-// on Cilium, and worker-2 and the control plane are left untouched. With
-// the rule gone, the same rollout resumes and ends green. The matrices it printed
-// go to the log, LAB_DIR/connectivity.md and, with
-// E2E_CONNECTIVITY_REPORT=PATH, to PATH (docs/connectivity-results.md).
-func TestDatapathGate(t *testing.T) {
-	need(t)
-	e2e.PluginPath(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
-	defer cancel()
-	l := startLab(t, ctx, lab.Options{CiliumVersion: ciliumVersion})
-	flannelCluster(t, ctx, l)
-	work := filepath.Join(l.Dir, "migration")
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ciliumBeside(t, ctx, l, work, nil)
-	mustPlugin(t, ctx, l, "nodeconfig", "--apply")
-	var report strings.Builder
-	fmt.Fprintf(&report, "`TestDatapathGate` on the real-datapath lab (Cilium %s, 3 nodes; docs/datapath.md). The probes run the lab's agnhost: every `connectivity` below ran with `--image %s`.\n\n", ciliumVersion, lab.Images.Agnhost)
-	record := func(title, cmd, out string, code int) {
-		fmt.Fprintf(&report, "### %s\n\n```\n$ kubectl cni-migrate %s\n%s\n(exit %d)\n```\n\n", title, cmd, strings.TrimSpace(out), code)
-	}
-	probe := []string{"--image", lab.Images.Agnhost}
+// gateRecord collects the connectivity matrices and gate lines of the
+// fault scenario for docs/connectivity-results.md.
+type gateRecord struct {
+	b strings.Builder
+}
 
+func (g *gateRecord) record(title, cmd, out string, code int) {
+	fmt.Fprintf(&g.b, "### %s\n\n```\n$ kubectl cni-migrate %s\n%s\n(exit %d)\n```\n\n", title, cmd, strings.TrimSpace(out), code)
+}
+
+// write puts the record into LAB_DIR/connectivity.md and, with
+// E2E_DATAPATH_REPORT_DIR=DIR, DIR/connectivity-results.md.
+func (g *gateRecord) write(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	md := g.b.String()
+	t.Logf("connectivity report:\n%s", md)
+	files := []string{filepath.Join(l.Dir, "connectivity.md")}
+	if d := os.Getenv("E2E_DATAPATH_REPORT_DIR"); d != "" {
+		files = append(files, filepath.Join(d, "connectivity-results.md"))
+	}
+	for _, f := range files {
+		if err := os.WriteFile(f, []byte(md), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// gateFault proves the connectivity gate on real nodes, at the start of
+// the rollout: green before the migration; with Cilium's tunnel port
+// dropped by the broken node's host firewall (a rule it keeps across
+// reboots, as a security group would), the rollout migrates the first
+// worker and the gate after it stops there: the replies of that worker's
+// Cilium pods to the broken node's pods on the old network come through
+// Cilium's tunnel, so the broken node shows as soon as one node is on
+// Cilium, and the broken node and the control plane are left untouched.
+// The rule is then removed; the caller runs the same rollout again, which
+// must end green. The fault is a disruption window of the broken node in
+// the monitor's judgement, from the rule's insertion to its removal.
+func gateFault(t *testing.T, ctx context.Context, l *lab.Lab, tl *timeline, work, broken string) *gateRecord {
+	t.Helper()
+	g := &gateRecord{}
+	fmt.Fprintf(&g.b, "The connectivity gate on the real-datapath lab (Cilium %s, %d nodes; docs/datapath.md), as `TestDatapathMigration/flannel` ran it. The probes run the lab's agnhost: every `connectivity` below ran with `--image %s`.\n\n", ciliumVersion, len(l.Nodes), lab.Images.Agnhost)
+	probe := []string{"--image", lab.Images.Agnhost}
 	out := mustPlugin(t, ctx, l, append([]string{"connectivity"}, probe...)...)
 	if !strings.Contains(out, "green for") || strings.Contains(out, "FAILURES") {
 		t.Fatalf("the matrix is not green before the migration:\n%s", out)
 	}
-	record("Before the migration: Flannel, Cilium installed beside it", "connectivity", out, 0)
+	g.record("Before the migration: Flannel, Cilium installed beside it", "connectivity", out, 0)
 
 	port := tunnelPort(t, filepath.Join(work, "values-initial.yaml"))
-	broken := l.Node("worker-2")
-	if err := broken.BlockUDP(ctx, port); err != nil {
+	n := l.Node(broken)
+	end := tl.Fault(broken, "fault: firewall drops Cilium's tunnel port UDP "+port)
+	if err := n.BlockUDP(ctx, port); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("worker-2's firewall drops UDP %s (Cilium's tunnel) from now on, across reboots", port)
+	t.Logf("%s's firewall drops UDP %s (Cilium's tunnel) from now on, across reboots", broken, port)
 
-	args := append(rolloutArgs(l), "-o", "json")
+	args := append(rolloutArgs(l), "--gate-timeout", "1m", "-o", "json")
 	out, code := plugin(t, ctx, l, args...)
 	if code != 19 {
-		t.Fatalf("the gated rollout with worker-2's tunnel port blocked exited %d, want 19 (connectivity-failed)", code)
+		t.Fatalf("the gated rollout with %s's tunnel port blocked exited %d, want 19 (connectivity-failed)", broken, code)
 	}
+	first := "worker-1"
 	errLine := lastLine(out)
-	if !strings.Contains(errLine, "connectivity gate after batch 1/3") || !strings.Contains(errLine, "worker-2 (old) -> worker-1 (new") {
-		t.Errorf("the gate's error does not name batch 1/3 and the pairs from worker-2 into worker-1: %s", errLine)
+	if !strings.Contains(errLine, fmt.Sprintf("connectivity gate after batch 1/%d", len(l.Nodes))) || !strings.Contains(errLine, broken+" (old) -> "+first+" (new") {
+		t.Errorf("the gate's error does not name batch 1/%d and the pairs from %s into %s: %s", len(l.Nodes), broken, first, errLine)
 	}
 	var summary struct {
 		Result string `json:"result"`
@@ -92,10 +105,10 @@ func TestDatapathGate(t *testing.T) {
 	for _, n := range summary.Nodes {
 		got[n.Name] = n.Result + "/" + n.PhaseAfter
 	}
-	if summary.Result != "connectivity-failed" || got["worker-1"] != "migrated/done" || got["worker-2"] != "not-started/" || got["control-plane"] != "not-started/" {
+	if summary.Result != "connectivity-failed" || got[first] != "migrated/done" || got[broken] != "not-started/" || got["control-plane"] != "not-started/" {
 		t.Errorf("summary: %s %v", summary.Result, got)
 	}
-	for _, name := range []string{"worker-2", "control-plane"} {
+	for _, name := range []string{broken, "control-plane"} {
 		n, err := l.Cluster.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -104,40 +117,20 @@ func TestDatapathGate(t *testing.T) {
 			t.Errorf("%s was touched: unschedulable %v, phase %q", name, n.Spec.Unschedulable, n.Annotations["cni-migrate.io/phase"])
 		}
 	}
-	record("The gated rollout, worker-2's firewall dropping UDP "+port, strings.Join(args, " "), gateLines(out), code)
+	g.record("The gated rollout, "+broken+"'s firewall dropping UDP "+port, strings.Join(args, " "), gateLines(out), code)
 
 	out, code = plugin(t, ctx, l, append([]string{"connectivity"}, probe...)...)
 	if code != 19 || !strings.Contains(out, "FAILURES") || !strings.Contains(out, "FAIL pod") {
 		t.Errorf("connectivity with the port blocked: exit %d, want 19 with failures:\n%s", code, out)
 	}
-	record("The matrix while worker-2 drops Cilium's tunnel", "connectivity", out, code)
+	g.record("The matrix while "+broken+" drops Cilium's tunnel", "connectivity", out, code)
 
-	if err := broken.ClearFirewall(ctx); err != nil {
+	if err := n.ClearFirewall(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Log("worker-2's firewall rule removed")
-	args = rolloutArgs(l)
-	out = mustPlugin(t, ctx, l, args...)
-	if !strings.Contains(out, "gate after batch 2/2: green") {
-		t.Errorf("the resumed rollout did not pass its gate after the control plane:\n%s", out)
-	}
-	record("The same rollout again, the rule removed", strings.Join(args, " "), gateLines(out), 0)
-	out = mustPlugin(t, ctx, l, append([]string{"connectivity"}, probe...)...)
-	record("After the migration", "connectivity", out, 0)
-	mustPlugin(t, ctx, l, "status")
-	mustPlugin(t, ctx, l, "connectivity", "--cleanup")
-
-	md := report.String()
-	t.Logf("connectivity report:\n%s", md)
-	files := []string{filepath.Join(l.Dir, "connectivity.md")}
-	if p := os.Getenv("E2E_CONNECTIVITY_REPORT"); p != "" {
-		files = append(files, p)
-	}
-	for _, f := range files {
-		if err := os.WriteFile(f, []byte(md), 0o644); err != nil {
-			t.Error(err)
-		}
-	}
+	end()
+	t.Logf("%s's firewall rule removed", broken)
+	return g
 }
 
 // tunnelPort reads Cilium's tunnel port from the plugin's values.

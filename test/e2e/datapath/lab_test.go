@@ -1,6 +1,7 @@
 // Package datapath holds the real-datapath tests: real nodes (package lab)
-// running real Flannel, kube-proxy, CoreDNS and Cilium, migrated by the
-// built plugin while a monitor measures every pod pair and Service.
+// running a real source CNI (Flannel, Calico, Canal), kube-proxy, CoreDNS
+// and Cilium, migrated by the built plugin while a monitor measures every
+// pod pair, Service and NetworkPolicy.
 // They run with `make test-datapath` (E2E_DATAPATH=1, root).
 package datapath
 
@@ -8,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +19,6 @@ import (
 
 	e2e "github.com/cni-migrate/kubectl-cni-migrate/test/e2e"
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/cluster"
-	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/fixture"
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab"
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab/monitor"
 )
@@ -136,39 +135,25 @@ func buildProbe(t *testing.T, dir string) string {
 	return out
 }
 
-// flannelCluster installs what a kubeadm cluster with Flannel runs:
-// kubeadm-config, kube-proxy (iptables), the upstream kube-flannel.yml and
-// CoreDNS, with the lab's images, and waits for every node to be Ready.
-func flannelCluster(t *testing.T, ctx context.Context, l *lab.Lab) {
+// installSource installs what a kubeadm cluster running the source runs
+// (kubeadm-config, kube-proxy in iptables mode, the CNI, CoreDNS) with the
+// lab's images, and waits for every node to be Ready.
+func installSource(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source) {
 	t.Helper()
-	c := l.Cluster
-	steps := []struct {
-		name string
-		fn   func(context.Context, *cluster.Cluster) error
-	}{
-		{"kubeadm-config", func(ctx context.Context, c *cluster.Cluster) error {
-			return fixture.KubeadmConfig(ctx, c, "cni-migrate-lab")
-		}},
-		{"kube-proxy", fixture.KubeProxyConntrackAsIs},
-		{"flannel", fixture.Flannel},
-		{"coredns", fixture.CoreDNS},
-	}
-	for _, s := range steps {
-		if err := s.fn(ctx, c); err != nil {
-			t.Fatalf("%s: %v", s.name, err)
-		}
+	if err := l.Install(ctx, src); err != nil {
+		t.Fatal(err)
 	}
 	t0 := time.Now()
 	if err := l.WaitReady(ctx, 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("all nodes Ready with Flannel after %v", time.Since(t0).Round(time.Millisecond))
+	t.Logf("all nodes Ready with %s after %v", src.Name, time.Since(t0).Round(time.Millisecond))
 }
 
-// waitMonitorGreen waits until, for quiet, every one of the lab's probe
+// waitMonitorGreen waits until, for quiet, every one of the lab's monitor
 // pods has answered every other, reached every Service and resolved the
-// peer Service, with no probe failing: the baseline a migration must start
-// from (a headless Service's first seconds, before its EndpointSlice, are
+// peer Service, with no probe failing (and no policy probe of a flow the
+// policies allow): the baseline a migration must start from (a headless Service's first seconds, before its EndpointSlice, are
 // NXDOMAIN, which CoreDNS then caches).
 func waitMonitorGreen(t *testing.T, ctx context.Context, l *lab.Lab, quiet, timeout time.Duration) {
 	t.Helper()
@@ -200,11 +185,14 @@ func monitorGreen(l *lab.Lab, pods int, quiet time.Duration) string {
 	peers := map[string]map[string]bool{}
 	kinds := map[string]map[string]bool{}
 	for _, p := range probes {
-		if p.T.Before(from) {
+		if p.T.Before(from) || p.Denied() {
 			continue
 		}
 		if !p.OK {
 			return fmt.Sprintf("%s %s -> %s: %s", p.SrcPod, p.Kind, p.Dst, p.Err)
+		}
+		if !strings.HasPrefix(p.SrcPod, "monitor-") {
+			continue // a policy server or client: its allowed flows are OK
 		}
 		if peers[p.SrcPod] == nil {
 			peers[p.SrcPod], kinds[p.SrcPod] = map[string]bool{}, map[string]bool{}
@@ -230,47 +218,38 @@ func monitorGreen(l *lab.Lab, pods int, quiet time.Duration) string {
 	return ""
 }
 
-// TestLabFlannel is the lab's baseline: real Flannel, kube-proxy and
-// CoreDNS on three real nodes, and the monitor's every probe (each pod
-// pair, the Services, DNS) answered for 20 seconds.
-func TestLabFlannel(t *testing.T) {
+// TestLabHold starts a lab for E2E_LAB_HOLD=SOURCE (flannel, calico,
+// canal) with its workloads, policies and monitor, and Cilium's images,
+// prints its KUBECONFIG and keeps it until E2E_LAB_HOLD_FOR (default 1h)
+// has passed or the test is interrupted: a lab to look at by hand
+// (make lab-hold SOURCE=calico).
+func TestLabHold(t *testing.T) {
+	src := os.Getenv("E2E_LAB_HOLD")
+	if src == "" {
+		t.Skip("E2E_LAB_HOLD=SOURCE starts a lab and keeps it (make lab-hold)")
+	}
 	need(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	l := startLab(t, ctx, lab.Options{})
-	flannelCluster(t, ctx, l)
-	if err := l.Workloads(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Monitor(ctx, probeInterval, probeTimeout); err != nil {
-		t.Fatal(err)
-	}
-	if err := fixture.WaitWorkloadsReady(ctx, l.Cluster, 5*time.Minute, lab.AppsNamespace, lab.MonitorNamespace, "kube-system", "kube-flannel"); err != nil {
-		t.Fatal(err)
-	}
-	waitMonitorGreen(t, ctx, l, 5*time.Second, 2*time.Minute)
-	start := time.Now()
-	time.Sleep(20 * time.Second)
-	end := time.Now()
-	probes, err := monitor.Load(l.MonitorDir)
+	s, err := lab.SourceNamed(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kept []monitor.Probe
-	for _, p := range probes {
-		if !p.T.Before(start) && p.T.Before(end) {
-			kept = append(kept, p)
-		}
+	hold := time.Hour
+	if d, err := time.ParseDuration(os.Getenv("E2E_LAB_HOLD_FOR")); err == nil {
+		hold = d
 	}
-	nets := monitor.Networks{Old: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
-	rep := monitor.Analyze(kept, nets, []monitor.Phase{{Name: "flannel", Start: start, End: end}}, nil)
-	t.Logf("baseline:\n%s", rep.Markdown())
-	// Each of the 3 probes checks 2 peers (pod, mtu), 3 targets, DNS and
-	// itself.
-	if want := 3 * (2*2 + 3 + 1 + 1) * 30; len(kept) < want {
-		t.Errorf("%d probes in 20s, want at least %d", len(kept), want)
+	ctx, cancel := context.WithTimeout(context.Background(), hold+20*time.Minute)
+	defer cancel()
+	l := startLab(t, ctx, lab.Options{Nodes: s.Nodes, Calico: s.Calico, CiliumVersion: ciliumVersion})
+	installSource(t, ctx, l, s)
+	if err := l.Workloads(ctx); err != nil {
+		t.Fatal(err)
 	}
-	for _, p := range rep.Unexplained() {
-		t.Errorf("failed on Flannel alone: %s %s (%s) %s %s: %s", p.T.Format("15:04:05.000"), p.SrcPod, p.SrcNode, p.Kind, p.Dst, p.Err)
+	if err := l.Monitor(ctx, probeInterval, probeTimeout, s.Policies); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("lab up: export KUBECONFIG=%s (reboot: %s)", l.Cluster.Kubeconfig, l.RebootCommand())
+	select {
+	case <-ctx.Done():
+	case <-time.After(hold):
 	}
 }

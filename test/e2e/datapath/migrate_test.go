@@ -97,39 +97,72 @@ func mustPlugin(t *testing.T, ctx context.Context, l *lab.Lab, args ...string) s
 	return out
 }
 
-// TestDatapathMigration migrates a real three-node Flannel cluster to a
+// migration is one migration the lab proves, from one source CNI.
+type migration struct {
+	source string
+	// fault, when set, is the node whose firewall drops Cilium's tunnel
+	// port when the rollout starts: the connectivity gate must stop the
+	// rollout after its first batch, leave that node and the ones after
+	// it untouched, and the same rollout resumes green once the rule is
+	// gone (the matrices it printed go to connectivity.md).
+	fault string
+}
+
+// migrations are the lab's migrations: Flannel on three nodes with the
+// gate's fault, Calico and Canal (which enforce NetworkPolicies) on two.
+var migrations = []migration{
+	{source: "flannel", fault: "worker-2"},
+	{source: "calico"},
+	{source: "canal"},
+}
+
+// TestDatapathMigration migrates a real cluster from each source CNI to a
 // real Cilium with the built plugin while the monitor probes every pod
-// pair and Service, and writes the downtime figures: the report goes to
-// the log, to LAB_DIR/report.md and, with E2E_DATAPATH_REPORT=PATH, to PATH
-// (make datapath-report writes docs/datapath-results.md that way).
+// pair, Service and NetworkPolicy flow, and writes the downtime figures:
+// the report goes to the log, to LAB_DIR/report.md and, with
+// E2E_DATAPATH_REPORT_DIR=DIR, to DIR/datapath-results-SOURCE.md with its
+// timeline DIR/datapath-timeline-SOURCE.svg (make datapath-report writes
+// them into docs/). Each source is a subtest (-run
+// 'TestDatapathMigration/calico').
 func TestDatapathMigration(t *testing.T) {
 	need(t)
 	e2e.PluginPath(t)
+	for _, m := range migrations {
+		t.Run(m.source, func(t *testing.T) { migrate(t, m) })
+	}
+}
+
+func migrate(t *testing.T, m migration) {
+	src, err := lab.SourceNamed(m.source)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
-	l := startLab(t, ctx, lab.Options{CiliumVersion: ciliumVersion})
+	l := startLab(t, ctx, lab.Options{Nodes: src.Nodes, Calico: src.Calico, CiliumVersion: ciliumVersion})
 	c := l.Cluster
-	flannelCluster(t, ctx, l)
+	installSource(t, ctx, l, src)
 	if err := l.Workloads(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Monitor(ctx, probeInterval, probeTimeout); err != nil {
+	if err := l.Monitor(ctx, probeInterval, probeTimeout, src.Policies); err != nil {
 		t.Fatal(err)
 	}
-	if err := fixture.WaitWorkloadsReady(ctx, c, 5*time.Minute, lab.AppsNamespace, lab.MonitorNamespace, "kube-system", "kube-flannel"); err != nil {
+	if err := fixture.WaitWorkloadsReady(ctx, c, 5*time.Minute, lab.AppsNamespace, lab.MonitorNamespace, lab.PolicyNamespace, "kube-system", src.Namespace); err != nil {
 		t.Fatal(err)
 	}
 	tl := newTimeline()
 	waitMonitorGreen(t, ctx, l, 5*time.Second, 2*time.Minute)
-	tl.Mark("flannel only")
+	tl.Mark(src.Name + " only")
 	time.Sleep(settle)
 
 	work := filepath.Join(l.Dir, "migration")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	followPlan(t, ctx, l, tl.Mark)
 	userValues := ciliumBeside(t, ctx, l, work, tl.Mark)
-	nets := networks(t, filepath.Join(work, "values-initial.yaml"))
+	nets := networks(t, filepath.Join(work, "values-initial.yaml"), src.OldNetwork)
 	// What the agents drop, to set beside any probe that failed.
 	dctx, stopDrops := context.WithCancel(ctx)
 	defer stopDrops()
@@ -149,7 +182,7 @@ func TestDatapathMigration(t *testing.T) {
 	tl.onDone = func(name string) {
 		if n := l.Node(name); n != nil {
 			checks.Add(1)
-			go func() { defer checks.Done(); checkMigratedNode(t, ctx, l, n, defaults) }()
+			go func() { defer checks.Done(); checkMigratedNode(t, ctx, l, src, n, defaults) }()
 		}
 	}
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -157,12 +190,22 @@ func TestDatapathMigration(t *testing.T) {
 	go func() { tl.Watch(wctx, c.Client); close(watched) }()
 	defer func() { stopWatch(); <-watched }()
 	tl.Mark("rollout")
+	var gate *gateRecord
+	if m.fault != "" {
+		gate = gateFault(t, ctx, l, tl, work, m.fault)
+	}
 	// Gated on the plugin's own connectivity matrix: it must be green
 	// before the first node and after each one.
 	rollout := append(rolloutArgs(l), "-o", "json")
 	out := mustPlugin(t, ctx, l, rollout...)
+	if gate != nil {
+		if !strings.Contains(out, "green") {
+			t.Errorf("the resumed rollout did not pass its gates:\n%s", out)
+		}
+		gate.record("The same rollout again, the rule removed", strings.Join(rollout, " "), gateLines(out), 0)
+	}
 	var summary map[string]any
-	if i := strings.Index(out, "{"); i < 0 || json.Unmarshal([]byte(out[i:]), &summary) != nil {
+	if i := strings.Index(out, "\n{"); i < 0 || json.Unmarshal([]byte(out[i+1:]), &summary) != nil {
 		t.Errorf("rollout -o json printed no JSON summary:\n%s", out)
 	}
 	// The watch sees the last uncordon a moment after the rollout returns.
@@ -174,26 +217,119 @@ func TestDatapathMigration(t *testing.T) {
 	}
 	checks.Wait()
 	for _, n := range l.Nodes {
-		checkMigratedNode(t, ctx, l, n, defaults)
+		checkMigratedNode(t, ctx, l, src, n, defaults)
 	}
 	mustPlugin(t, ctx, l, "status")
+	if gate != nil {
+		out := mustPlugin(t, ctx, l, "connectivity", "--image", lab.Images.Agnhost)
+		gate.record("After the migration", "connectivity", out, 0)
+		mustPlugin(t, ctx, l, "connectivity", "--cleanup")
+		gate.write(t, l)
+	}
+	if src.Policies.Calico {
+		// What plan's calico-policies check tells the user to do before
+		// finalize: the same rules as Cilium policies.
+		tl.Mark("Calico's policies rewritten for Cilium")
+		if _, err := c.Apply(ctx, []byte(ciliumEquivalents)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	time.Sleep(settle)
 
 	tl.Mark("finalize")
-	mustPlugin(t, ctx, l, "finalize", "--yes", "--remove-old-cni", "--output-dir", work,
+	final := mustPlugin(t, ctx, l, "finalize", "--yes", "--remove-old-cni", "--output-dir", work,
 		"--chart", fixture.CiliumChart(c, ciliumVersion), "--helm", c.Bin("helm"), "-f", userValues)
-	checkFinalized(t, ctx, l)
+	checkFinalized(t, ctx, l, src)
 	mustPlugin(t, ctx, l, "status")
 	tl.Mark("after finalize")
 	time.Sleep(settle)
 	end := time.Now()
+	left := checkLeftovers(t, ctx, l, src, final)
 	stopWatch()
 	<-watched
 	stopDrops()
 	t.Logf("timeline:\n%s", tl)
 
-	report(t, l, nets, tl, end, drops.stop())
+	report(t, l, src, nets, tl, end, drops.stop(), left)
 }
+
+// followPlan runs plan as a user would before installing Cilium and
+// follows its advice where it says to act first: for Calico's node address
+// autodetection (cilium/cilium#31273) it runs the kubectl command of the
+// check's fix and waits for calico-node to roll out.
+func followPlan(t *testing.T, ctx context.Context, l *lab.Lab, mark func(string)) {
+	t.Helper()
+	out, code := plugin(t, ctx, l, "plan", "-o", "json")
+	if code != 0 && code != 3 {
+		t.Fatalf("plan: exit %d", code)
+	}
+	var plan struct {
+		Checks []struct {
+			ID, Status, Fix string
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &plan); err != nil {
+		t.Fatalf("plan -o json: %v", err)
+	}
+	for _, ch := range plan.Checks {
+		if ch.Status == "FAIL" {
+			t.Errorf("plan: %s FAIL: %s", ch.ID, ch.Fix)
+		}
+		if ch.ID != "node-address-autodetection" || ch.Status != "WARN" {
+			continue
+		}
+		_, cmd, ok := strings.Cut(ch.Fix, "kubectl ")
+		if !ok {
+			t.Fatalf("plan's %s fix names no kubectl command: %s", ch.ID, ch.Fix)
+		}
+		mark("plan's advice: " + ch.ID)
+		args := strings.Fields(cmd)
+		if b, err := l.Cluster.Kubectl(ctx, args...); err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", cmd, err, b)
+		}
+		t.Logf("followed plan's %s advice: kubectl %s", ch.ID, cmd)
+		if b, err := l.Cluster.Kubectl(ctx, "-n", "kube-system", "rollout", "status", "daemonset/calico-node", "--timeout=5m"); err != nil {
+			t.Fatalf("calico-node rollout: %v\n%s", err, b)
+		}
+	}
+	mustPlugin(t, ctx, l, "plan")
+}
+
+// ciliumEquivalents are lab-policy's Calico policies written as Cilium
+// policies, as a user does before finalize when plan warns that Cilium
+// does not read Calico's (calico-policies): allow-server-peers as a
+// CiliumNetworkPolicy; port-8083's ordered Allow then Deny as the Allow
+// alone (Cilium's deny rules win over any allow, and the pods are isolated
+// by the other policies already).
+const ciliumEquivalents = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: allow-server-peers
+  namespace: lab-policy
+spec:
+  endpointSelector:
+    matchLabels: {app: server}
+  ingress:
+  - fromEndpoints:
+    - matchLabels: {app: server}
+    toPorts:
+    - ports:
+      - {port: "8082", protocol: TCP}
+---
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata:
+  name: port-8083
+spec:
+  endpointSelector:
+    matchLabels: {app: server, k8s:io.kubernetes.pod.namespace: lab-policy}
+  ingress:
+  - fromEndpoints:
+    - matchLabels: {role: client, k8s:io.kubernetes.pod.namespace: lab-policy}
+    toPorts:
+    - ports:
+      - {port: "8083", protocol: TCP}
+`
 
 // ciliumBeside runs plan and values (with labValues on top) into work and
 // installs Cilium with the plugin's values-initial.yaml beside Flannel, as
@@ -237,9 +373,9 @@ const (
 	settle        = 15 * time.Second
 )
 
-// networks reads the pod networks from the plugin's values: Cilium's
-// pool, and the old network it routes natively while both exist.
-func networks(t *testing.T, valuesFile string) monitor.Networks {
+// networks reads Cilium's pool from the plugin's values; old is the
+// source's pod network.
+func networks(t *testing.T, valuesFile string, old netip.Prefix) monitor.Networks {
 	t.Helper()
 	b, err := os.ReadFile(valuesFile)
 	if err != nil {
@@ -262,13 +398,13 @@ func networks(t *testing.T, valuesFile string) monitor.Networks {
 	if len(nets.New) == 0 {
 		t.Fatalf("%s: no ipam.operator.clusterPoolIPv4PodCIDRList", valuesFile)
 	}
-	nets.Old = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")} // kube-flannel.yml's net-conf.json
+	nets.Old = []netip.Prefix{old}
 	return nets
 }
 
 // report analyses the monitor's probes, writes the figures and fails the
 // test for every failed probe no disruption window explains.
-func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end time.Time, drops []drop) {
+func report(t *testing.T, l *lab.Lab, src lab.Source, nets monitor.Networks, tl *timeline, end time.Time, drops []drop, left string) {
 	t.Helper()
 	probes, err := monitor.Load(l.MonitorDir)
 	if err != nil {
@@ -289,16 +425,25 @@ func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end t
 	// datapath's: such windows are listed in the report with the rest.
 	windows := append(tl.Windows(), monitor.Starved(kept, 500*time.Millisecond, probeTimeoutD)...)
 	rep := monitor.Analyze(kept, nets, phases, windows)
-	md := fmt.Sprintf("Cilium %s, 3 nodes (1 control plane, 2 workers), `rollout --batch 1 --gate connectivity`, probes every %s with a %s timeout.\n\n%s%s",
-		ciliumVersion, probeInterval, probeTimeout, rep.Markdown(), dropsMarkdown(drops, rep.Unexplained(), probeTimeoutD))
+	workers := len(l.Nodes) - 1
+	svgName := "datapath-timeline-" + src.Name + ".svg"
+	md := fmt.Sprintf("%s to Cilium %s, %d nodes (1 control plane, %d worker%s), `rollout --batch 1 --gate connectivity`, probes every %s with a %s timeout (policy probes every second).\n\n"+
+		"![The run's timeline: each node's disruption window, the phases, and every failed probe](%s)\n\n"+
+		"The timeline: a row per node with its window (cordon to uncordon), the phases above, and a mark for each failed probe at its start on its source node's row "+
+		"(grey: explained by a window, red: unexplained; policy probes of denied flows that got through in orange).\n\n%s%s%s",
+		src.Title, ciliumVersion, len(l.Nodes), workers, plural(workers), probeInterval, probeTimeout, svgName,
+		rep.Markdown(), left, dropsMarkdown(drops, rep.Unexplained(), probeTimeoutD))
 	t.Logf("downtime report:\n%s", md)
-	files := []string{filepath.Join(l.Dir, "report.md")}
-	if p := os.Getenv("E2E_DATAPATH_REPORT"); p != "" {
-		files = append(files, p)
+	svg := monitor.Timeline(kept, rep, phases, windows, l.NodeNames())
+	dirs := []string{l.Dir}
+	if d := os.Getenv("E2E_DATAPATH_REPORT_DIR"); d != "" {
+		dirs = append(dirs, d)
 	}
-	for _, f := range files {
-		if err := os.WriteFile(f, []byte(md), 0o644); err != nil {
-			t.Error(err)
+	for _, d := range dirs {
+		for name, data := range map[string][]byte{"datapath-results-" + src.Name + ".md": []byte(md), svgName: svg} {
+			if err := os.WriteFile(filepath.Join(d, name), data, 0o644); err != nil {
+				t.Error(err)
+			}
 		}
 	}
 	if js, err := rep.JSON(); err == nil {
@@ -318,14 +463,28 @@ func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end t
 			t.Errorf("no successful %s pod probe: the cluster was never half migrated under the monitor", d)
 		}
 	}
+	if src.Policies.Kubernetes && len(rep.Policy) == 0 {
+		t.Error("no policy probe was recorded")
+	}
 	un := rep.Unexplained()
 	for i, p := range un {
 		if i == 20 {
 			t.Errorf("... and %d more", len(un)-20)
 			break
 		}
-		t.Errorf("unexplained failure: %s %s (%s) -> %s %s: %s", p.T.Format("15:04:05.000"), p.SrcPod, p.SrcNode, p.Kind, p.Dst, p.Err)
+		what := p.Kind
+		if p.Policy != "" {
+			what += " " + p.Policy
+		}
+		t.Errorf("unexplained failure: %s %s (%s) -> %s %s: %s", p.T.Format("15:04:05.000"), p.SrcPod, p.SrcNode, what, p.Dst, p.Err)
 	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // checkMigratedNode checks (from any goroutine: it never stops the test)
@@ -334,7 +493,7 @@ func report(t *testing.T, l *lab.Lab, nets monitor.Networks, tl *timeline, end t
 // deleted), and the agent running with the CiliumNodeConfig's settings
 // (the configuration cilium-dbg build-config resolved for the node, which
 // the agent reads) and healthy by cilium-dbg status.
-func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, n *lab.Node, defaults map[string]string) {
+func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source, n *lab.Node, defaults map[string]string) {
 	t.Helper()
 	pods, err := l.Cluster.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name})
 	if err != nil {
@@ -362,8 +521,8 @@ func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, n *lab.Nod
 	if !slices.Contains(files, "05-cilium.conflist") {
 		t.Errorf("%s: no 05-cilium.conflist", n.Name)
 	}
-	if slices.Contains(files, "10-flannel.conflist") || !slices.Contains(files, "10-flannel.conflist.cilium_bak") {
-		t.Errorf("%s: 10-flannel.conflist was not renamed to 10-flannel.conflist.cilium_bak", n.Name)
+	if slices.Contains(files, src.Conflist) || !slices.Contains(files, src.Conflist+".cilium_bak") {
+		t.Errorf("%s: %s was not renamed to %[2]s.cilium_bak", n.Name, src.Conflist)
 	}
 	if agent == "" {
 		t.Errorf("%s: no Cilium agent pod", n.Name)
@@ -422,15 +581,15 @@ func agentConfig(t *testing.T, ctx context.Context, l *lab.Lab, pod string, keys
 }
 
 // checkFinalized checks what finalize must leave: no CiliumNodeConfig, no
-// Flannel DaemonSet, and every agent running with the final values (Cilium
-// writes its own conflist: custom-cni-conf false) and healthy.
-func checkFinalized(t *testing.T, ctx context.Context, l *lab.Lab) {
+// DaemonSet of the old CNI, and every agent running with the final values
+// (Cilium writes its own conflist: custom-cni-conf false) and healthy.
+func checkFinalized(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source) {
 	t.Helper()
 	if out, err := l.Cluster.Kubectl(ctx, "get", "ciliumnodeconfigs.cilium.io", "-A", "-o", "name"); err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Errorf("CiliumNodeConfigs left after finalize: %v %s", err, out)
 	}
-	if _, err := l.Cluster.Client.AppsV1().DaemonSets("kube-flannel").Get(ctx, "kube-flannel-ds", metav1.GetOptions{}); err == nil {
-		t.Error("the Flannel DaemonSet is still there after finalize --remove-old-cni")
+	if _, err := l.Cluster.Client.AppsV1().DaemonSets(src.Namespace).Get(ctx, src.DaemonSet, metav1.GetOptions{}); err == nil {
+		t.Errorf("DaemonSet %s/%s is still there after finalize --remove-old-cni", src.Namespace, src.DaemonSet)
 	}
 	pods, err := l.Cluster.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=cilium"})
 	if err != nil {
@@ -448,4 +607,33 @@ func checkFinalized(t *testing.T, ctx context.Context, l *lab.Lab) {
 			t.Errorf("agent %s on %s: cilium-dbg status: %v\n%s", p.Name, p.Spec.NodeName, err, out)
 		}
 	}
+}
+
+// checkLeftovers reads what of the old CNI is left on each node after
+// finalize (interfaces, routes, iptables chains, ipsets, CNI files) and
+// returns it as a report section.
+func checkLeftovers(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source, finalize string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("\n### What of the old CNI is left on the nodes after finalize\n\n")
+	found := false
+	for _, n := range l.Nodes {
+		st, err := n.State(ctx)
+		if err != nil {
+			t.Errorf("%s: %v", n.Name, err)
+			continue
+		}
+		left := src.Leftovers.Of(st, src.OldNetwork)
+		if len(left) == 0 {
+			fmt.Fprintf(&b, "- %s: nothing\n", n.Name)
+			continue
+		}
+		found = true
+		fmt.Fprintf(&b, "- %s: %s\n", n.Name, strings.Join(left, "; "))
+		t.Logf("%s: left after finalize: %s", n.Name, strings.Join(left, "; "))
+	}
+	if found {
+		t.Logf("finalize said:\n%s", finalize)
+	}
+	return b.String()
 }

@@ -29,10 +29,11 @@ const (
 // began (cordoned) and ended (phase done, schedulable and Ready again). The
 // monitor's phases and disruption windows come from it.
 type timeline struct {
-	mu    sync.Mutex
-	marks []mark
-	nodes map[string]*nodeSpan
-	order []string
+	mu     sync.Mutex
+	marks  []mark
+	nodes  map[string]*nodeSpan
+	order  []string
+	faults []monitor.Window
 	// onDone, when set before Watch, is called (without the lock) once
 	// for each node when its migration ends.
 	onDone func(node string)
@@ -56,6 +57,20 @@ func (tl *timeline) Mark(name string) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	tl.marks = append(tl.marks, mark{name, time.Now()})
+}
+
+// Fault records a fault the test injects on node from now on (its end
+// is set by the func it returns): a disruption window of that node.
+func (tl *timeline) Fault(node, reason string) (end func()) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	tl.faults = append(tl.faults, monitor.Window{Node: node, Start: time.Now(), Reason: reason})
+	i := len(tl.faults) - 1
+	return func() {
+		tl.mu.Lock()
+		defer tl.mu.Unlock()
+		tl.faults[i].End = time.Now()
+	}
 }
 
 // Watch follows the nodes until ctx ends (a watch, so that a node's
@@ -177,11 +192,11 @@ func (tl *timeline) Phases(end time.Time) []monitor.Phase {
 }
 
 // Windows are the nodes' disruption windows: from the node's start
-// (cordoned) to its end (done, uncordoned, Ready).
+// (cordoned) to its end (done, uncordoned, Ready), and the faults.
 func (tl *timeline) Windows() []monitor.Window {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	var out []monitor.Window
+	out := slices.Clone(tl.faults)
 	for _, n := range tl.order {
 		sp := tl.nodes[n]
 		reason := "cordon, drain"

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,26 +10,37 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab/image"
 )
 
-// Images are the lab's image references. They all share the same layers
-// (a Debian rootfs with iproute2, iptables, ipset, curl and clang/llc, and
-// one layer with every binary) and differ in their entrypoint only.
+// Images are the lab's image references. They share a Debian rootfs layer
+// (iproute2, iptables, ipset, conntrack, curl and clang/llc); all but
+// Calico's have one more layer with every other binary, Calico's have one of
+// their own (the CNI installer copies its image's whole /opt/cni/bin to the
+// node); they differ in their entrypoint, environment and user.
 var Images = struct {
 	Pause, Flannel, FlannelCNI, KubeProxy, CoreDNS, Agnhost, Probe string
 	// CiliumRepository and OperatorRepository are Helm values
 	// (image.repository, operator.image.repository: the chart appends
 	// "-generic" to the operator's); the tag is "v" + the Cilium version.
 	CiliumRepository, OperatorRepository string
+	// CalicoNode, CalicoCNI and CalicoKubeControllers are Calico's (with
+	// Options.Calico).
+	CalicoNode, CalicoCNI, CalicoKubeControllers string
 }{
-	Pause:              "lab.local/pause:1",
-	Flannel:            "lab.local/flannel:v0.28.4",
-	FlannelCNI:         "lab.local/flannel-cni-plugin:v1.9.1-flannel1",
-	KubeProxy:          "lab.local/kube-proxy:v1.34.4",
-	CoreDNS:            "lab.local/coredns:v1.12.1",
-	Agnhost:            "lab.local/agnhost:2.55",
-	Probe:              "lab.local/labprobe:1",
-	CiliumRepository:   "lab.local/cilium",
-	OperatorRepository: "lab.local/operator",
+	Pause:                 "lab.local/pause:1",
+	Flannel:               "lab.local/flannel:v0.28.4",
+	FlannelCNI:            "lab.local/flannel-cni-plugin:v1.9.1-flannel1",
+	KubeProxy:             "lab.local/kube-proxy:v1.34.4",
+	CoreDNS:               "lab.local/coredns:v1.12.1",
+	Agnhost:               "lab.local/agnhost:2.55",
+	Probe:                 "lab.local/labprobe:1",
+	CiliumRepository:      "lab.local/cilium",
+	OperatorRepository:    "lab.local/operator",
+	CalicoNode:            "lab.local/calico-node:" + CalicoVersion,
+	CalicoCNI:             "lab.local/calico-cni:" + CalicoVersion,
+	CalicoKubeControllers: "lab.local/calico-kube-controllers:" + CalicoVersion,
 }
+
+// CalicoVersion is the Calico the lab builds (hack/datapath/build.sh).
+const CalicoVersion = "v3.31.0"
 
 // ImageOverrides maps the upstream images of the manifests the lab applies
 // unchanged but for their images (kube-flannel.yml, kubeadm's kube-proxy
@@ -38,11 +50,100 @@ var ImageOverrides = map[string]string{
 	"ghcr.io/flannel-io/flannel:v0.28.4":                    Images.Flannel,
 	"registry.k8s.io/kube-proxy:v1.34.4":                    Images.KubeProxy,
 	"registry.k8s.io/coredns/coredns:v1.12.1":               Images.CoreDNS,
+	// calico-vxlan.yaml and canal.yaml (canal's flannel container runs
+	// the lab's flanneld, a newer release of the same program).
+	"quay.io/calico/node:" + CalicoVersion:             Images.CalicoNode,
+	"quay.io/calico/cni:" + CalicoVersion:              Images.CalicoCNI,
+	"quay.io/calico/kube-controllers:" + CalicoVersion: Images.CalicoKubeControllers,
+	"docker.io/flannel/flannel:v0.24.4":                Images.Flannel,
+}
+
+// calicoNodeStart is the calico-node image's entrypoint: what the real
+// image's runit setup (node/filesystem/etc/rc.local and its services)
+// runs for a VXLAN or policy-only backend, without runit: the start-up,
+// the tunnel address allocation, then felix and the helpers, each
+// restarted when it exits as runit would.
+const calicoNodeStart = `#!/bin/bash
+set -e
+calico-node -startup
+NODENAME=$(cat /var/lib/calico/nodename)
+export NODENAME FELIX_FELIXHOSTNAME=$NODENAME
+[ -z "$DATASTORE_TYPE" ] || export FELIX_DATASTORETYPE=$DATASTORE_TYPE
+calico-node -allocate-tunnel-addrs -allocate-tunnel-addrs-run-once
+keep() { while :; do "$@" || true; echo "lab: $* exited, restarting in 1s" >&2; sleep 1; done; }
+calico-node -complete-startup &
+keep calico-node -felix &
+[ "$CALICO_NETWORKING_BACKEND" = none ] || keep calico-node -monitor-addresses &
+keep calico-node -allocate-tunnel-addrs &
+keep calico-node -status-reporter &
+[ "$CALICO_MANAGE_CNI" = false ] || keep calico-node -monitor-token &
+trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT
+wait
+`
+
+// writeIfChanged writes data to path unless it holds data already (so its
+// modification time, which the image fingerprint includes, stays).
+func writeIfChanged(path string, data []byte, mode os.FileMode) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, mode)
+}
+
+// calicoImages returns the Calico layer and images (their layers are the
+// rootfs, 0, and this one, 2).
+func calicoImages(dp string) (image.Layer, []image.Image, error) {
+	cd := filepath.Join(dp, "calico")
+	start := filepath.Join(cd, "lab", "start-calico-node")
+	if err := writeIfChanged(start, []byte(calicoNodeStart), 0o755); err != nil {
+		return image.Layer{}, nil, err
+	}
+	// check-status (a non-root kube-controllers) writes /status.
+	status := filepath.Join(cd, "lab", "status")
+	if err := os.MkdirAll(status, 0o755); err != nil {
+		return image.Layer{}, nil, err
+	}
+	if err := os.Chmod(status, 0o777|os.ModeSticky); err != nil {
+		return image.Layer{}, nil, err
+	}
+	bin := func(n string) string { return filepath.Join(cd, "bin", n) }
+	l := image.Layer{
+		Files: map[string]string{
+			"/usr/bin/calico-node":             bin("calico-node"),
+			"/usr/local/bin/start-calico-node": start,
+			"/etc/calico/felix.cfg":            filepath.Join(cd, "felix.cfg"),
+			"/usr/bin/kube-controllers":        bin("kube-controllers"),
+			"/usr/bin/check-status":            bin("check-status"),
+			// calico/cni's /opt/cni/bin, which its install copies to the node.
+			"/opt/cni/bin/install":     bin("install"),
+			"/opt/cni/bin/calico":      bin("calico"),
+			"/opt/cni/bin/calico-ipam": bin("calico"),
+			"/opt/cni/bin/flannel":     filepath.Join(dp, "bin", "flannel"),
+		},
+		Trees: map[string]string{"/status": status},
+	}
+	for _, p := range []string{"portmap", "host-local", "loopback", "bandwidth", "tuning"} {
+		l.Files["/opt/cni/bin/"+p] = "/usr/lib/cni/" + p
+	}
+	layers := []int{0, 2}
+	env := append([]string{
+		// cgo-free felix has stub BPF packages that panic when called;
+		// in iptables mode these are the only calls left.
+		"FELIX_DebugSkipCTLBCleanup=true", "FELIX_XDPENABLED=false",
+	}, image.DefaultEnv...)
+	return l, []image.Image{
+		{Names: []string{Images.CalicoNode}, Entrypoint: []string{"/usr/local/bin/start-calico-node"}, Env: env, Layers: layers},
+		{Names: []string{Images.CalicoCNI}, Entrypoint: []string{"/opt/cni/bin/install"}, Layers: layers},
+		{Names: []string{Images.CalicoKubeControllers}, Entrypoint: []string{"/usr/bin/kube-controllers"}, User: "999", Layers: layers},
+	}, nil
 }
 
 // buildImages writes (or reuses) the image archive every node imports and
 // returns its path and a fingerprint of its inputs.
-func buildImages(cache, ciliumVersion, probe string, logf func(string, ...any)) (string, string, error) {
+func buildImages(cache, ciliumVersion string, calico bool, probe string, logf func(string, ...any)) (string, string, error) {
 	dp := filepath.Join(cache, "datapath")
 	bin := func(n string) string { return filepath.Join(dp, "bin", n) }
 	rootfs := image.Layer{Dir: filepath.Join(dp, "rootfs")}
@@ -93,7 +194,23 @@ func buildImages(cache, ciliumVersion, probe string, logf func(string, ...any)) 
 			return "", "", fmt.Errorf("image input missing (run `make datapath-tools`): %w", err)
 		}
 	}
+	for i := range images {
+		images[i].Layers = []int{0, 1}
+	}
 	layers := []image.Layer{rootfs, files}
+	if calico {
+		l, ims, err := calicoImages(dp)
+		if err != nil {
+			return "", "", err
+		}
+		for _, f := range l.Files {
+			if _, err := os.Stat(f); err != nil {
+				return "", "", fmt.Errorf("image input missing (run `make datapath-tools`): %w", err)
+			}
+		}
+		layers = append(layers, l)
+		images = append(images, ims...)
+	}
 	fp, err := image.Fingerprint(layers, images)
 	if err != nil {
 		return "", "", err

@@ -45,6 +45,9 @@ type Options struct {
 	Nodes []NodeSpec
 	// CiliumVersion selects the Cilium build whose images are made.
 	CiliumVersion string
+	// Calico adds Calico's images (calico-node, its CNI installer,
+	// kube-controllers).
+	Calico bool
 	// ProbeBinary is the monitor's probe program (test/e2e/cmd/labprobe),
 	// put into the images as /usr/local/bin/labprobe.
 	ProbeBinary string
@@ -178,7 +181,7 @@ func (l *Lab) start(ctx context.Context) error {
 	c.SetImageOverrides(ImageOverrides)
 	l.logf("lab: control plane ready in the fabric namespace after %v", time.Since(t0).Round(time.Millisecond))
 
-	if l.imagesArchive, l.imagesFingerprint, err = buildImages(l.opts.Cache, l.opts.CiliumVersion, l.opts.ProbeBinary, l.logf); err != nil {
+	if l.imagesArchive, l.imagesFingerprint, err = buildImages(l.opts.Cache, l.opts.CiliumVersion, l.opts.Calico, l.opts.ProbeBinary, l.logf); err != nil {
 		return err
 	}
 	if err := l.serve(); err != nil {
@@ -372,4 +375,13 @@ func tailFile(path string, n int) string {
 		ls = ls[len(ls)-n:]
 	}
 	return strings.Join(ls, "\n")
+}
+
+// NodeNames are the nodes' names, in order.
+func (l *Lab) NodeNames() []string {
+	out := make([]string, 0, len(l.Nodes))
+	for _, n := range l.Nodes {
+		out = append(out, n.Name)
+	}
+	return out
 }

@@ -10,11 +10,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-var ciliumNodes = schema.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumnodes"}
+var (
+	ciliumNodes     = schema.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumnodes"}
+	blockAffinities = schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: "blockaffinities"}
+)
 
 // routePods keeps a route in the fabric namespace for every node's pod
-// CIDRs (the node's spec.podCIDR for the old CNI, its CiliumNode's
-// spec.ipam.podCIDRs for Cilium) via that node's address, until ctx ends.
+// CIDRs (the node's spec.podCIDR for the old CNI, the blocks of Calico's
+// IPAM affine to it, its CiliumNode's spec.ipam.podCIDRs for Cilium) via
+// that node's address, until ctx ends.
 //
 // On a real cluster the API server runs on a node, which the CNI gives a
 // route to every pod; here it runs in the fabric namespace, and these
@@ -46,6 +50,15 @@ func (l *Lab) routePods(ctx context.Context) {
 				cidrs, _, _ := unstructured.NestedStringSlice(cn.Object, "spec", "ipam", "podCIDRs")
 				for _, c := range cidrs {
 					want[c] = ln.IP
+				}
+			}
+		}
+		if bas, err := l.Cluster.Dynamic.Resource(blockAffinities).List(ctx, metav1.ListOptions{}); err == nil {
+			for _, ba := range bas.Items {
+				node, _, _ := unstructured.NestedString(ba.Object, "spec", "node")
+				cidr, _, _ := unstructured.NestedString(ba.Object, "spec", "cidr")
+				if ln := l.Node(node); ln != nil && cidr != "" {
+					want[cidr] = ln.IP
 				}
 			}
 		}

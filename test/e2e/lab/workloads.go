@@ -30,11 +30,19 @@ func (l *Lab) Workloads(ctx context.Context) error {
 // tolerated so that cordoned and draining nodes keep theirs), its headless
 // Service for the peer list and a ClusterIP Service. Each probe writes to
 // /var/lib/lab-monitor on its node, which is l.MonitorDir on the host.
-// interval and timeout are Go durations ("500ms", "3s").
-func (l *Lab) Monitor(ctx context.Context, interval, timeout string) error {
+// interval and timeout are Go durations ("500ms", "3s"). With policies,
+// the policy namespace (see Flows) is deployed too and the monitor pods
+// probe its servers as well.
+func (l *Lab) Monitor(ctx context.Context, interval, timeout string, policies Policies) error {
+	if policies.Kubernetes {
+		if err := l.deployPolicies(ctx, policies); err != nil {
+			return fmt.Errorf("policies: %w", err)
+		}
+	}
 	_, err := l.Cluster.Apply(ctx, []byte(strings.NewReplacer(
 		"NAMESPACE", MonitorNamespace, "IMAGE", Images.Probe, "SVCIP", MonitorServiceIP,
 		"INTERVAL", interval, "TIMEOUT", timeout, "WEBURL", fmt.Sprintf("http://%s/clientip", WebServiceIP),
+		"POLICYFLOWS", yamlArgs(policies.flowArgs("monitor")),
 	).Replace(monitorYAML)))
 	return err
 }
@@ -241,7 +249,7 @@ spec:
         - --interval=INTERVAL
         - --timeout=TIMEOUT
         - --mtu-bytes=1400
-        - --out=/out
+        - --out=/outPOLICYFLOWS
         env:
         - name: POD_NAME
           valueFrom: {fieldRef: {fieldPath: metadata.name}}

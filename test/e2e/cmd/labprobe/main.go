@@ -8,10 +8,18 @@
 // connection, so each one goes through the datapath (and conntrack) afresh.
 //
 // The peers are found outside the datapath under test: each probe writes
-// OUT/POD_NAME.peer ({pod, node, ip}) when it starts, and OUT is the same
-// host directory on every lab node. A probe restarted with a new address
-// (after its node's reboot) rewrites its file; the others pick the new
-// address up at their next round.
+// ANNOUNCE/POD_NAME.peer ({pod, node, ip}) when it starts (ANNOUNCE is OUT
+// unless --announce says otherwise), and OUT is the same host directory on
+// every lab node. A probe restarted with a new address (after its node's
+// reboot) rewrites its file; the others pick the new address up at their
+// next round.
+//
+// Policy probes (--policy name,DIR,PORT,allow|deny) check NetworkPolicies:
+// every --policy-interval each one sends a GET /whoami to PORT of the next
+// pod announced in DIR (round-robin, never itself) and records whether the
+// connection got through, with the verdict the policies should give it.
+// --also-listen serves the same handlers on more ports, so that one server
+// pod can carry a port per policy.
 package main
 
 import (
@@ -71,9 +79,15 @@ func run() error {
 		timeout  = flag.Duration("timeout", time.Second, "timeout of each probe")
 		mtuBytes = flag.Int("mtu-bytes", 1400, "size of the /echo body (0: no mtu probe)")
 		out      = flag.String("out", "", "directory for POD_NAME.jsonl (empty: stdout)")
+		announce = flag.String("announce", "", "directory for this pod's POD_NAME.peer (default: --out)")
+		peerDir  = flag.String("peers-dir", "", "directory of the peers' .peer files probed by pod and mtu probes (default: --out; \"-\": none)")
+		also     = flag.String("also-listen", "", "more ports to serve on, comma-separated")
+		polEvery = flag.Duration("policy-interval", time.Second, "time between rounds of policy probes")
 		tgts     targets
+		pols     targets
 	)
 	flag.Var(&tgts, "target", "name=URL probed each round (repeatable)")
+	flag.Var(&pols, "policy", "name,DIR,PORT,allow|deny: a policy probe of the pods announced in DIR (repeatable)")
 	flag.Parse()
 	me := self{pod: os.Getenv("POD_NAME"), node: os.Getenv("NODE_NAME"), ip: os.Getenv("POD_IP")}
 	if me.pod == "" {
@@ -93,11 +107,29 @@ func run() error {
 		ts = append(ts, target{name, url})
 	}
 
+	flows, err := parsePolicies(pols)
+	if err != nil {
+		return err
+	}
+	if *announce == "" {
+		*announce = *out
+	}
+	if *peerDir == "" {
+		*peerDir = *out
+	}
+	if *peerDir == "-" {
+		*peerDir = ""
+	}
 	w := io.Writer(os.Stdout)
-	if *out != "" {
-		if err := writePeer(*out, me); err != nil {
+	if *announce != "" {
+		if err := os.MkdirAll(*announce, 0o755); err != nil {
 			return err
 		}
+		if err := writePeer(*announce, me); err != nil {
+			return err
+		}
+	}
+	if *out != "" {
 		f, err := os.OpenFile(filepath.Join(*out, me.pod+".jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
@@ -135,6 +167,18 @@ func run() error {
 	}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
+	for _, p := range strings.Split(*also, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", ":"+p)
+		if err != nil {
+			return fmt.Errorf("--also-listen %s: %w", p, err)
+		}
+		s := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = s.Serve(ln) }()
+		defer s.Close()
+	}
 
 	// IPv4 only (the lab's networks are): one A query per lookup, never
 	// the parallel A and AAAA queries of one socket that race in conntrack.
@@ -159,6 +203,13 @@ func run() error {
 	}
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
+	if len(flows) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			policyRounds(ctx, rec, client, flows, me, *polEvery, probe)
+		}()
+	}
 	// Rounds start on the ticker and do not wait for each other: a slow or
 	// timed-out probe does not thin out the probes of a disrupted time.
 	for {
@@ -175,8 +226,8 @@ func run() error {
 				rec.write(p)
 			})
 		}
-		if *out != "" {
-			if ips, err := readPeers(*out, me); err == nil {
+		if *peerDir != "" {
+			if ips, err := readPeers(*peerDir, me); err == nil {
 				peerIPs = ips
 			}
 		}
@@ -198,6 +249,53 @@ func run() error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// flow is one policy probe: GET /whoami on port of the pods announced in
+// dir, which the policies should allow or deny.
+type flow struct {
+	name, dir, port, expect string
+	next                    int
+}
+
+func parsePolicies(specs []string) ([]*flow, error) {
+	var out []*flow
+	for _, s := range specs {
+		f := strings.Split(s, ",")
+		if len(f) != 4 || f[0] == "" || f[1] == "" || f[2] == "" || (f[3] != monitor.ExpectAllow && f[3] != monitor.ExpectDeny) {
+			return nil, fmt.Errorf("--policy %q: want name,DIR,PORT,allow|deny", s)
+		}
+		out = append(out, &flow{name: f[0], dir: f[1], port: f[2], expect: f[3]})
+	}
+	return out, nil
+}
+
+// policyRounds sends one probe of every flow each interval, each to the
+// next pod of its directory in turn, until ctx ends.
+func policyRounds(ctx context.Context, rec *recorder, c *http.Client, flows []*flow, me self, interval time.Duration, probe func(func())) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		for _, f := range flows {
+			ips, err := readPeers(f.dir, me)
+			if err != nil || len(ips) == 0 {
+				continue
+			}
+			ip := ips[f.next%len(ips)]
+			f.next++
+			url := "http://" + net.JoinHostPort(ip, f.port) + "/whoami"
+			probe(func() {
+				rec.probeWith(ctx, c, monitor.KindPolicy, ip, http.MethodGet, url, nil, func(p *monitor.Probe) {
+					p.Policy, p.Expect, p.Port = f.name, f.expect, f.port
+				})
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
 		case <-tick.C:
 		}
 	}
@@ -252,8 +350,16 @@ func (r *recorder) write(p monitor.Probe) {
 // client}) names the pod that answered; any other answer (agnhost's
 // /clientip) is taken as the client address the server saw.
 func (r *recorder) probe(ctx context.Context, c *http.Client, kind, dst, method, url string, body []byte) {
+	r.probeWith(ctx, c, kind, dst, method, url, body, nil)
+}
+
+// probeWith is probe with a function that fills in more of the record.
+func (r *recorder) probeWith(ctx context.Context, c *http.Client, kind, dst, method, url string, body []byte, fill func(*monitor.Probe)) {
 	t0 := time.Now()
 	p := monitor.Probe{T: t0, Kind: kind, Dst: dst}
+	if fill != nil {
+		fill(&p)
+	}
 	defer func() { p.MS = ms(t0); r.write(p) }()
 	// How far the exchange got, for the error: a failure before the
 	// connection is up is another fault than one after the request went.
