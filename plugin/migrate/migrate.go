@@ -25,6 +25,8 @@ const (
 	DefaultProbeTimeout  = 2 * time.Minute
 	// AgentLabel selects the Cilium agent pods.
 	AgentLabel = "k8s-app=cilium"
+	// AgentContainerName is the agent's container in them.
+	AgentContainerName = "cilium-agent"
 	// writeTimeout bounds one write that is let finish after an interrupt;
 	// it outlasts kube.OutageWait, so a write waits out a short outage.
 	writeTimeout = 2 * time.Minute

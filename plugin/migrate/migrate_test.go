@@ -50,6 +50,9 @@ type world struct {
 	mu      sync.Mutex
 	// denied are the permissions the user lacks ("patch pods/status").
 	denied map[string]bool
+	// staleAgent keeps the agent pods' status as it was before a reboot
+	// (the kubelet has not reported on them yet).
+	staleAgent bool
 }
 
 func readyNode(name string, cp bool, ann map[string]string) *corev1.Node {
@@ -73,7 +76,8 @@ func agentPod(name, uid string) *corev1.Pod {
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "cilium", UID: "ds", Controller: ptr(true)}}},
 		Spec: corev1.PodSpec{NodeName: "worker-1", HostNetwork: true},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning,
-			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: AgentContainerName, Ready: true, ContainerID: "containerd://" + uid}}},
 	}
 }
 
@@ -200,9 +204,27 @@ func (w *world) reboots(calls *[][]string) CommandRunner {
 		w.mu.Lock()
 		*calls = append(*calls, argv)
 		w.mu.Unlock()
-		patch := []byte(fmt.Sprintf(`{"status":{"nodeInfo":{"bootID":"boot-%d"}}}`, w.boots.Add(1)+1))
-		_, err := w.kube.CoreV1().Nodes().Patch(ctx, argv[len(argv)-1], types.MergePatchType, patch, metav1.PatchOptions{}, "status")
-		return err
+		node := argv[len(argv)-1]
+		boot := w.boots.Add(1) + 1
+		patch := []byte(fmt.Sprintf(`{"status":{"nodeInfo":{"bootID":"boot-%d"}}}`, boot))
+		if _, err := w.kube.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+			return err
+		}
+		if w.staleAgent {
+			return nil
+		}
+		// The kubelet of the new boot runs the agent in a new container.
+		pods, err := w.kube.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=cilium", FieldSelector: "spec.nodeName=" + node})
+		if err != nil {
+			return err
+		}
+		for _, p := range pods.Items {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: AgentContainerName, Ready: true, ContainerID: fmt.Sprintf("containerd://%s-boot-%d", p.UID, boot)}}
+			if _, err := w.kube.CoreV1().Pods("kube-system").UpdateStatus(ctx, &p, metav1.UpdateOptions{}); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 }
 
@@ -509,16 +531,31 @@ func TestPreflight(t *testing.T) {
 	}
 }
 
-// TestVerifyWaitsForTheAgentOfThisBoot: a node that went NotReady over its
-// reboot is Ready again since its Ready condition's transition; its agent
-// pod's Ready from before the reboot is stale, and verify must not start
-// the probe until the kubelet has reported the agent Ready again (on the
-// real datapath the probe otherwise waited a minute in cilium-cni). When
-// the agent's status never refreshes, verify goes on after freshAgentWait.
+// TestVerifyWaitsForTheAgentOfThisBoot: after the reboot the agent pod
+// shows its Ready from before the reboot until the kubelet reports on it
+// again, and verify must not start the probe until then (on the real
+// datapath the probe otherwise waited a minute in cilium-cni: the agent of
+// the new boot was still starting). The reboot step recorded the agent's
+// container, so a Ready agent in another container is this boot's, whether
+// or not the node went NotReady over its reboot (on the lab it did not).
+// Without that record (the reboot step of an older plugin), a node that
+// went NotReady waits for an agent Ready since the node's transition, and
+// goes on after freshAgentWait when the agent's status never refreshes.
 func TestVerifyWaitsForTheAgentOfThisBoot(t *testing.T) {
-	for _, refresh := range []bool{true, false} {
-		t.Run(fmt.Sprintf("refresh=%v", refresh), func(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		recorded, refresh bool
+		notReady          bool
+	}{
+		{name: "recorded", recorded: true, refresh: true},
+		{name: "recorded, node went NotReady", recorded: true, refresh: true, notReady: true},
+		{name: "not recorded, refresh", refresh: true, notReady: true},
+		{name: "not recorded, no refresh", notReady: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			refresh := tc.refresh
 			w := newWorld(t, nil)
+			w.staleAgent = true
 			ctx := startControllers(t, w)
 			var refreshed, early atomic.Bool
 			w.kube.PrependReactor("create", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -530,14 +567,25 @@ func TestVerifyWaitsForTheAgentOfThisBoot(t *testing.T) {
 			var calls [][]string
 			reboot := w.reboots(&calls)
 			run := func(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+				if a := w.node("worker-1").Annotations[AnnotationAgentContainer]; a != "containerd://agent-new-1" {
+					t.Errorf("the reboot step recorded agent container %q, want the restarted agent's", a)
+				}
+				if !tc.recorded {
+					patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, AnnotationAgentContainer)
+					if _, err := w.kube.CoreV1().Nodes().Patch(ctx, "worker-1", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+						return err
+					}
+				}
 				if err := reboot(ctx, argv, stdout, stderr); err != nil {
 					return err
 				}
-				// The node went NotReady and is Ready again now.
 				now := metav1.Now()
-				patch := fmt.Sprintf(`{"status":{"conditions":[{"type":"Ready","status":"True","lastTransitionTime":%q}]}}`, now.UTC().Format(time.RFC3339))
-				if _, err := w.kube.CoreV1().Nodes().Patch(ctx, "worker-1", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status"); err != nil {
-					return err
+				if tc.notReady {
+					// The node went NotReady and is Ready again now.
+					patch := fmt.Sprintf(`{"status":{"conditions":[{"type":"Ready","status":"True","lastTransitionTime":%q}]}}`, now.UTC().Format(time.RFC3339))
+					if _, err := w.kube.CoreV1().Nodes().Patch(ctx, "worker-1", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status"); err != nil {
+						return err
+					}
 				}
 				if refresh {
 					go func() {
@@ -546,6 +594,7 @@ func TestVerifyWaitsForTheAgentOfThisBoot(t *testing.T) {
 						for _, p := range pods.Items {
 							p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue,
 								LastTransitionTime: metav1.NewTime(now.Add(2 * time.Second))}}
+							p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: AgentContainerName, Ready: true, ContainerID: "containerd://after-reboot"}}
 							refreshed.Store(true)
 							_, _ = w.kube.CoreV1().Pods("kube-system").UpdateStatus(ctx, &p, metav1.UpdateOptions{})
 						}

@@ -50,6 +50,12 @@ const (
 	// AnnotationBootID is the node's status.nodeInfo.bootID recorded before
 	// the reboot step; the reboot is over once the node reports another.
 	AnnotationBootID = AnnotationPrefix + "boot-id"
+	// AnnotationAgentContainer is the ID of the Cilium agent's container
+	// on the node, recorded with AnnotationBootID: after the reboot the
+	// agent pod shows that container's Ready until the kubelet reports on
+	// it again, so verify waits for a Ready agent in another container,
+	// one of the node's new boot.
+	AnnotationAgentContainer = AnnotationPrefix + "agent-container"
 	// AnnotationReboot says how the reboot step was done: RebootCommand,
 	// RebootManual or RebootSkip ("skip": the node still has the old CNI's
 	// interfaces and iptables rules until it next reboots).
@@ -69,7 +75,7 @@ const (
 // Annotations lists every annotation the migration and the rollback write
 // on a node, for commands that clean them up (rollback, finalize).
 func Annotations() []string {
-	return []string{AnnotationPhase, AnnotationPhaseTime, AnnotationWasUnschedulable, AnnotationBootID, AnnotationReboot,
+	return []string{AnnotationPhase, AnnotationPhaseTime, AnnotationWasUnschedulable, AnnotationBootID, AnnotationAgentContainer, AnnotationReboot,
 		AnnotationRollbackPhase, AnnotationRollbackWasUnschedulable}
 }
 
@@ -201,6 +207,9 @@ type State struct {
 	// whether one was recorded (a node may report an empty bootID).
 	BootID    string
 	HasBootID bool
+	// AgentContainer is the Cilium agent's container ID recorded with the
+	// bootID ("" when none was).
+	AgentContainer string
 	// Reboot is how the reboot step was done, "" before it.
 	Reboot string
 	// Rollback is the last rollback step completed (RollbackNone when no
@@ -236,6 +245,7 @@ func StateOf(n *corev1.Node) (State, error) {
 		s.WasUnschedulable = &b
 	}
 	s.BootID, s.HasBootID = a[AnnotationBootID]
+	s.AgentContainer = a[AnnotationAgentContainer]
 	s.Reboot = a[AnnotationReboot]
 	if s.Rollback, err = ParseRollbackPhase(a[AnnotationRollbackPhase]); err != nil {
 		return s, errs.Newf(errs.Precondition,

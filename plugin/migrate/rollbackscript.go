@@ -141,7 +141,7 @@ not-migrated)
 		for _, line := range strings.Split(CNIConfigRestore(node, oldCNI), "\n") {
 			fmt.Fprintf(&pending, "%secho %s >&2\n", indent, shell.Quote(line))
 		}
-		if err := scriptReboot(&b, o, node, "record_rollback", string(RollbackRebooted),
+		if err := scriptReboot(&b, o, ns, node, "record_rollback", string(RollbackRebooted),
 			"Pods left on the node (DaemonSet pods) keep\n  # their Cilium addresses until restarted.", pending.String()); err != nil {
 			return "", err
 		}
@@ -149,7 +149,7 @@ not-migrated)
 		p(`%[1]s)
   # 6. verify: the agent is Ready, and a probe pod pinned to the node gets an
   # address in the node's podCIDR (the old CNI's range), outside Cilium's pod CIDR
-  kubectl -n %[2]s wait --for=condition=Ready pod -l %[3]s --field-selector spec.nodeName=%[4]s --timeout=%[5]ds
+  wait_agent_rebooted %[4]s %[5]d
   kubectl -n %[2]s delete job %[6]s --ignore-not-found --wait=true
   kubectl create -f - <<'EOF'
 %[7]sEOF

@@ -107,7 +107,7 @@ case "$(annotation %[1]s phase)" in
 `, node, AnnotationWasUnschedulable, AnnotationBootID, AnnotationReboot, PhaseCordoned, strings.Join(drainFlags, " "),
 			PhaseDrained, o.NodeConfigName, key+"="+value, PhaseLabelled, ns, AgentLabel, secs(o.AgentTimeout), PhaseAgentRestarted)
 
-		if err := scriptReboot(&b, o, node, "record", string(PhaseRebooted),
+		if err := scriptReboot(&b, o, ns, node, "record", string(PhaseRebooted),
 			"The old CNI's interfaces and iptables rules stay\n  # on the node until it next reboots; pods it runs keep their old addresses until restarted.", ""); err != nil {
 			return "", err
 		}
@@ -115,7 +115,7 @@ case "$(annotation %[1]s phase)" in
 		p(`%[1]s)
   # 6. verify: the agent is Ready, and a probe pod pinned to the node gets an
   # address in Cilium's pod CIDR and reaches the API server
-  kubectl -n %[2]s wait --for=condition=Ready pod -l %[3]s --field-selector spec.nodeName=%[4]s --timeout=%[5]ds
+  wait_agent_rebooted %[4]s %[5]d
   kubectl -n %[2]s delete job %[6]s --ignore-not-found --wait=true
   kubectl create -f - <<'EOF'
 %[7]sEOF
@@ -256,6 +256,23 @@ wait_new_agent() {
   exit %[5]d
 }
 
+# wait_agent_rebooted NODE SECONDS: wait until the Cilium agent on NODE is
+# Ready in another container than the one recorded before the reboot (the
+# agent pod shows the old boot's Ready until the kubelet reports on it again)
+wait_agent_rebooted() {
+  local node=$1 old deadline=$((SECONDS + $2)) id ready
+  old=$(annotation "$node" agent-container)
+  while ((SECONDS < deadline)); do
+    while read -r id ready; do
+      if [[ $ready == True && -n $id && $id != "$old" ]]; then return 0; fi
+    done < <(kubectl -n %[3]s get pod -l %[4]s --field-selector spec.nodeName="$node" \
+      -o jsonpath='{range .items[*]}{.status.containerStatuses[?(@.name=="cilium-agent")].containerID} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+    sleep 2
+  done
+  echo "error: the Cilium agent on node $node is not Ready after $2s" >&2
+  exit %[5]d
+}
+
 # wait_reboot NODE OLD_BOOT_ID SECONDS: wait until NODE reports another bootID
 wait_reboot() {
   local node=$1 old=$2 deadline=$((SECONDS + $3))
@@ -328,7 +345,7 @@ func scriptDrainFlags(o Options) []string {
 // function that records phase; skipNote says (in a comment) what skipping
 // the reboot leaves; pending is run (indented lines) before a reboot that
 // has not happened yet.
-func scriptReboot(b *strings.Builder, o Options, node, record, phase, skipNote, pending string) error {
+func scriptReboot(b *strings.Builder, o Options, ns, node, record, phase, skipNote, pending string) error {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	switch o.Reboot {
 	case RebootSkip:
@@ -337,14 +354,17 @@ func scriptReboot(b *strings.Builder, o Options, node, record, phase, skipNote, 
   ;&
 `, node, phase, AnnotationReboot, RebootSkip, record, skipNote, pending)
 	default:
-		p(`  # 5. reboot: record the bootID, reboot, wait for another bootID and Ready
+		p(`  # 5. reboot: record the bootID and the agent's container, reboot, wait for
+  # another bootID and Ready
   boot=$(annotation %[1]s boot-id)
   if [[ -z "$boot" ]]; then
     boot=$(kubectl get node %[1]s -o jsonpath='{.status.nodeInfo.bootID}')
-    kubectl annotate node %[1]s --overwrite "%[2]s=$boot" %[3]s=%[4]s
+    agent=$(kubectl -n %[6]s get pod -l %[7]s --field-selector spec.nodeName=%[1]s -o jsonpath='{.items[*].status.containerStatuses[?(@.name=="%[8]s")].containerID}')
+    agent=${agent%%%% *}
+    kubectl annotate node %[1]s --overwrite "%[2]s=$boot" "%[9]s=$agent" %[3]s=%[4]s
   fi
   if [[ "$(kubectl get node %[1]s -o jsonpath='{.status.nodeInfo.bootID}')" == "$boot" ]]; then
-%[5]s`, node, AnnotationBootID, AnnotationReboot, o.Reboot, pending)
+%[5]s`, node, AnnotationBootID, AnnotationReboot, o.Reboot, pending, ns, AgentLabel, AgentContainerName, AnnotationAgentContainer)
 		if o.Reboot == RebootCommand {
 			cmdline, needsIP, err := scriptRebootCommand(o.RebootCommand, node)
 			if err != nil {

@@ -43,7 +43,7 @@ func (m *Migrator) restartAgent(ctx context.Context, plan *Plan, name string) (s
 		return m.dryNote("would delete " + strings.Join(oldNames, ", ")), m.record(ctx, name, StepRestartAgent, nil)
 	}
 	start := m.now()
-	p, err := m.waitAgent(ctx, plan.Namespace, name, old, time.Time{})
+	p, err := m.waitAgent(ctx, plan.Namespace, name, old, time.Time{}, "")
 	if err != nil {
 		return "", err
 	}
@@ -56,8 +56,9 @@ func (m *Migrator) restartAgent(ctx context.Context, plan *Plan, name string) (s
 
 // waitAgent watches until a Cilium agent pod on node that is not in old is
 // Ready, for at most the agent timeout. A non-zero since also wants the
-// pod's Ready condition to have turned true at or after since.
-func (m *Migrator) waitAgent(ctx context.Context, ns, node string, old map[types.UID]bool, since time.Time) (*corev1.Pod, error) {
+// pod's Ready condition to have turned true at or after since; a non-empty
+// notContainer wants its agent container to be another one.
+func (m *Migrator) waitAgent(ctx context.Context, ns, node string, old map[types.UID]bool, since time.Time, notContainer string) (*corev1.Pod, error) {
 	wctx, cancel := context.WithTimeout(ctx, m.opts.AgentTimeout)
 	defer cancel()
 	pods := m.cl.Kube.CoreV1().Pods(ns)
@@ -68,7 +69,7 @@ func (m *Migrator) waitAgent(ctx context.Context, ns, node string, old map[types
 			return false, nil
 		}
 		last = p
-		if kube.PodReady(p) && !readySince(p).Before(since) {
+		if kube.PodReady(p) && !readySince(p).Before(since) && (notContainer == "" || agentContainerID(p) != notContainer) {
 			ready = p
 			return true, nil
 		}
@@ -90,6 +91,37 @@ func (m *Migrator) waitAgent(ctx context.Context, ns, node string, old map[types
 			"the Cilium agent on node %s is not Ready after %s: %s", node, m.opts.AgentTimeout, state)
 	}
 	return nil, m.cl.Classify(err, "watching the Cilium agent on node "+node)
+}
+
+// agentContainerID is the ID of the pod's cilium-agent container (its
+// first container's when none has that name), "" before it has one.
+func agentContainerID(p *corev1.Pod) string {
+	id := ""
+	for i, cs := range p.Status.ContainerStatuses {
+		if cs.Name == AgentContainerName || (i == 0 && id == "") {
+			id = cs.ContainerID
+		}
+		if cs.Name == AgentContainerName {
+			break
+		}
+	}
+	return id
+}
+
+// agentContainer is the container ID of the Ready Cilium agent on node
+// ("" when there is none or it cannot be read: verify then falls back to
+// the agent's Ready time).
+func (m *Migrator) agentContainer(ctx context.Context, ns, node string) string {
+	l, err := m.cl.Kube.CoreV1().Pods(ns).List(ctx, agentListOptions(node))
+	if err != nil {
+		return ""
+	}
+	for i := range l.Items {
+		if p := &l.Items[i]; p.DeletionTimestamp == nil && kube.PodReady(p) {
+			return agentContainerID(p)
+		}
+	}
+	return ""
 }
 
 func podLister(list func(context.Context, metav1.ListOptions) (*corev1.PodList, error)) listFunc {

@@ -41,9 +41,10 @@ func (m *Migrator) cordon(ctx context.Context, name string) (string, error) {
 	}
 	if was == nil {
 		if err := m.patchNode(ctx, name, map[string]any{"metadata": map[string]any{"annotations": map[string]any{
-			wasKey:           strconv.FormatBool(original),
-			AnnotationBootID: nil,
-			AnnotationReboot: nil,
+			wasKey:                   strconv.FormatBool(original),
+			AnnotationBootID:         nil,
+			AnnotationAgentContainer: nil,
+			AnnotationReboot:         nil,
 		}}}); err != nil {
 			return "", err
 		}

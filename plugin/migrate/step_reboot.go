@@ -47,10 +47,11 @@ func (m *Migrator) reboot(ctx context.Context, plan *Plan, t Target) (string, er
 	recorded := st.BootID
 	if !st.HasBootID {
 		recorded = n.Status.NodeInfo.BootID
-		if err := m.patchNode(ctx, name, map[string]any{"metadata": map[string]any{"annotations": map[string]any{
-			AnnotationBootID: recorded,
-			AnnotationReboot: m.opts.Reboot,
-		}}}); err != nil {
+		ann := map[string]any{AnnotationBootID: recorded, AnnotationReboot: m.opts.Reboot}
+		if id := m.agentContainer(ctx, plan.Namespace, name); id != "" {
+			ann[AnnotationAgentContainer] = id
+		}
+		if err := m.patchNode(ctx, name, map[string]any{"metadata": map[string]any{"annotations": ann}}); err != nil {
 			return "", err
 		}
 	}

@@ -25,23 +25,30 @@ import (
 // takes the agent's Ready as it is.
 const FreshAgentWait = time.Minute
 
-// waitAgentAfterReboot waits until the node's Cilium agent is Ready. After
-// a reboot the agent pod still shows the Ready of its previous boot until
-// the kubelet reports on it again, and a probe pod created then waits in
-// cilium-cni for an agent that is not up yet (found on the real datapath:
-// the CNI ADD gives up after 30 s, then the kubelet retries, a minute per
-// node). A node that went NotReady over its reboot has been Ready again
-// since its Ready condition's last transition, so an agent Ready since
-// then is this boot's. A node that never went NotReady (a fast reboot)
-// has an old transition, and any Ready agent passes; an agent that stays
-// Ready from before a later transition of the node (a flap) passes after
-// FreshAgentWait, as it did before this check.
-func (m *Migrator) waitAgentAfterReboot(ctx context.Context, ns string, n *corev1.Node) error {
+// waitAgentAfterReboot waits until the node's Cilium agent is Ready in
+// this boot. After a reboot the agent pod still shows the Ready of its
+// previous boot until the kubelet reports on it again, and a probe pod
+// created then waits in cilium-cni for an agent that is not up yet (found
+// on the real datapath: the CNI ADD gives up after 30 s, then the kubelet
+// retries, a minute per node). The reboot step recorded the agent's
+// container ID (AnnotationAgentContainer): a Ready agent in another
+// container is this boot's. Without that record (a node whose reboot step
+// an older plugin ran, or no Ready agent then), a node that went NotReady
+// over its reboot has been Ready again since its Ready condition's last
+// transition, so an agent Ready since then is this boot's; a node that
+// never went NotReady has an old transition, and any Ready agent passes;
+// an agent that stays Ready from before a later transition of the node (a
+// flap) passes after FreshAgentWait.
+func (m *Migrator) waitAgentAfterReboot(ctx context.Context, ns string, n *corev1.Node, st State) error {
 	name := n.Name
 	if m.opts.Reboot != RebootSkip {
+		if st.AgentContainer != "" {
+			_, err := m.waitAgent(ctx, ns, name, nil, time.Time{}, st.AgentContainer)
+			return err
+		}
 		if since := readyTransition(n); !since.IsZero() {
 			fctx, cancel := context.WithTimeout(ctx, m.freshAgentWait)
-			_, err := m.waitAgent(fctx, ns, name, nil, since)
+			_, err := m.waitAgent(fctx, ns, name, nil, since, "")
 			cancel()
 			if err == nil {
 				return nil
@@ -51,7 +58,7 @@ func (m *Migrator) waitAgentAfterReboot(ctx context.Context, ns string, n *corev
 			}
 		}
 	}
-	_, err := m.waitAgent(ctx, ns, name, nil, time.Time{})
+	_, err := m.waitAgent(ctx, ns, name, nil, time.Time{}, "")
 	return err
 }
 
@@ -75,7 +82,11 @@ func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string,
 		if err != nil {
 			return "", err
 		}
-		if err := m.waitAgentAfterReboot(ctx, plan.Namespace, n); err != nil {
+		st, err := StateOf(n)
+		if err != nil {
+			return "", err
+		}
+		if err := m.waitAgentAfterReboot(ctx, plan.Namespace, n, st); err != nil {
 			return "", err
 		}
 	}

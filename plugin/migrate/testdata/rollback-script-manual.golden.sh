@@ -37,6 +37,23 @@ wait_new_agent() {
   exit 11
 }
 
+# wait_agent_rebooted NODE SECONDS: wait until the Cilium agent on NODE is
+# Ready in another container than the one recorded before the reboot (the
+# agent pod shows the old boot's Ready until the kubelet reports on it again)
+wait_agent_rebooted() {
+  local node=$1 old deadline=$((SECONDS + $2)) id ready
+  old=$(annotation "$node" agent-container)
+  while ((SECONDS < deadline)); do
+    while read -r id ready; do
+      if [[ $ready == True && -n $id && $id != "$old" ]]; then return 0; fi
+    done < <(kubectl -n kube-system get pod -l k8s-app=cilium --field-selector spec.nodeName="$node" \
+      -o jsonpath='{range .items[*]}{.status.containerStatuses[?(@.name=="cilium-agent")].containerID} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+    sleep 2
+  done
+  echo "error: the Cilium agent on node $node is not Ready after $2s" >&2
+  exit 11
+}
+
 # wait_reboot NODE OLD_BOOT_ID SECONDS: wait until NODE reports another bootID
 wait_reboot() {
   local node=$1 old=$2 deadline=$((SECONDS + $3))
@@ -129,11 +146,14 @@ unlabelled)
   record_rollback worker-1 agent-restarted
   ;&
 agent-restarted)
-  # 5. reboot: record the bootID, reboot, wait for another bootID and Ready
+  # 5. reboot: record the bootID and the agent's container, reboot, wait for
+  # another bootID and Ready
   boot=$(annotation worker-1 boot-id)
   if [[ -z "$boot" ]]; then
     boot=$(kubectl get node worker-1 -o jsonpath='{.status.nodeInfo.bootID}')
-    kubectl annotate node worker-1 --overwrite "cni-migrate.io/boot-id=$boot" cni-migrate.io/reboot=manual
+    agent=$(kubectl -n kube-system get pod -l k8s-app=cilium --field-selector spec.nodeName=worker-1 -o jsonpath='{.items[*].status.containerStatuses[?(@.name=="cilium-agent")].containerID}')
+    agent=${agent%% *}
+    kubectl annotate node worker-1 --overwrite "cni-migrate.io/boot-id=$boot" "cni-migrate.io/agent-container=$agent" cni-migrate.io/reboot=manual
   fi
   if [[ "$(kubectl get node worker-1 -o jsonpath='{.status.nodeInfo.bootID}')" == "$boot" ]]; then
     echo 'the reboot does not restore the node'\''s CNI config: Cilium'\''s agent no longer manages /etc/cni/net.d, so its 05-cilium.conflist stays there and, sorting first, keeps new pods on Cilium' >&2
@@ -150,7 +170,7 @@ agent-restarted)
 rebooted)
   # 6. verify: the agent is Ready, and a probe pod pinned to the node gets an
   # address in the node's podCIDR (the old CNI's range), outside Cilium's pod CIDR
-  kubectl -n kube-system wait --for=condition=Ready pod -l k8s-app=cilium --field-selector spec.nodeName=worker-1 --timeout=180s
+  wait_agent_rebooted worker-1 180
   kubectl -n kube-system delete job cni-migrate-probe-worker-1 --ignore-not-found --wait=true
   kubectl create -f - <<'EOF'
 apiVersion: batch/v1
@@ -216,7 +236,7 @@ verified)
   if [[ "$was" != true ]]; then
     kubectl uncordon worker-1
   fi
-  kubectl annotate node worker-1 cni-migrate.io/phase- cni-migrate.io/phase-time- cni-migrate.io/was-unschedulable- cni-migrate.io/boot-id- cni-migrate.io/reboot- cni-migrate.io/rollback-phase- cni-migrate.io/rollback-was-unschedulable-
+  kubectl annotate node worker-1 cni-migrate.io/phase- cni-migrate.io/phase-time- cni-migrate.io/was-unschedulable- cni-migrate.io/boot-id- cni-migrate.io/agent-container- cni-migrate.io/reboot- cni-migrate.io/rollback-phase- cni-migrate.io/rollback-was-unschedulable-
   echo "node worker-1: rolled back"
   ;;
 *)

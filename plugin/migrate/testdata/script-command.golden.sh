@@ -38,6 +38,23 @@ wait_new_agent() {
   exit 11
 }
 
+# wait_agent_rebooted NODE SECONDS: wait until the Cilium agent on NODE is
+# Ready in another container than the one recorded before the reboot (the
+# agent pod shows the old boot's Ready until the kubelet reports on it again)
+wait_agent_rebooted() {
+  local node=$1 old deadline=$((SECONDS + $2)) id ready
+  old=$(annotation "$node" agent-container)
+  while ((SECONDS < deadline)); do
+    while read -r id ready; do
+      if [[ $ready == True && -n $id && $id != "$old" ]]; then return 0; fi
+    done < <(kubectl -n cilium get pod -l k8s-app=cilium --field-selector spec.nodeName="$node" \
+      -o jsonpath='{range .items[*]}{.status.containerStatuses[?(@.name=="cilium-agent")].containerID} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+    sleep 2
+  done
+  echo "error: the Cilium agent on node $node is not Ready after $2s" >&2
+  exit 11
+}
+
 # wait_reboot NODE OLD_BOOT_ID SECONDS: wait until NODE reports another bootID
 wait_reboot() {
   local node=$1 old=$2 deadline=$((SECONDS + $3))
@@ -115,11 +132,14 @@ labelled)
   record worker-1 agent-restarted
   ;&
 agent-restarted)
-  # 5. reboot: record the bootID, reboot, wait for another bootID and Ready
+  # 5. reboot: record the bootID and the agent's container, reboot, wait for
+  # another bootID and Ready
   boot=$(annotation worker-1 boot-id)
   if [[ -z "$boot" ]]; then
     boot=$(kubectl get node worker-1 -o jsonpath='{.status.nodeInfo.bootID}')
-    kubectl annotate node worker-1 --overwrite "cni-migrate.io/boot-id=$boot" cni-migrate.io/reboot=command
+    agent=$(kubectl -n cilium get pod -l k8s-app=cilium --field-selector spec.nodeName=worker-1 -o jsonpath='{.items[*].status.containerStatuses[?(@.name=="cilium-agent")].containerID}')
+    agent=${agent%% *}
+    kubectl annotate node worker-1 --overwrite "cni-migrate.io/boot-id=$boot" "cni-migrate.io/agent-container=$agent" cni-migrate.io/reboot=command
   fi
   if [[ "$(kubectl get node worker-1 -o jsonpath='{.status.nodeInfo.bootID}')" == "$boot" ]]; then
     node_ip=$(kubectl get node worker-1 -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
@@ -134,7 +154,7 @@ agent-restarted)
 rebooted)
   # 6. verify: the agent is Ready, and a probe pod pinned to the node gets an
   # address in Cilium's pod CIDR and reaches the API server
-  kubectl -n cilium wait --for=condition=Ready pod -l k8s-app=cilium --field-selector spec.nodeName=worker-1 --timeout=180s
+  wait_agent_rebooted worker-1 180
   kubectl -n cilium delete job cni-migrate-probe-worker-1 --ignore-not-found --wait=true
   kubectl create -f - <<'EOF'
 apiVersion: batch/v1
@@ -230,11 +250,14 @@ labelled)
   record control-plane agent-restarted
   ;&
 agent-restarted)
-  # 5. reboot: record the bootID, reboot, wait for another bootID and Ready
+  # 5. reboot: record the bootID and the agent's container, reboot, wait for
+  # another bootID and Ready
   boot=$(annotation control-plane boot-id)
   if [[ -z "$boot" ]]; then
     boot=$(kubectl get node control-plane -o jsonpath='{.status.nodeInfo.bootID}')
-    kubectl annotate node control-plane --overwrite "cni-migrate.io/boot-id=$boot" cni-migrate.io/reboot=command
+    agent=$(kubectl -n cilium get pod -l k8s-app=cilium --field-selector spec.nodeName=control-plane -o jsonpath='{.items[*].status.containerStatuses[?(@.name=="cilium-agent")].containerID}')
+    agent=${agent%% *}
+    kubectl annotate node control-plane --overwrite "cni-migrate.io/boot-id=$boot" "cni-migrate.io/agent-container=$agent" cni-migrate.io/reboot=command
   fi
   if [[ "$(kubectl get node control-plane -o jsonpath='{.status.nodeInfo.bootID}')" == "$boot" ]]; then
     node_ip=$(kubectl get node control-plane -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
@@ -249,7 +272,7 @@ agent-restarted)
 rebooted)
   # 6. verify: the agent is Ready, and a probe pod pinned to the node gets an
   # address in Cilium's pod CIDR and reaches the API server
-  kubectl -n cilium wait --for=condition=Ready pod -l k8s-app=cilium --field-selector spec.nodeName=control-plane --timeout=180s
+  wait_agent_rebooted control-plane 180
   kubectl -n cilium delete job cni-migrate-probe-control-plane --ignore-not-found --wait=true
   kubectl create -f - <<'EOF'
 apiVersion: batch/v1

@@ -34,6 +34,23 @@ wait_new_agent() {
   exit 11
 }
 
+# wait_agent_rebooted NODE SECONDS: wait until the Cilium agent on NODE is
+# Ready in another container than the one recorded before the reboot (the
+# agent pod shows the old boot's Ready until the kubelet reports on it again)
+wait_agent_rebooted() {
+  local node=$1 old deadline=$((SECONDS + $2)) id ready
+  old=$(annotation "$node" agent-container)
+  while ((SECONDS < deadline)); do
+    while read -r id ready; do
+      if [[ $ready == True && -n $id && $id != "$old" ]]; then return 0; fi
+    done < <(kubectl -n kube-system get pod -l k8s-app=cilium --field-selector spec.nodeName="$node" \
+      -o jsonpath='{range .items[*]}{.status.containerStatuses[?(@.name=="cilium-agent")].containerID} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+    sleep 2
+  done
+  echo "error: the Cilium agent on node $node is not Ready after $2s" >&2
+  exit 11
+}
+
 # wait_reboot NODE OLD_BOOT_ID SECONDS: wait until NODE reports another bootID
 wait_reboot() {
   local node=$1 old=$2 deadline=$((SECONDS + $3))
@@ -102,7 +119,7 @@ agent-restarted)
 rebooted)
   # 6. verify: the agent is Ready, and a probe pod pinned to the node gets an
   # address in Cilium's pod CIDR and reaches the API server
-  kubectl -n kube-system wait --for=condition=Ready pod -l k8s-app=cilium --field-selector spec.nodeName=ip-10-0-1-5.eu-west-1.compute.internal --timeout=180s
+  wait_agent_rebooted ip-10-0-1-5.eu-west-1.compute.internal 180
   kubectl -n kube-system delete job cni-migrate-probe-ip-10-0-1-5.eu-west-1.compute.internal --ignore-not-found --wait=true
   kubectl create -f - <<'EOF'
 apiVersion: batch/v1
