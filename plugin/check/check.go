@@ -49,6 +49,9 @@ type Result struct {
 	Status  Status `json:"status"`
 	Message string `json:"message"`
 	Fix     string `json:"fix,omitempty"`
+	// Commands are the fix's shell commands, in order, when it is exactly
+	// those (they are in Fix too): for scripts that follow the advice.
+	Commands []string `json:"commands,omitempty"`
 }
 
 // Input is everything the checks look at.

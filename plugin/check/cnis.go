@@ -16,6 +16,9 @@ const (
 	IDNodeAddress = sourcecni.CheckNodeAddress
 	// IDCalicoPolicies: Calico's own policy resources (Calico and Canal).
 	IDCalicoPolicies = sourcecni.CheckCalicoPolicies
+	// IDCanalMasquerade: Canal's flanneld masquerades migrated pods'
+	// traffic to Canal's pods (Canal only).
+	IDCanalMasquerade = sourcecni.CheckCanalMasquerade
 	// IDServiceProxy: the old CNI proxies Services itself (kube-router).
 	IDServiceProxy = "service-proxy"
 )
@@ -87,7 +90,7 @@ func fromFinding(id string, f sourcecni.Finding) Result {
 	if f.ID != "" {
 		id = f.ID
 	}
-	return Result{ID: id, Status: Status(f.Level), Message: f.Message, Fix: f.Fix}
+	return Result{ID: id, Status: Status(f.Level), Message: f.Message, Fix: f.Fix, Commands: f.Commands}
 }
 
 // cniChecks are the checks that only some source CNIs need: those of its

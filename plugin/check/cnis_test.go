@@ -235,3 +235,90 @@ func manualCluster() *detect.Cluster {
 	c.PodCIDRs = []detect.SourcedCIDR{{CIDR: "10.50.0.0/16", Source: "--old-pod-cidr"}}
 	return c
 }
+
+// TestCanalMasquerade: canal's flanneld --ip-masq rewrites migrated pods'
+// connections to Canal's pods (seen on the real-datapath lab), which Calico's
+// policies then drop: FAIL with the exact commands once policies exist.
+func TestCanalMasquerade(t *testing.T) {
+	on, off := true, false
+	withMasq := func(c *detect.Cluster) {
+		c.CNI.IPMasq = &on
+		c.CNI.FlannelContainer = &detect.ContainerRef{Name: "kube-flannel", Index: 1, Command: []string{"/opt/bin/flanneld", "--ip-masq", "--kube-subnet-mgr"}}
+		c.CNI.Pools = []detect.IPPool{{Name: "default-ipv4-ippool", CIDR: "10.244.0.0/16", NATOutgoing: true}}
+		c.NetworkPolicies = []detect.NamespacedName{{Namespace: "shop", Name: "a"}}
+	}
+	for _, tc := range []struct {
+		name     string
+		tweak    func(*detect.Cluster)
+		status   Status
+		has      string
+		commands []string
+	}{
+		{name: "no masquerading", tweak: func(c *detect.Cluster) { c.CNI.IPMasq = &off }, status: Pass, has: "does not masquerade"},
+		{name: "no policies", tweak: func(c *detect.Cluster) { withMasq(c); c.NetworkPolicies = nil }, status: Pass, has: "no NetworkPolicy or Calico policy exists"},
+		{name: "policies and a natOutgoing pool", tweak: withMasq, status: Fail, has: "drop the flows they allow",
+			commands: []string{
+				"kubectl -n kube-system set env daemonset/canal -c kube-flannel FLANNELD_IP_MASQ=false",
+				`kubectl -n kube-system patch daemonset canal --type json -p '[{"op":"replace","path":"/spec/template/spec/containers/1/command","value":["/opt/bin/flanneld","--kube-subnet-mgr"]}]'`,
+				"kubectl -n kube-system rollout status daemonset/canal",
+			}},
+		{name: "Calico policies and the flag in args, no pool", tweak: func(c *detect.Cluster) {
+			withMasq(c)
+			c.NetworkPolicies, c.CNI.Pools = nil, nil
+			c.CalicoPolicies = []detect.NamespacedName{{Name: "deny-all"}}
+			c.CNI.FlannelContainer = &detect.ContainerRef{Name: "flannel", Index: 0, Command: []string{"/opt/bin/flanneld"}, Args: []string{"--ip-masq=true", "--kube-subnet-mgr"}}
+		}, status: Fail, has: "1 policy",
+			commands: []string{
+				`echo '{"apiVersion":"crd.projectcalico.org/v1","kind":"IPPool","metadata":{"name":"flannel-nat-outgoing"},"spec":{"cidr":"10.244.0.0/16","ipipMode":"Never","natOutgoing":true,"nodeSelector":"!all()","vxlanMode":"Never"}}' | kubectl apply -f -`,
+				"kubectl -n kube-system set env daemonset/canal -c flannel FLANNELD_IP_MASQ=false",
+				`kubectl -n kube-system patch daemonset canal --type json -p '[{"op":"replace","path":"/spec/template/spec/containers/0/args","value":["--kube-subnet-mgr"]}]'`,
+				"kubectl -n kube-system rollout status daemonset/canal",
+			}},
+		{name: "masquerading from the environment only", tweak: func(c *detect.Cluster) {
+			withMasq(c)
+			c.CNI.FlannelContainer.Command = []string{"/opt/bin/flanneld", "--kube-subnet-mgr"}
+		}, status: Fail, commands: []string{
+			"kubectl -n kube-system set env daemonset/canal -c kube-flannel FLANNELD_IP_MASQ=false",
+			"kubectl -n kube-system rollout status daemonset/canal",
+		}},
+		{name: "RKE2's canal", tweak: func(c *detect.Cluster) { withMasq(c); c.CNI.DaemonSet = "rke2-canal" }, status: Fail, has: "drop"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := canalCluster()
+			tc.tweak(c)
+			p, err := proposal.Propose(c, proposal.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *Result
+			for _, r := range Run(Input{Cluster: c, Proposal: p, Access: &access.Result{Checked: 1}}) {
+				if r.ID == IDCanalMasquerade {
+					got = &r
+				}
+			}
+			if got == nil {
+				t.Fatal("no canal-masquerade check")
+			}
+			if got.Status != tc.status || !strings.Contains(got.Message, tc.has) {
+				t.Errorf("got %s %q, want %s with %q", got.Status, got.Message, tc.status, tc.has)
+			}
+			if strings.Join(got.Commands, "\n") != strings.Join(tc.commands, "\n") {
+				t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(got.Commands, "\n"), strings.Join(tc.commands, "\n"))
+			}
+			for _, cmd := range got.Commands {
+				if !strings.Contains(got.Fix, cmd) {
+					t.Errorf("the fix does not show the command %q: %s", cmd, got.Fix)
+				}
+			}
+			if tc.name == "RKE2's canal" && !strings.Contains(got.Fix, "HelmChartConfig kube-system/rke2-canal") {
+				t.Errorf("RKE2's fix: %s", got.Fix)
+			}
+		})
+	}
+	// Canal only.
+	for _, r := range Run(Input{Cluster: calicoCluster(), Access: &access.Result{Checked: 1}}) {
+		if r.ID == IDCanalMasquerade {
+			t.Errorf("calico got a canal-masquerade check: %+v", r)
+		}
+	}
+}

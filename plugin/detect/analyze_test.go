@@ -141,6 +141,18 @@ func TestAnalyzeGolden(t *testing.T) {
 				if len(c.PodCIDRs) == 0 || c.PodCIDRs[0].Source != "canal canal-config net-conf.json Network" {
 					t.Errorf("pod CIDRs %+v", c.PodCIDRs)
 				}
+				if f := c.CNI.FlannelContainer; f == nil || f.Name == "" || c.CNI.IPMasq == nil {
+					t.Errorf("flannel container %+v, ip-masq %v", f, c.CNI.IPMasq)
+				}
+			},
+		},
+		{
+			name:  "canal-ippool",
+			files: []string{"common-nodes.yaml", "kubeadm.yaml", "canal.yaml", "canal-ippool.yaml"},
+			check: func(t *testing.T, c *Cluster) {
+				if c.CNI == nil || len(c.CNI.Pools) != 1 || !c.CNI.Pools[0].NATOutgoing || c.CNI.Pools[0].CIDR != "10.244.0.0/16" || c.CNI.IPAM != "kubernetes" {
+					t.Errorf("canal's pools: %+v", c.CNI)
+				}
 			},
 		},
 		{

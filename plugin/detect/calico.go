@@ -49,6 +49,32 @@ func Calico() Detector {
 	}
 }
 
+// calicoIPPools reads the crd.projectcalico.org IPPools of the snapshot
+// (IPv4 ones; those that cannot be read are skipped).
+func calicoIPPools(s *Snapshot) []IPPool {
+	var out []IPPool
+	for i := range s.CalicoIPPools {
+		var p calicoPool
+		if !fromUnstructured(&s.CalicoIPPools[i], &p) || p.Spec.CIDR == "" || strings.Contains(p.Spec.CIDR, ":") {
+			continue
+		}
+		ipip := p.Spec.IPIPMode
+		if ipip == "" && p.Spec.IPIP != nil && p.Spec.IPIP.Enabled {
+			ipip = p.Spec.IPIP.Mode
+			if ipip == "" {
+				ipip = "Always"
+			}
+		}
+		bs := p.Spec.BlockSize
+		if bs == 0 {
+			bs = CalicoDefaultBlockSize
+		}
+		out = append(out, IPPool{Name: p.Metadata.Name, CIDR: p.Spec.CIDR, Encapsulation: encapsulation(p.Spec.VXLANMode, ipip),
+			BlockSize: bs, NATOutgoing: p.Spec.NATOutgoing, Disabled: p.Spec.Disabled, Source: "calico IPPool " + p.Metadata.Name})
+	}
+	return out
+}
+
 // calicoPool is the part of a crd.projectcalico.org/v1 IPPool read here.
 type calicoPool struct {
 	Metadata struct {
@@ -113,27 +139,8 @@ func analyzeCalico(s *Snapshot, ds *appsv1.DaemonSet, in *unstructured.Unstructu
 	}
 
 	// IPPool objects win over what the installer would create.
-	if len(s.CalicoIPPools) > 0 {
-		cni.Pools = nil
-		for i := range s.CalicoIPPools {
-			var p calicoPool
-			if !fromUnstructured(&s.CalicoIPPools[i], &p) || p.Spec.CIDR == "" || strings.Contains(p.Spec.CIDR, ":") {
-				continue
-			}
-			ipip := p.Spec.IPIPMode
-			if ipip == "" && p.Spec.IPIP != nil && p.Spec.IPIP.Enabled {
-				ipip = p.Spec.IPIP.Mode
-				if ipip == "" {
-					ipip = "Always"
-				}
-			}
-			bs := p.Spec.BlockSize
-			if bs == 0 {
-				bs = CalicoDefaultBlockSize
-			}
-			cni.Pools = append(cni.Pools, IPPool{Name: p.Metadata.Name, CIDR: p.Spec.CIDR, Encapsulation: encapsulation(p.Spec.VXLANMode, ipip),
-				BlockSize: bs, NATOutgoing: p.Spec.NATOutgoing, Disabled: p.Spec.Disabled, Source: "calico IPPool " + p.Metadata.Name})
-		}
+	if pools := calicoIPPools(s); len(s.CalicoIPPools) > 0 {
+		cni.Pools = pools
 	}
 	if len(cni.Pools) == 0 && defaultPool.CIDR != "" {
 		cni.Pools = []IPPool{defaultPool}

@@ -37,5 +37,10 @@ func analyzeCanal(s *Snapshot, ds *appsv1.DaemonSet) (*CNI, []SourcedCIDR) {
 	if cm := s.ConfigMap(ds.Namespace, cni.ConfigMap); cm != nil && cni.Backend.MTU == 0 {
 		cni.Backend.MTU, _ = strconv.Atoi(cm.Data["veth_mtu"]) // "0": auto-detected
 	}
+	// Calico's pools do not hand out Canal's addresses (host-local IPAM
+	// does, from the nodes' podCIDRs), but felix masquerades traffic from
+	// those with natOutgoing (calico-node creates one from kubeadm's
+	// podSubnet when it first starts).
+	cni.Pools = calicoIPPools(s)
 	return cni, networkCIDRs(cni.Network, "canal "+cni.ConfigMap+" net-conf.json Network")
 }

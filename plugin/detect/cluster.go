@@ -79,6 +79,9 @@ type CNI struct {
 	// masquerades everything from its network that leaves it, Cilium's pods
 	// included (docs/snat.md). nil when not read.
 	IPMasq *bool `json:"ipMasq,omitempty"`
+	// FlannelContainer is flanneld's container in the DaemonSet (flannel
+	// and Canal), for advice that edits its flags; nil when not found.
+	FlannelContainer *ContainerRef `json:"-"`
 
 	// Install is how Calico was installed: "manifest" (calico-node
 	// DaemonSet and calico-config from calico.yaml) or "operator" (the
@@ -135,6 +138,14 @@ type IPPool struct {
 	// Installation, or calico-node's environment (the pool it creates when
 	// it first starts).
 	Source string `json:"source"`
+}
+
+// ContainerRef is a container of a DaemonSet's pod template: its name,
+// index and command line.
+type ContainerRef struct {
+	Name          string
+	Index         int
+	Command, Args []string
 }
 
 // Backend is the provider's encapsulation.

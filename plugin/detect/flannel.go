@@ -101,6 +101,13 @@ func analyzeFlannel(s *Snapshot, ds *appsv1.DaemonSet) *CNI {
 func flannelLike(s *Snapshot, ds *appsv1.DaemonSet, name, fallbackCM string) *CNI {
 	cni := &CNI{Name: name, Namespace: ds.Namespace, DaemonSet: ds.Name, IPAM: "kubernetes"}
 	cni.IPMasq = flannelIPMasq(s, ds)
+	if ctr := container(ds, "flannel", "kube-flannel", "flannel"); ctr != nil {
+		for i := range ds.Spec.Template.Spec.Containers {
+			if &ds.Spec.Template.Spec.Containers[i] == ctr {
+				cni.FlannelContainer = &ContainerRef{Name: ctr.Name, Index: i, Command: ctr.Command, Args: ctr.Args}
+			}
+		}
+	}
 	names := mountedConfigMaps(ds)
 	names = append(names, fallbackCM)
 	for _, cmName := range names {

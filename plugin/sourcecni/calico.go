@@ -26,11 +26,24 @@ const (
 	calicoCNIPlugin       = "calico-cni-plugin"
 )
 
+// calicoVeths matches the host side of the veths the calico CNI plugin
+// makes (cali and 11 hex digits of the workload's hash).
+const calicoVeths = "cali[0-9a-f]{11}"
+
+// calicoKubeconfig is the kubeconfig calico's CNI installer writes into the
+// CNI directory for the plugin.
+const calicoKubeconfig = "calico-kubeconfig"
+
 // calicoNode is what Calico's agents leave on a node, however installed.
 func calicoNode() Node {
 	return Node{
-		Leftovers: "Calico's interfaces (tunl0, vxlan.calico, cali* veths), its iptables rules (cali-*), BIRD's routes to the old pod CIDR and the node annotations projectcalico.org/*",
-		ByHand:    "ip link delete vxlan.calico; ip link delete tunl0; iptables-save | grep -v cali | iptables-restore; kubectl annotate node --all projectcalico.org/IPv4Address- projectcalico.org/IPv4VXLANTunnelAddr- projectcalico.org/IPv4IPIPTunnelAddr-",
+		Leftovers: "Calico's interfaces (tunl0, vxlan.calico, cali* veths), its iptables rules (cali-*) and ipsets (cali40*), felix's and BIRD's routes to the old pod CIDR (blackhole routes included), 10-calico.conflist and calico-kubeconfig in the CNI directory, /var/lib/calico and /run/calico, and the node annotations projectcalico.org/*",
+		ByHand:    "ip link delete vxlan.calico; ip link delete tunl0; ip route flush proto 80; iptables-save | grep -v cali | iptables-restore; ipset list -n | grep ^cali | xargs -rn1 ipset destroy; kubectl annotate node --all projectcalico.org/IPv4Address- projectcalico.org/IPv4VXLANTunnelAddr- projectcalico.org/IPv4IPIPTunnelAddr-",
+		Sweep: &Sweep{
+			Links: []string{"vxlan.calico"}, LinkPattern: calicoVeths, Chains: "cali-", IPSets: "cali", RouteProtocols: []string{"80"},
+			Files: []string{"10-calico.conflist", "10-calico.conflist.cilium_bak", calicoKubeconfig},
+			Dirs:  []string{"/var/lib/calico", "/run/calico"},
+		},
 	}
 }
 
@@ -64,8 +77,8 @@ type calicoInstall struct {
 	// toVXLAN ends the advice to switch the pools to VXLAN.
 	toVXLAN string
 	// internalIPFix pins calico-node's address autodetection to the
-	// node's InternalIP, given the method it uses now.
-	internalIPFix func(cni *detect.CNI, method string) string
+	// node's InternalIP, given the method it uses now: the commands.
+	internalIPFix func(cni *detect.CNI, method string) []string
 }
 
 // calicoBackend judges Calico's pools, dataplane and routing.
@@ -135,7 +148,10 @@ func nodeAddressCheck(in calicoInstall) func(c *detect.Cluster, p *proposal.Prop
 		cni := c.CNI
 		m := cni.NodeAddressAutodetection
 		risky := func(why string) Finding {
-			return warn(id, "calico-node picks each node's address with "+m+why+" (cilium/cilium#31273)", in.internalIPFix(cni, m))
+			cmds := in.internalIPFix(cni, m)
+			f := warn(id, "calico-node picks each node's address with "+m+why+" (cilium/cilium#31273)", "before installing Cilium: "+strings.Join(cmds, " && "))
+			f.Commands = cmds
+			return f
 		}
 		pinned := func(why string) Finding {
 			return pass(id, "calico-node picks each node's address with "+m+why)

@@ -14,8 +14,11 @@ func calicoManifest() Source {
 			return "switch Calico to its iptables dataplane first (FelixConfiguration default spec.bpfEnabled: false, and kube-proxy back)"
 		},
 		toVXLAN: ", and calico_backend: vxlan in calico-config)",
-		internalIPFix: func(cni *detect.CNI, _ string) string {
-			return "before installing Cilium: kubectl -n " + cni.Namespace + " set env daemonset/" + cni.DaemonSet + " IP_AUTODETECTION_METHOD=kubernetes-internal-ip"
+		internalIPFix: func(cni *detect.CNI, _ string) []string {
+			return []string{
+				"kubectl -n " + cni.Namespace + " set env daemonset/" + cni.DaemonSet + " IP_AUTODETECTION_METHOD=kubernetes-internal-ip",
+				"kubectl -n " + cni.Namespace + " rollout status daemonset/" + cni.DaemonSet,
+			}
 		},
 	}
 	return Source{

@@ -17,7 +17,7 @@ func calicoOperator() Source {
 			return fmt.Sprintf(`switch Calico to its iptables dataplane first: kubectl patch installation %s --type=merge -p '{"spec":{"calicoNetwork":{"linuxDataplane":"Iptables"}}}' (and kube-proxy back)`, cni.Installation)
 		},
 		toVXLAN: ", or encapsulation: VXLAN in the Installation's ipPools)",
-		internalIPFix: func(cni *detect.CNI, m string) string {
+		internalIPFix: func(cni *detect.CNI, m string) []string {
 			unset := ""
 			if k, _, ok := strings.Cut(m, "="); ok {
 				unset = map[string]string{"interface": "interface", "skip-interface": "skipInterface", "can-reach": "canReach", "cidr": "cidrs"}[k]
@@ -28,7 +28,7 @@ func calicoOperator() Source {
 			if unset != "" {
 				patch = fmt.Sprintf(`{%q:null,"kubernetes":"NodeInternalIP"}`, unset)
 			}
-			return fmt.Sprintf(`before installing Cilium: kubectl patch installation %s --type=merge -p '{"spec":{"calicoNetwork":{"nodeAddressAutodetectionV4":%s}}}'`, cni.Installation, patch)
+			return []string{fmt.Sprintf(`kubectl patch installation %s --type=merge -p '{"spec":{"calicoNetwork":{"nodeAddressAutodetectionV4":%s}}}'`, cni.Installation, patch)}
 		},
 	}
 	return Source{
