@@ -86,6 +86,8 @@ func Needs(ciliumNS, cniNS string) []Need {
 		add("rbac.authorization.k8s.io", "clusterrolebindings", "", "", true, "finalize --remove-old-cni finds the old CNI's bindings", "list")
 		add("rbac.authorization.k8s.io", "clusterroles", "", "", true, "finalize --remove-old-cni deletes the old CNI's RBAC", "delete")
 		add("rbac.authorization.k8s.io", "clusterrolebindings", "", "", true, "finalize --remove-old-cni deletes the old CNI's RBAC", "delete")
+		add("batch", "jobs", "", ciliumNS, true, "finalize --remove-old-cni removes what the old CNI left on each node with a Job", "get")
+		add("", "pods", "log", ciliumNS, true, "finalize --remove-old-cni says what each node's Job removed", "get")
 	}
 	return out
 }

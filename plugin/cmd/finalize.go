@@ -22,7 +22,11 @@ const finalizeLong = `Finish the migration once every node is migrated:
      with --yes when helm is on PATH; run finalize again after upgrading
   3. restart the Cilium agents and wait for them
   4. delete the CiliumNodeConfig
-  5. with --remove-old-cni: delete the old CNI's objects, listed first
+  5. with --remove-old-cni: delete the old CNI's objects, listed first, then
+     remove what its agents left on every node (interfaces, routes, iptables
+     chains and ipsets, its CNI files and state directories) with one short
+     Job per node in the Cilium agent's image (unless --keep-node-leftovers;
+     Flannel, Canal and Calico manifest installs), saying what it removed
   6. remove the plugin's node labels and annotations (unless --keep-state)
 
 Each step is recognised from the cluster, so finalize can be run again after
@@ -35,7 +39,8 @@ a finalize interrupted in the middle of helm leaves the release
 pending-upgrade, and the next finalize --yes rolls it back and upgrades
 again (exit 17 with the helm rollback to run when it cannot tell the
 pending operation was its own); one interrupted while removing the old CNI
-deletes what is left.`
+deletes what is left and sweeps the nodes. A node whose sweep fails exits 20
+with what to remove by hand.`
 
 const finalizeExample = `  # Write the final values and print the helm upgrade to run
   kubectl cni-migrate finalize --output-dir .
@@ -54,6 +59,7 @@ type finalizeOptions struct {
 	yes          bool
 	removeOldCNI bool
 	keepState    bool
+	keepLeft     bool
 	release      string
 	chart        string
 	helm         string
@@ -89,6 +95,7 @@ func newCmdFinalize(c *common) *cobra.Command {
 	f.BoolVarP(&o.yes, "yes", "y", false, "run the helm upgrade (helm must be on PATH) instead of printing it")
 	f.BoolVar(&o.removeOldCNI, "remove-old-cni", false, "delete the old CNI's objects (listed before they are deleted)")
 	f.BoolVar(&o.keepState, "keep-state", false, "keep the plugin's node labels and annotations")
+	f.BoolVar(&o.keepLeft, "keep-node-leftovers", false, "with --remove-old-cni, leave what the old CNI left on the nodes (interfaces, iptables chains, ...) instead of removing it with a Job per node")
 	f.StringVar(&o.release, "release", "cilium", "Helm release name of Cilium")
 	f.StringVar(&o.chart, "chart", "cilium/cilium", "Helm chart reference for the upgrade")
 	f.StringVar(&o.helm, "helm", "helm", "helm binary to run with --yes")
@@ -146,23 +153,24 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 			}
 			return h, lease, release, nil
 		},
-		OutputDir:      o.outputDir,
-		User:           o.user,
-		UserFile:       o.valuesFile,
-		Yes:            o.yes,
-		Helm:           o.helm,
-		Release:        o.release,
-		Chart:          o.chart,
-		RemoveOldCNI:   o.removeOldCNI,
-		KeepState:      o.keepState,
-		Label:          o.label,
-		NodeConfigName: o.ncName,
-		Timeout:        o.timeout,
-		DryRun:         o.dryRun != cmdutil.DryRunNone,
-		ServerDryRun:   o.dryRun == cmdutil.DryRunServer,
-		Namespace:      o.namespace,
-		Out:            o.streams.ErrOut,
-		Style:          o.errStyle(),
+		OutputDir:         o.outputDir,
+		User:              o.user,
+		UserFile:          o.valuesFile,
+		Yes:               o.yes,
+		Helm:              o.helm,
+		Release:           o.release,
+		Chart:             o.chart,
+		RemoveOldCNI:      o.removeOldCNI,
+		KeepState:         o.keepState,
+		KeepNodeLeftovers: o.keepLeft,
+		Label:             o.label,
+		NodeConfigName:    o.ncName,
+		Timeout:           o.timeout,
+		DryRun:            o.dryRun != cmdutil.DryRunNone,
+		ServerDryRun:      o.dryRun == cmdutil.DryRunServer,
+		Namespace:         o.namespace,
+		Out:               o.streams.ErrOut,
+		Style:             o.errStyle(),
 	})
 	if held != nil && err != nil {
 		if lost := rollout.LockLost(held); lost != nil {

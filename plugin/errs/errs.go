@@ -70,6 +70,10 @@ const (
 	// timeout (`rollout`/`node --gate connectivity`: the nodes not yet begun
 	// are untouched).
 	ConnectivityFailed = 19
+	// SweepFailed: finalize --remove-old-cni could not remove what the old
+	// CNI left on a node (its Job failed); the run is recorded and finalize
+	// again sweeps again.
+	SweepFailed = 20
 	// Interrupted: the user stopped the command (Ctrl-C); what was done is
 	// recorded and a re-run continues.
 	Interrupted = 130
@@ -152,6 +156,7 @@ func Codes() []ExitCode {
 		{HelmFailed, "helm-failed", "the helm upgrade finalize ran with --yes failed, or Cilium's Helm release is left pending by an operation that did not finish and is not one finalize can roll back itself (the error names the helm rollback to run); fix it and run finalize again"},
 		{Locked, "locked", "another run (node, rollout or rollback) holds the migration lock, the Lease kube-system/cni-migrate-rollout, or this run lost it to another and stopped before its next change; wait for it, or --force-unlock a dead one"},
 		{ConnectivityFailed, "connectivity-failed", "a connectivity check failed (`connectivity`), or the matrix did not stay green for --gate-settle within --gate-timeout (`rollout`/`node --gate connectivity`; the batch is recorded, the nodes not yet begun untouched)"},
+		{SweepFailed, "sweep-failed", "`finalize --remove-old-cni` removed the old CNI's objects but could not remove what it left on a node (its interfaces, routes, iptables chains and ipsets, CNI files: the node's sweep Job failed or did not end); run finalize again, or remove them by hand as the error says"},
 		{Interrupted, "interrupted", "stopped by Ctrl-C or SIGTERM; run the same command again to continue"},
 	}
 }

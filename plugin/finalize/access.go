@@ -23,6 +23,8 @@ type Work struct {
 	Remove []Object
 	// CleanNodes: node labels and annotations are removed.
 	CleanNodes bool
+	// Sweep: a Job on every node removes what the old CNI left there.
+	Sweep bool
 }
 
 // resources maps the kinds of Removal objects to their API group and
@@ -98,6 +100,12 @@ func (w Work) Needs(ns, lockNS string) []access.Need {
 	}
 	if w.CleanNodes {
 		add("", "nodes", "", "remove the migration label and annotations from the nodes", "patch")
+	}
+	if w.Sweep {
+		why := "--remove-old-cni removes what the old CNI left on each node with a Job (--keep-node-leftovers skips it)"
+		add("apps", "daemonsets", ns, why+": the Cilium agent's image", "get")
+		add("batch", "jobs", ns, why, "get", "create", "delete")
+		add("", "pods", "", why+": the old CNI's pods gone, the Jobs' pods", "list")
 	}
 	return s.out
 }

@@ -44,6 +44,9 @@ type Options struct {
 	// plugin's node labels and annotations.
 	RemoveOldCNI bool
 	KeepState    bool
+	// KeepNodeLeftovers skips the sweep of what the old CNI left on the
+	// nodes (--remove-old-cni sweeps them otherwise; see Sweep).
+	KeepNodeLeftovers bool
 	// Label is the migration node label (key=value) to remove;
 	// NodeConfigName the CiliumNodeConfig to delete.
 	Label          string
@@ -125,6 +128,12 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 			return err
 		}
 	}
+	// The sweep: the old CNI's registry entry says what it leaves on the
+	// nodes; a sweep an earlier run noted and did not finish names it.
+	sweepSrc, err := o.sweepSource(ctx, cl, c, removal)
+	if err != nil {
+		return err
+	}
 	key, _, _ := nodeconfig.ParseLabel(o.Label)
 	// Every permission of this run's own changes, before the first: a run
 	// without one stops here rather than after the helm upgrade. A client
@@ -136,6 +145,7 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 		if o.RemoveOldCNI && removal.Manual == "" {
 			w.Remove = removal.Objects
 		}
+		w.Sweep = sweepSrc != nil
 		for i := range nodes.Items {
 			if !o.KeepState && StatePatch(&nodes.Items[i], key) != nil {
 				w.CleanNodes = true
@@ -299,6 +309,11 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 				if err := notes.Note(ctx, RemovalNote, string(b)); err != nil {
 					return cl.Classify(err, "updating the migration lock")
 				}
+				if sweepSrc != nil {
+					if err := notes.Note(ctx, SweepNote, string(sweepSrc.ID)); err != nil {
+						return cl.Classify(err, "updating the migration lock")
+					}
+				}
 			}
 			if _, err := Delete(ctx, cl.Kube, objs, serverDry); err != nil {
 				return cl.Classify(err, "deleting the old CNI")
@@ -313,6 +328,13 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	if len(objs) > 0 {
 		for _, k := range removal.Kept {
 			say("Kept: %s", k)
+		}
+	}
+	swept := false
+	if sweepSrc != nil {
+		var err error
+		if swept, err = o.sweep(ctx, cl, c, ns, nodes.Items, removal, sweepSrc, notes, prefix, clientDry, serverDry, say); err != nil {
+			return err
 		}
 	}
 
@@ -330,7 +352,7 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 		}
 		say("%sremoved the migration label and annotations from %d nodes", prefix, len(cleaned))
 	}
-	if c.CNI != nil {
+	if c.CNI != nil && !swept {
 		if err := Leftovers(out, c.CNI.Name); err != nil {
 			return err
 		}

@@ -159,7 +159,7 @@ func TestRunPermissions(t *testing.T) {
 		t.Errorf("said %q", out.String())
 	}
 	sort.Strings(asked)
-	if got := strings.Join(asked, ", "); got != "delete configmaps -n kube-flannel, delete configmaps -n kube-system, delete daemonsets.apps -n kube-flannel, delete namespaces, patch daemonsets.apps -n kube-system, patch nodes, watch daemonsets.apps -n kube-system" {
+	if got := strings.Join(asked, ", "); got != "create jobs.batch -n kube-system, delete configmaps -n kube-flannel, delete configmaps -n kube-system, delete daemonsets.apps -n kube-flannel, delete jobs.batch -n kube-system, delete namespaces, get daemonsets.apps -n kube-system, get jobs.batch -n kube-system, list pods, patch daemonsets.apps -n kube-system, patch nodes, watch daemonsets.apps -n kube-system" {
 		t.Errorf("checked %s", got)
 	}
 

@@ -28,6 +28,10 @@ func flannel() Source {
 			ByHand:      "ip link delete flannel.1; ip link delete cni0; iptables-save | grep -v FLANNEL | iptables-restore",
 			CNIConf:     flannelCNIConf,
 			CNIConfNote: fmt.Sprintf("(flannel's install-cni init container also rewrites %s when its pod on the node restarts; see docs/rollback.md)", flannelCNIConf),
+			Sweep: &Sweep{
+				Links: []string{"flannel.1", "cni0"}, Chains: "FLANNEL-",
+				Files: []string{flannelCNIConf, flannelCNIConf + ".cilium_bak"}, Dirs: []string{"/run/flannel"},
+			},
 		},
 		Plan: Plan{BackendOnly: true},
 	}

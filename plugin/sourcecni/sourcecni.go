@@ -82,6 +82,9 @@ type Finding struct {
 	Level   Level
 	Message string
 	Fix     string
+	// Commands are the fix's shell commands, in order, when it is exactly
+	// those (they are in Fix too).
+	Commands []string
 }
 
 // IDs of the checks only some source CNIs get (documented in
@@ -92,6 +95,9 @@ const (
 	CheckNodeAddress = "node-address-autodetection"
 	// CheckCalicoPolicies: Calico's own policy resources (Calico and Canal).
 	CheckCalicoPolicies = "calico-policies"
+	// CheckCanalMasquerade: Canal's flanneld masquerading migrated pods'
+	// traffic to Canal's pods, which Calico's policies then drop.
+	CheckCanalMasquerade = "canal-masquerade"
 )
 
 // Checks are the CNI's own checks.
@@ -153,6 +159,37 @@ type Node struct {
 	// "" when the plugin does not know the file; the instruction then
 	// names it NAME).
 	CNIConf, CNIConfNote string
+	// Sweep is what finalize --remove-old-cni removes from every node once
+	// the CNI's pods are gone (nil: nothing; Leftovers and ByHand are
+	// printed instead).
+	Sweep *Sweep
+}
+
+// Sweep names what a CNI leaves in a node's network namespace, CNI
+// configuration directory and state directories; the finalize step that
+// removes it runs one Job on every node. Every name is matched exactly or
+// by the patterns below, never more.
+type Sweep struct {
+	// Links are interfaces by name (flannel.1, vxlan.calico); LinkPattern
+	// an extended regular expression of more (its pods' veths).
+	Links       []string
+	LinkPattern string
+	// Chains is an extended regular expression of its iptables chains'
+	// names, anchored at the start (cali-, FLANNEL-): the chains are
+	// flushed and deleted, and the rules of other chains that jump to
+	// them deleted, in every table of both iptables backends.
+	Chains string
+	// IPSets is an extended regular expression of its ipsets' names,
+	// anchored at the start.
+	IPSets string
+	// RouteProtocols are the protocols of its IPv4 routes (felix's 80;
+	// routes through Links go with them).
+	RouteProtocols []string
+	// Files are in the node's CNI configuration directory: its conflist
+	// (and the .cilium_bak Cilium renamed it to), its kubeconfig.
+	Files []string
+	// Dirs are its state directories, below /var/lib or /run.
+	Dirs []string
 }
 
 // Plan is how plan's table shows the CNI.

@@ -5,7 +5,9 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"path"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +31,7 @@ var optional = map[string]bool{
 	"Finalize.ForeignMount":      true,
 	"Node.CNIConf":               true, // with CNIConfNote, or neither
 	"Node.CNIConfNote":           true,
+	"Node.Sweep":                 true, // for the CNIs whose leftovers were read on real nodes
 	"Plan.BGP":                   true,
 }
 
@@ -212,7 +215,7 @@ func TestSharedNameSharesNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Node != first.Node {
+		if !reflect.DeepEqual(s.Node, first.Node) {
 			t.Errorf("%s and %s share the name %s but not their Node part", s.ID, first.ID, s.Name)
 		}
 	}
@@ -227,6 +230,43 @@ func TestK3sFlannelBackend(t *testing.T) {
 		}
 		if f.Level == Fail && !strings.Contains(f.Fix, "flannel-backend: vxlan in /etc/rancher/k3s/config.yaml") {
 			t.Errorf("%s: fix %q", typ, f.Fix)
+		}
+	}
+}
+
+// TestSweeps: what finalize sweeps from the nodes stays in the CNI's own
+// names: interface names plain, patterns that compile, state directories
+// below /var/lib or /run (what the sweep Job mounts), files plain names in
+// the CNI directory.
+func TestSweeps(t *testing.T) {
+	plain := regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	for _, s := range Sources() {
+		sw := s.Node.Sweep
+		if sw == nil {
+			continue
+		}
+		for _, l := range append(append([]string{}, sw.Links...), sw.Files...) {
+			if !plain.MatchString(l) {
+				t.Errorf("%s: %q is not a plain name", s.ID, l)
+			}
+		}
+		for _, re := range []string{sw.LinkPattern, sw.Chains, sw.IPSets} {
+			if _, err := regexp.Compile(re); err != nil {
+				t.Errorf("%s: pattern %q: %v", s.ID, re, err)
+			}
+		}
+		if sw.Chains == "" || sw.Chains == ".*" || sw.IPSets == ".*" {
+			t.Errorf("%s: chains %q, ipsets %q: say which", s.ID, sw.Chains, sw.IPSets)
+		}
+		for _, d := range sw.Dirs {
+			if !strings.HasPrefix(d, "/var/lib/") && !strings.HasPrefix(d, "/run/") || strings.Contains(d, "..") || !plain.MatchString(path.Base(d)) {
+				t.Errorf("%s: directory %q is not below /var/lib or /run", s.ID, d)
+			}
+		}
+		for _, p := range sw.RouteProtocols {
+			if _, err := strconv.Atoi(p); err != nil {
+				t.Errorf("%s: route protocol %q is not a number", s.ID, p)
+			}
 		}
 	}
 }

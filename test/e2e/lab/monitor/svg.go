@@ -182,8 +182,8 @@ func Timeline(probes []Probe, r Report, phases []Phase, windows []Window, nodes 
 }
 
 type probeKey struct {
-	t               time.Time
-	src, kind, dst  string
+	t              time.Time
+	src, kind, dst string
 	policy, expect string
 }
 
