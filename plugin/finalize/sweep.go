@@ -88,6 +88,19 @@ failed=0
 ok() { echo "removed $*"; }
 bad() { echo "failed $*"; failed=1; }
 `, sweepHost)
+	if len(sw.Processes) > 0 {
+		// The node's processes (the Job shares the host's PID namespace):
+		// wait for the old CNI's agents to have exited, at most a minute.
+		p(`proc=${SWEEP_PROC:-/proc}
+procs() { grep -sxl -e %s "$proc"/[0-9]*/comm | sed 's|.*/\([0-9]*\)/comm$|\1|' | tr '\n' ' '; }
+for i in $(seq 60); do
+  left=$(procs)
+  [[ -z $left ]] && break
+  [[ $i == 60 ]] && { echo "failed to wait for the old CNI's processes to exit (pids $left still run)"; exit 1; }
+  sleep 1
+done
+`, strings.Join(quoteAll(sw.Processes), " -e "))
+	}
 	if len(sw.Links) > 0 || sw.LinkPattern != "" {
 		p("links=$(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1)\n")
 		p("for l in $links; do\n  case \" %s \" in *\" $l \"*) ;; *) ", strings.Join(sw.Links, " "))
@@ -145,7 +158,8 @@ fi
 
 // SweepJob is the Job that sweeps node with script, in the Cilium agent's
 // image: pinned to the node, every taint tolerated, privileged on the
-// host's network (its interfaces, routes, iptables and ipsets), with the
+// host's network (its interfaces, routes, iptables and ipsets) and in its
+// PID namespace (to wait for the old CNI's processes to exit), with the
 // node's CNI directory confDir, /var/lib and /run (and the xtables lock)
 // mounted, never restarted, given up after timeout, and garbage-collected
 // ten minutes after it ended.
@@ -180,6 +194,7 @@ func SweepJob(namespace, node, image, confDir, script string, timeout time.Durat
 				Spec: corev1.PodSpec{
 					NodeName:                      node,
 					HostNetwork:                   true,
+					HostPID:                       true,
 					RestartPolicy:                 corev1.RestartPolicyNever,
 					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 					AutomountServiceAccountToken:  ptr(false),
@@ -200,6 +215,14 @@ func SweepJob(namespace, node, image, confDir, script string, timeout time.Durat
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func quoteAll(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = shell.Quote(s)
+	}
+	return out
+}
 
 // SweepResult is what the sweep did on one node.
 type SweepResult struct {

@@ -100,11 +100,32 @@ func TestSweepScript(t *testing.T) {
 	}
 	fakeTools(t, bin)
 	calls := filepath.Join(dir, "calls")
+	// flanneld still runs for a moment: the sweep waits for it.
+	proc := filepath.Join(dir, "proc")
+	for pid, comm := range map[string]string{"1": "bash", "42": "flanneld", "43": "cilium-agent"} {
+		if err := os.MkdirAll(filepath.Join(proc, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(proc, pid, "comm"), []byte(comm+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		_ = os.RemoveAll(filepath.Join(proc, "42"))
+	}()
+	start := time.Now()
 	cmd := exec.Command("bash", "-c", SweepScript(*src.Node.Sweep))
-	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "SWEEP_HOST=" + host, "CALLS=" + calls, "TMPDIR=" + dir}
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "SWEEP_HOST=" + host, "CALLS=" + calls, "TMPDIR=" + dir, "SWEEP_PROC=" + proc}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the script failed: %v\n%s", err, out)
+	}
+	if time.Since(start) < 1500*time.Millisecond {
+		t.Errorf("the sweep did not wait for flanneld to exit (%v)", time.Since(start))
+	}
+	if strings.Contains(string(out), "failed") {
+		t.Errorf("output:\n%s", out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	want := []string{
@@ -168,7 +189,7 @@ func TestSweepScriptFelixRoutes(t *testing.T) {
 	}
 	fakeTools(t, bin)
 	cmd := exec.Command("bash", "-c", SweepScript(*src.Node.Sweep))
-	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "SWEEP_HOST=" + filepath.Join(dir, "host"), "CALLS=" + filepath.Join(dir, "calls"), "TMPDIR=" + dir}
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "SWEEP_HOST=" + filepath.Join(dir, "host"), "CALLS=" + filepath.Join(dir, "calls"), "TMPDIR=" + dir, "SWEEP_PROC=" + filepath.Join(dir, "proc")}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)

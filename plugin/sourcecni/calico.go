@@ -40,7 +40,8 @@ func calicoNode() Node {
 		Leftovers: "Calico's interfaces (tunl0, vxlan.calico, cali* veths), its iptables rules (cali-*) and ipsets (cali40*), felix's and BIRD's routes to the old pod CIDR (blackhole routes included), 10-calico.conflist and calico-kubeconfig in the CNI directory, /var/lib/calico and /run/calico, and the node annotations projectcalico.org/*",
 		ByHand:    "ip link delete vxlan.calico; ip link delete tunl0; ip route flush proto 80; iptables-save | grep -v cali | iptables-restore; ipset list -n | grep ^cali | xargs -rn1 ipset destroy; kubectl annotate node --all projectcalico.org/IPv4Address- projectcalico.org/IPv4VXLANTunnelAddr- projectcalico.org/IPv4IPIPTunnelAddr-",
 		Sweep: &Sweep{
-			Links: []string{"vxlan.calico"}, LinkPattern: calicoVeths, Chains: "cali-", IPSets: "cali", RouteProtocols: []string{"80"},
+			Processes: []string{"calico-node"},
+			Links:     []string{"vxlan.calico"}, LinkPattern: calicoVeths, Chains: "cali-", IPSets: "cali", RouteProtocols: []string{"80"},
 			Files: []string{"10-calico.conflist", "10-calico.conflist.cilium_bak", calicoKubeconfig},
 			Dirs:  []string{"/var/lib/calico", "/run/calico"},
 		},

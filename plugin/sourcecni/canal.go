@@ -29,7 +29,8 @@ func canal() Source {
 			Leftovers: "canal's interfaces (flannel.1, cali* veths), its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD, cali-*) and ipsets (cali40*), routes to the old pod CIDR, 10-canal.conflist and calico-kubeconfig in the CNI directory, /var/lib/calico, /run/calico and /run/flannel",
 			ByHand:    "ip link delete flannel.1; iptables-save | grep -v -e FLANNEL -e cali | iptables-restore; ipset list -n | grep ^cali | xargs -rn1 ipset destroy",
 			Sweep: &Sweep{
-				Links: []string{"flannel.1"}, LinkPattern: calicoVeths, Chains: "cali-|FLANNEL-", IPSets: "cali",
+				Processes: []string{"calico-node", "flanneld"},
+				Links:     []string{"flannel.1"}, LinkPattern: calicoVeths, Chains: "cali-|FLANNEL-", IPSets: "cali",
 				Files: []string{"10-canal.conflist", "10-canal.conflist.cilium_bak", calicoKubeconfig},
 				Dirs:  []string{"/var/lib/calico", "/run/calico", "/run/flannel"},
 			},

@@ -29,7 +29,8 @@ func flannel() Source {
 			CNIConf:     flannelCNIConf,
 			CNIConfNote: fmt.Sprintf("(flannel's install-cni init container also rewrites %s when its pod on the node restarts; see docs/rollback.md)", flannelCNIConf),
 			Sweep: &Sweep{
-				Links: []string{"flannel.1", "cni0"}, Chains: "FLANNEL-",
+				Processes: []string{"flanneld"},
+				Links:     []string{"flannel.1", "cni0"}, Chains: "FLANNEL-",
 				Files: []string{flannelCNIConf, flannelCNIConf + ".cilium_bak"}, Dirs: []string{"/run/flannel"},
 			},
 		},

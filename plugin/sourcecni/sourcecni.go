@@ -170,6 +170,11 @@ type Node struct {
 // removes it runs one Job on every node. Every name is matched exactly or
 // by the patterns below, never more.
 type Sweep struct {
+	// Processes are the names (comm, at most 15 characters) of its agents'
+	// processes: the sweep waits until none runs on the node any more (a
+	// pod with no termination grace period is gone from the API before its
+	// processes are, and felix would make its interfaces again).
+	Processes []string
 	// Links are interfaces by name (flannel.1, vxlan.calico); LinkPattern
 	// an extended regular expression of more (its pods' veths).
 	Links       []string

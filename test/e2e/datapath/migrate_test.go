@@ -254,42 +254,48 @@ func migrate(t *testing.T, m migration) {
 }
 
 // followPlan runs plan as a user would before installing Cilium and
-// follows its advice where it says to act first: for Calico's node address
-// autodetection (cilium/cilium#31273) it runs the kubectl command of the
-// check's fix and waits for calico-node to roll out.
+// follows its advice where it gives the commands to run (a check's
+// commands in plan -o json): for Calico its node address autodetection
+// (cilium/cilium#31273), for Canal flanneld's masquerading; then plan must
+// find nothing left to FAIL.
 func followPlan(t *testing.T, ctx context.Context, l *lab.Lab, mark func(string)) {
 	t.Helper()
-	out, code := plugin(t, ctx, l, "plan", "-o", "json")
-	if code != 0 && code != 3 {
-		t.Fatalf("plan: exit %d", code)
+	type check struct {
+		ID, Status, Fix string
+		Commands        []string
 	}
-	var plan struct {
-		Checks []struct {
-			ID, Status, Fix string
-		} `json:"checks"`
-	}
-	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &plan); err != nil {
-		t.Fatalf("plan -o json: %v", err)
-	}
-	for _, ch := range plan.Checks {
-		if ch.Status == "FAIL" {
-			t.Errorf("plan: %s FAIL: %s", ch.ID, ch.Fix)
+	read := func() []check {
+		out, code := plugin(t, ctx, l, "plan", "-o", "json")
+		if code != 0 && code != 3 {
+			t.Fatalf("plan: exit %d", code)
 		}
-		if ch.ID != "node-address-autodetection" || ch.Status != "WARN" {
+		var plan struct {
+			Checks []check `json:"checks"`
+		}
+		// The JSON on stdout, then (exit 3) the error line on stderr.
+		if i := strings.Index(out, "{"); i < 0 || json.NewDecoder(strings.NewReader(out[i:])).Decode(&plan) != nil {
+			t.Fatalf("plan -o json printed no plan:\n%s", out)
+		}
+		return plan.Checks
+	}
+	for _, ch := range read() {
+		if ch.Status == "PASS" || len(ch.Commands) == 0 {
 			continue
 		}
-		_, cmd, ok := strings.Cut(ch.Fix, "kubectl ")
-		if !ok {
-			t.Fatalf("plan's %s fix names no kubectl command: %s", ch.ID, ch.Fix)
-		}
 		mark("plan's advice: " + ch.ID)
-		args := strings.Fields(cmd)
-		if b, err := l.Cluster.Kubectl(ctx, args...); err != nil {
-			t.Fatalf("kubectl %s: %v\n%s", cmd, err, b)
+		for _, cmd := range ch.Commands {
+			c := exec.CommandContext(ctx, "bash", "-c", cmd)
+			c.Env = append(os.Environ(), "KUBECONFIG="+l.Cluster.Kubeconfig)
+			b, err := c.CombinedOutput()
+			t.Logf("plan's %s advice: $ %s\n%s", ch.ID, cmd, b)
+			if err != nil {
+				t.Fatalf("%s: %v", cmd, err)
+			}
 		}
-		t.Logf("followed plan's %s advice: kubectl %s", ch.ID, cmd)
-		if b, err := l.Cluster.Kubectl(ctx, "-n", "kube-system", "rollout", "status", "daemonset/calico-node", "--timeout=5m"); err != nil {
-			t.Fatalf("calico-node rollout: %v\n%s", err, b)
+	}
+	for _, ch := range read() {
+		if ch.Status == "FAIL" {
+			t.Errorf("plan still FAILs %s after its advice was followed: %s", ch.ID, ch.Fix)
 		}
 	}
 	mustPlugin(t, ctx, l, "plan")
@@ -348,14 +354,14 @@ func ciliumBeside(t *testing.T, ctx context.Context, l *lab.Lab, work string, ma
 		t.Fatal(err)
 	}
 	if mark != nil {
-		mark("helm install (Cilium beside Flannel)")
+		mark("helm install (Cilium beside the old CNI)")
 	}
 	t0 := time.Now()
 	if out, err := fixture.Helm(ctx, c, "install", "cilium", fixture.CiliumChart(c, ciliumVersion), "-n", "kube-system",
 		"-f", filepath.Join(work, "values-initial.yaml"), "--wait", "--timeout", "10m"); err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
-	t.Logf("Cilium %s installed beside Flannel in %v", ciliumVersion, time.Since(t0).Round(time.Second))
+	t.Logf("Cilium %s installed beside the old CNI in %v", ciliumVersion, time.Since(t0).Round(time.Second))
 	return userValues
 }
 
@@ -611,11 +617,21 @@ func checkFinalized(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Sourc
 
 // checkLeftovers reads what of the old CNI is left on each node after
 // finalize (interfaces, routes, iptables chains, ipsets, CNI files) and
-// returns it as a report section.
+// returns it as a report section; finalize --remove-old-cni sweeps the
+// nodes, so anything left fails the test.
 func checkLeftovers(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source, finalize string) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("\n### What of the old CNI is left on the nodes after finalize\n\n")
+	if i := strings.Index(finalize, "removing what "); i >= 0 {
+		sweep := finalize[i:]
+		if j := strings.Index(sweep, "\nremoved the migration label"); j >= 0 {
+			sweep = sweep[:j]
+		}
+		fmt.Fprintf(&b, "finalize --remove-old-cni said:\n\n```\n%s\n```\n\nThen, read on the nodes (interfaces, IPv4 routes, iptables chains of both backends, ipsets, /etc/cni/net.d):\n\n", strings.TrimSpace(sweep))
+	} else {
+		t.Errorf("finalize --remove-old-cni did not sweep the nodes:\n%s", finalize)
+	}
 	found := false
 	for _, n := range l.Nodes {
 		st, err := n.State(ctx)
@@ -630,7 +646,7 @@ func checkLeftovers(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Sourc
 		}
 		found = true
 		fmt.Fprintf(&b, "- %s: %s\n", n.Name, strings.Join(left, "; "))
-		t.Logf("%s: left after finalize: %s", n.Name, strings.Join(left, "; "))
+		t.Errorf("%s: left after finalize: %s", n.Name, strings.Join(left, "; "))
 	}
 	if found {
 		t.Logf("finalize said:\n%s", finalize)
