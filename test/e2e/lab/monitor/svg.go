@@ -137,8 +137,15 @@ func Timeline(probes []Probe, r Report, phases []Phase, windows []Window, nodes 
 		}
 		return a.col - b.col
 	})
-	for _, k := range bins {
-		n := counts[k]
+	// Neighbouring columns of one row and class are drawn as one run.
+	for i := 0; i < len(bins); {
+		k := bins[i]
+		j, n := i+1, counts[k]
+		for j < len(bins) && bins[j].row == k.row && bins[j].class == k.class && bins[j].col-bins[j-1].col <= 2 {
+			n += counts[bins[j]]
+			j++
+		}
+		last := bins[j-1].col
 		y, h, color := rowY(k.row)+8, rowH/2-8, "#707070"
 		switch k.class {
 		case "through":
@@ -146,8 +153,9 @@ func Timeline(probes []Probe, r Report, phases []Phase, windows []Window, nodes 
 		case "unexplained":
 			y, h, color = rowY(k.row)+4, rowH-8, "#d62728"
 		}
-		op := min(0.35+0.1*float64(n), 1)
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="1.5" height="%d" fill="%s" opacity="%.2f"><title>%d %s</title></rect>`+"\n", k.col, y, h, color, op, n, k.class)
+		op := min(0.35+0.1*float64(n)/float64(last-k.col+1), 1)
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s" opacity="%.2f"><title>%d %s</title></rect>`+"\n", k.col, y, float64(last-k.col)+1.5, h, color, op, n, k.class)
+		i = j
 	}
 
 	// Time axis: a tick every minute (every 5 past 20 minutes).
