@@ -230,8 +230,10 @@ type SweepResult struct {
 	// Removed and Failed are the script's lines, without their word.
 	Removed, Failed []string
 	// Err says why the Job failed or its log could not be read ("" when
-	// it succeeded and was read).
-	Err string
+	// it succeeded and was read); Unread says the log could not be read
+	// (pods/log), so Removed says nothing.
+	Err    string
+	Unread bool
 }
 
 // Sweep runs one sweep Job on each node (all at once) in namespace, with
@@ -333,8 +335,8 @@ func sweepResult(ctx context.Context, c kubernetes.Interface, namespace, node st
 		})
 		log, err = podLog(ctx, c, namespace, pods.Items[0].Name)
 		if err != nil {
-			log = ""
-			r.Err = "its log could not be read (" + errs.OneLine(err.Error()) + ")"
+			log, r.Unread = "", true
+			r.Err = "what it removed could not be read (its log: " + errs.OneLine(err.Error()) + ")"
 		}
 	}
 	for _, line := range strings.Split(log, "\n") {
@@ -347,7 +349,8 @@ func sweepResult(ctx context.Context, c kubernetes.Interface, namespace, node st
 			}
 		}
 	}
-	if job.Status.Succeeded == 0 && r.Err == "" {
+	if job.Status.Succeeded == 0 {
+		r.Unread = false
 		r.Err = fmt.Sprintf("Job %s/%s failed", namespace, name)
 		if len(pods.Items) > 0 {
 			if f := podFailure(&pods.Items[0]); f != "" {
@@ -547,6 +550,10 @@ func (o Options) sweep(ctx context.Context, cl *kube.Clients, c *detect.Cluster,
 	var bad []string
 	for _, r := range results {
 		line := r.Summary()
+		if r.Unread {
+			line = "its Job succeeded, but " + r.Err
+			r.Err = ""
+		}
 		if len(r.Failed) > 0 {
 			line += "; could not remove " + listSome(r.Failed)
 		}
@@ -554,7 +561,7 @@ func (o Options) sweep(ctx context.Context, cl *kube.Clients, c *detect.Cluster,
 			line += "; " + r.Err
 		}
 		say("  %s: %s", r.Node, line)
-		if len(r.Failed) > 0 || (r.Err != "" && !strings.Contains(r.Err, "log could not be read")) {
+		if len(r.Failed) > 0 || r.Err != "" {
 			bad = append(bad, r.Node)
 		}
 	}

@@ -258,15 +258,16 @@ wait_new_agent() {
 
 # wait_agent_rebooted NODE SECONDS: wait until the Cilium agent on NODE is
 # Ready in another container than the one recorded before the reboot (the
-# agent pod shows the old boot's Ready until the kubelet reports on it again)
+# agent pod shows the old boot's Ready until the kubelet reports on it
+# again); any Ready agent when none was recorded
 wait_agent_rebooted() {
   local node=$1 old deadline=$((SECONDS + $2)) id ready
   old=$(annotation "$node" agent-container)
   while ((SECONDS < deadline)); do
-    while read -r id ready; do
-      if [[ $ready == True && -n $id && $id != "$old" ]]; then return 0; fi
+    while read -r ready id; do
+      if [[ $ready == True && ( -z $old || $id != "$old" ) ]]; then return 0; fi
     done < <(kubectl -n %[3]s get pod -l %[4]s --field-selector spec.nodeName="$node" \
-      -o jsonpath='{range .items[*]}{.status.containerStatuses[?(@.name=="cilium-agent")].containerID} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+      -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status} {.status.containerStatuses[?(@.name=="cilium-agent")].containerID}{"\n"}{end}')
     sleep 2
   done
   echo "error: the Cilium agent on node $node is not Ready after $2s" >&2
@@ -361,7 +362,7 @@ func scriptReboot(b *strings.Builder, o Options, ns, node, record, phase, skipNo
     boot=$(kubectl get node %[1]s -o jsonpath='{.status.nodeInfo.bootID}')
     agent=$(kubectl -n %[6]s get pod -l %[7]s --field-selector spec.nodeName=%[1]s -o jsonpath='{.items[*].status.containerStatuses[?(@.name=="%[8]s")].containerID}')
     agent=${agent%%%% *}
-    kubectl annotate node %[1]s --overwrite "%[2]s=$boot" "%[9]s=$agent" %[3]s=%[4]s
+    kubectl annotate node %[1]s --overwrite "%[2]s=$boot" ${agent:+"%[9]s=$agent"} %[3]s=%[4]s
   fi
   if [[ "$(kubectl get node %[1]s -o jsonpath='{.status.nodeInfo.bootID}')" == "$boot" ]]; then
 %[5]s`, node, AnnotationBootID, AnnotationReboot, o.Reboot, pending, ns, AgentLabel, AgentContainerName, AnnotationAgentContainer)

@@ -237,7 +237,21 @@ func TestDistroRKE2CanalMigration(t *testing.T) {
 	const n = 3
 	c, ctx := distroCluster(t, n, "rke2", nil, fixture.KubeProxy, rke2Canal)
 	cniPlan(t, c, 3).expectCheck(t, "distribution", "FAIL", "RKE2 does not support changing the CNI")
-	p := cniPlan(t, c, 0, "--ignore-unsupported-distribution")
+	// RKE2's canal runs flanneld with --ip-masq and the workloads carry a
+	// NetworkPolicy: canal-masquerade FAILs and names RKE2's HelmChartConfig;
+	// here the DaemonSet is changed the way that HelmChartConfig renders it
+	// (no helm-controller runs on the simulated cluster).
+	p := cniPlan(t, c, 3, "--ignore-unsupported-distribution")
+	p.expectCheck(t, "canal-masquerade", "FAIL", "HelmChartConfig kube-system/rke2-canal")
+	for _, args := range [][]string{
+		{"-n", "kube-system", "set", "env", "daemonset/rke2-canal", "-c", "kube-flannel", "FLANNELD_IP_MASQ=false"},
+		{"-n", "kube-system", "patch", "daemonset", "rke2-canal", "--type", "json", "-p", `[{"op":"replace","path":"/spec/template/spec/containers/1/command","value":["/opt/bin/flanneld","--kube-subnet-mgr"]}]`},
+	} {
+		if out, err := c.Kubectl(ctx, args...); err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+	}
+	p = cniPlan(t, c, 0, "--ignore-unsupported-distribution")
 	if cni := p.Cluster.CNI; cni == nil || cni.Name != "canal" || cni.DaemonSet != "rke2-canal" {
 		t.Fatalf("RKE2's canal: %+v", cni)
 	}

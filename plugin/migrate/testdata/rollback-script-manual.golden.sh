@@ -39,15 +39,16 @@ wait_new_agent() {
 
 # wait_agent_rebooted NODE SECONDS: wait until the Cilium agent on NODE is
 # Ready in another container than the one recorded before the reboot (the
-# agent pod shows the old boot's Ready until the kubelet reports on it again)
+# agent pod shows the old boot's Ready until the kubelet reports on it
+# again); any Ready agent when none was recorded
 wait_agent_rebooted() {
   local node=$1 old deadline=$((SECONDS + $2)) id ready
   old=$(annotation "$node" agent-container)
   while ((SECONDS < deadline)); do
-    while read -r id ready; do
-      if [[ $ready == True && -n $id && $id != "$old" ]]; then return 0; fi
+    while read -r ready id; do
+      if [[ $ready == True && ( -z $old || $id != "$old" ) ]]; then return 0; fi
     done < <(kubectl -n kube-system get pod -l k8s-app=cilium --field-selector spec.nodeName="$node" \
-      -o jsonpath='{range .items[*]}{.status.containerStatuses[?(@.name=="cilium-agent")].containerID} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+      -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status} {.status.containerStatuses[?(@.name=="cilium-agent")].containerID}{"\n"}{end}')
     sleep 2
   done
   echo "error: the Cilium agent on node $node is not Ready after $2s" >&2
@@ -153,7 +154,7 @@ agent-restarted)
     boot=$(kubectl get node worker-1 -o jsonpath='{.status.nodeInfo.bootID}')
     agent=$(kubectl -n kube-system get pod -l k8s-app=cilium --field-selector spec.nodeName=worker-1 -o jsonpath='{.items[*].status.containerStatuses[?(@.name=="cilium-agent")].containerID}')
     agent=${agent%% *}
-    kubectl annotate node worker-1 --overwrite "cni-migrate.io/boot-id=$boot" "cni-migrate.io/agent-container=$agent" cni-migrate.io/reboot=manual
+    kubectl annotate node worker-1 --overwrite "cni-migrate.io/boot-id=$boot" ${agent:+"cni-migrate.io/agent-container=$agent"} cni-migrate.io/reboot=manual
   fi
   if [[ "$(kubectl get node worker-1 -o jsonpath='{.status.nodeInfo.bootID}')" == "$boot" ]]; then
     echo 'the reboot does not restore the node'\''s CNI config: Cilium'\''s agent no longer manages /etc/cni/net.d, so its 05-cilium.conflist stays there and, sorting first, keeps new pods on Cilium' >&2

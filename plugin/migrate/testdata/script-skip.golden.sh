@@ -36,15 +36,16 @@ wait_new_agent() {
 
 # wait_agent_rebooted NODE SECONDS: wait until the Cilium agent on NODE is
 # Ready in another container than the one recorded before the reboot (the
-# agent pod shows the old boot's Ready until the kubelet reports on it again)
+# agent pod shows the old boot's Ready until the kubelet reports on it
+# again); any Ready agent when none was recorded
 wait_agent_rebooted() {
   local node=$1 old deadline=$((SECONDS + $2)) id ready
   old=$(annotation "$node" agent-container)
   while ((SECONDS < deadline)); do
-    while read -r id ready; do
-      if [[ $ready == True && -n $id && $id != "$old" ]]; then return 0; fi
+    while read -r ready id; do
+      if [[ $ready == True && ( -z $old || $id != "$old" ) ]]; then return 0; fi
     done < <(kubectl -n kube-system get pod -l k8s-app=cilium --field-selector spec.nodeName="$node" \
-      -o jsonpath='{range .items[*]}{.status.containerStatuses[?(@.name=="cilium-agent")].containerID} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+      -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status} {.status.containerStatuses[?(@.name=="cilium-agent")].containerID}{"\n"}{end}')
     sleep 2
   done
   echo "error: the Cilium agent on node $node is not Ready after $2s" >&2
