@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -415,8 +416,7 @@ func (r SweepResult) Summary() string {
 			dirs = append(dirs, rest)
 		default:
 			if m := chainsLine.FindStringSubmatch(x); m != nil {
-				var n int
-				fmt.Sscan(m[1], &n)
+				n, _ := strconv.Atoi(m[1])
 				chains += n
 				tables[m[2]], backends[m[3]] = true, true
 			}

@@ -5,8 +5,9 @@
 // that kubectl runs as `kubectl cni-migrate`, with the version it was built
 // with and the completion helper the caveats talk about.
 //
-// Run it through `make test-krew` (part of `make test`), which builds the
-// archives (make dist), krew and the manifest renderer and sets:
+// Run it through `make test-krew` (part of `make test`), which packs the
+// archives as make dist does (every platform's with this machine's binary,
+// the only one run), builds krew and the manifest renderer and sets:
 //
 //	KREW_BIN_DIR            kubectl-krew and validate-krew-manifest
 //	DIST_DIR                the archives of make dist
