@@ -2,8 +2,6 @@ package finalize
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"regexp"
@@ -26,6 +24,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/lock"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/sourcecni"
 )
@@ -58,15 +57,7 @@ const SweepNote = "cni-migrate.io/sweep-nodes"
 // SweepName is the name of the sweep Job of a node: fixed per node (a
 // re-run replaces what an interrupted run left) and short enough for the
 // job-name label.
-func SweepName(node string) string {
-	const prefix = "cni-migrate-sweep-"
-	if len(prefix)+len(node) <= 63 {
-		return prefix + node
-	}
-	sum := sha256.Sum256([]byte(node))
-	head := strings.TrimRight(node[:63-len(prefix)-9], ".-")
-	return prefix + head + "-" + hex.EncodeToString(sum[:])[:8]
-}
+func SweepName(node string) string { return migrate.NodeJobName("cni-migrate-sweep-", node) }
 
 // SweepScript is the bash script that removes what sw names from a node:
 // run in a pod on the node's network with the node's CNI directory at

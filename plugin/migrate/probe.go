@@ -37,8 +37,11 @@ const ProbeScript = `ip -br addr 2>/dev/null || true; curl -sSk --max-time 10 "h
 // ProbeName is the name of the probe Job of a node: fixed per node, so a
 // re-run finds and replaces what an interrupted run left, and short enough
 // for the job-name label (63 characters).
-func ProbeName(node string) string {
-	const prefix = "cni-migrate-probe-"
+func ProbeName(node string) string { return NodeJobName("cni-migrate-probe-", node) }
+
+// NodeJobName is prefix+node, shortened to fit a label value (63
+// characters) with a hash of the node's name when it is too long.
+func NodeJobName(prefix, node string) string {
 	if len(prefix)+len(node) <= 63 {
 		return prefix + node
 	}

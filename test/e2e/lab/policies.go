@@ -87,25 +87,67 @@ func (p Policies) flowArgs(client string) []string {
 	return out
 }
 
-// yamlArgs renders args as the items of a YAML list at the container
-// args' indentation.
-func yamlArgs(args []string) string {
-	var b strings.Builder
-	for _, a := range args {
-		fmt.Fprintf(&b, "\n        - %q", a)
+// probeDaemonSet is a DaemonSet of labprobe pods (labelled key=value) on
+// every node, every taint tolerated (so that cordoned and draining nodes
+// keep theirs), with the monitor directory of their node at /out and args.
+func probeDaemonSet(namespace, name, key, value string, args []string) string {
+	var a strings.Builder
+	for _, x := range args {
+		fmt.Fprintf(&a, "\n        - %q", x)
 	}
-	return b.String()
+	return strings.NewReplacer("NAMESPACE", namespace, "NAME", name, "KEY", key, "VALUE", value, "IMAGE", Images.Probe, "ARGS", a.String()).Replace(`---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: NAME
+  namespace: NAMESPACE
+spec:
+  selector:
+    matchLabels: {KEY: VALUE}
+  template:
+    metadata:
+      labels: {KEY: VALUE}
+    spec:
+      terminationGracePeriodSeconds: 1
+      tolerations:
+      - operator: Exists
+      containers:
+      - name: probe
+        image: IMAGE
+        args:ARGS
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        - name: POD_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+        - name: NODE_NAME
+          valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+        - name: POD_IP
+          valueFrom: {fieldRef: {fieldPath: status.podIP}}
+        readinessProbe:
+          httpGet: {path: /healthz, port: 8080}
+          periodSeconds: 2
+        volumeMounts:
+        - name: out
+          mountPath: /out
+      volumes:
+      - name: out
+        hostPath:
+          path: /var/lib/lab-monitor
+          type: Directory
+`)
 }
 
 // deployPolicies applies the policy namespace: its NetworkPolicies (and
 // Calico's), the server DaemonSet (app=server: ports 8080-8083, and the
 // server->server flows) and the client DaemonSet (role=client).
 func (l *Lab) deployPolicies(ctx context.Context, p Policies) error {
-	doc := strings.NewReplacer(
-		"NAMESPACE", PolicyNamespace, "MONITORNS", MonitorNamespace, "IMAGE", Images.Probe,
-		"SERVERFLOWS", yamlArgs(p.flowArgs("server")), "CLIENTFLOWS", yamlArgs(p.flowArgs("client")),
-		"SERVERSDIR", serversDir,
-	).Replace(policyYAML)
+	common := []string{"--listen=:8080", "--peers-dir=-", "--out=/out/policy", "--timeout=3s", "--mtu-bytes=0"}
+	server := append(append([]string{"--also-listen=8081,8082,8083", "--announce=" + serversDir}, common...), p.flowArgs("server")...)
+	client := append(append([]string{"--announce=/out/policy/clients"}, common...), p.flowArgs("client")...)
+	doc := strings.NewReplacer("NAMESPACE", PolicyNamespace, "MONITORNS", MonitorNamespace).Replace(policyYAML) +
+		probeDaemonSet(PolicyNamespace, "server", "app", "server", server) +
+		probeDaemonSet(PolicyNamespace, "client", "role", "client", client)
 	if p.Calico {
 		doc += strings.ReplaceAll(calicoPolicyYAML, "NAMESPACE", PolicyNamespace)
 	}
@@ -180,95 +222,6 @@ spec:
     ports:
     - {protocol: UDP, port: 53}
     - {protocol: TCP, port: 53}
----
-apiVersion: apps/v1
-kind: DaemonSet
-metadata:
-  name: server
-  namespace: NAMESPACE
-spec:
-  selector:
-    matchLabels: {app: server}
-  template:
-    metadata:
-      labels: {app: server}
-    spec:
-      terminationGracePeriodSeconds: 1
-      tolerations:
-      - operator: Exists
-      containers:
-      - name: probe
-        image: IMAGE
-        args:
-        - --listen=:8080
-        - --also-listen=8081,8082,8083
-        - --announce=SERVERSDIR
-        - --peers-dir=-
-        - --out=/out/policy
-        - --timeout=3s
-        - --mtu-bytes=0SERVERFLOWS
-        env:
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        - name: NODE_NAME
-          valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
-        - name: POD_IP
-          valueFrom: {fieldRef: {fieldPath: status.podIP}}
-        readinessProbe:
-          httpGet: {path: /healthz, port: 8080}
-          periodSeconds: 2
-        volumeMounts:
-        - name: out
-          mountPath: /out
-      volumes:
-      - name: out
-        hostPath:
-          path: /var/lib/lab-monitor
-          type: Directory
----
-apiVersion: apps/v1
-kind: DaemonSet
-metadata:
-  name: client
-  namespace: NAMESPACE
-spec:
-  selector:
-    matchLabels: {role: client}
-  template:
-    metadata:
-      labels: {role: client}
-    spec:
-      terminationGracePeriodSeconds: 1
-      tolerations:
-      - operator: Exists
-      containers:
-      - name: probe
-        image: IMAGE
-        args:
-        - --listen=:8080
-        - --announce=/out/policy/clients
-        - --peers-dir=-
-        - --out=/out/policy
-        - --timeout=3s
-        - --mtu-bytes=0CLIENTFLOWS
-        env:
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        - name: NODE_NAME
-          valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
-        - name: POD_IP
-          valueFrom: {fieldRef: {fieldPath: status.podIP}}
-        readinessProbe:
-          httpGet: {path: /healthz, port: 8080}
-          periodSeconds: 2
-        volumeMounts:
-        - name: out
-          mountPath: /out
-      volumes:
-      - name: out
-        hostPath:
-          path: /var/lib/lab-monitor
-          type: Directory
 `
 
 // calicoPolicyYAML: a Calico NetworkPolicy and a GlobalNetworkPolicy as

@@ -39,11 +39,19 @@ func (l *Lab) Monitor(ctx context.Context, interval, timeout string, policies Po
 			return fmt.Errorf("policies: %w", err)
 		}
 	}
-	_, err := l.Cluster.Apply(ctx, []byte(strings.NewReplacer(
-		"NAMESPACE", MonitorNamespace, "IMAGE", Images.Probe, "SVCIP", MonitorServiceIP,
-		"INTERVAL", interval, "TIMEOUT", timeout, "WEBURL", fmt.Sprintf("http://%s/clientip", WebServiceIP),
-		"POLICYFLOWS", yamlArgs(policies.flowArgs("monitor")),
-	).Replace(monitorYAML)))
+	args := append([]string{
+		"--listen=:8080",
+		"--peers=monitor-peers." + MonitorNamespace + ".svc.cluster.local",
+		"--target=svc-ip=http://" + MonitorServiceIP + ":8080/whoami",
+		"--target=svc-dns=http://monitor." + MonitorNamespace + ".svc.cluster.local:8080/whoami",
+		"--target=web=" + fmt.Sprintf("http://%s/clientip", WebServiceIP),
+		"--interval=" + interval,
+		"--timeout=" + timeout,
+		"--mtu-bytes=1400",
+		"--out=/out",
+	}, policies.flowArgs("monitor")...)
+	_, err := l.Cluster.Apply(ctx, []byte(strings.NewReplacer("NAMESPACE", MonitorNamespace, "SVCIP", MonitorServiceIP).Replace(monitorYAML)+
+		probeDaemonSet(MonitorNamespace, "monitor", "app", "monitor", args)))
 	return err
 }
 
@@ -221,53 +229,4 @@ spec:
   selector: {app: monitor}
   ports:
   - port: 8080
----
-apiVersion: apps/v1
-kind: DaemonSet
-metadata:
-  name: monitor
-  namespace: NAMESPACE
-spec:
-  selector:
-    matchLabels: {app: monitor}
-  template:
-    metadata:
-      labels: {app: monitor}
-    spec:
-      terminationGracePeriodSeconds: 1
-      tolerations:
-      - operator: Exists
-      containers:
-      - name: probe
-        image: IMAGE
-        args:
-        - --listen=:8080
-        - --peers=monitor-peers.NAMESPACE.svc.cluster.local
-        - --target=svc-ip=http://SVCIP:8080/whoami
-        - --target=svc-dns=http://monitor.NAMESPACE.svc.cluster.local:8080/whoami
-        - --target=web=WEBURL
-        - --interval=INTERVAL
-        - --timeout=TIMEOUT
-        - --mtu-bytes=1400
-        - --out=/outPOLICYFLOWS
-        env:
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        - name: POD_NAMESPACE
-          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
-        - name: NODE_NAME
-          valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
-        - name: POD_IP
-          valueFrom: {fieldRef: {fieldPath: status.podIP}}
-        readinessProbe:
-          httpGet: {path: /healthz, port: 8080}
-          periodSeconds: 2
-        volumeMounts:
-        - name: out
-          mountPath: /out
-      volumes:
-      - name: out
-        hostPath:
-          path: /var/lib/lab-monitor
-          type: Directory
 `
