@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,7 +38,8 @@ type NodeSpec struct {
 
 // Options configure Start.
 type Options struct {
-	// Dir is the lab's work directory (required; kept after Close).
+	// Dir is the lab's work directory (required; kept after Close, but for
+	// the nodes' containerd state: images and containers).
 	Dir string
 	// Cache is the tool cache (default cluster.DefaultCache()).
 	Cache string
@@ -134,6 +136,10 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	staleLabs(ctx, filepath.Dir(dir))
+	if err := checkDisk(dir, len(opts.Nodes), newestArchive(opts.Cache)); err != nil {
+		return nil, err
+	}
 	l := &Lab{
 		Dir: dir, GatewayIP: gatewayIP, DNSServiceIP: "10.96.0.10",
 		MonitorDir: filepath.Join(dir, "monitor"), Socket: filepath.Join(dir, "lab.sock"),
@@ -147,8 +153,10 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 
 func (l *Lab) start(ctx context.Context) error {
 	t0 := time.Now()
-	staleLabs(ctx)
 	if err := os.MkdirAll(l.MonitorDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(l.Dir, ownerFile), []byte(strconv.Itoa(l.owner)), 0o644); err != nil {
 		return err
 	}
 	fab := l.fabricNS()
@@ -333,6 +341,12 @@ func (l *Lab) Close() error {
 		}
 		wg.Wait()
 		errs = append(errs, herrs...)
+		// A kept directory keeps the logs, not 3 GB of images per node.
+		for i, n := range l.Nodes {
+			if herrs[i] == nil {
+				errs = append(errs, n.prune())
+			}
+		}
 		if l.Cluster != nil {
 			if err := l.Cluster.Stop(); err != nil {
 				errs = append(errs, err)

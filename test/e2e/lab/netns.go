@@ -114,8 +114,10 @@ func killNetNS(ctx context.Context, path string, timeout time.Duration) error {
 }
 
 // staleLabs removes the namespaces and cgroups of labs whose owning
-// process is gone (a test killed with SIGKILL cannot clean up itself).
-func staleLabs(ctx context.Context) {
+// process is gone (a test killed with SIGKILL cannot clean up itself), and
+// the nodes' images from such labs' directories beside dir's.
+func staleLabs(ctx context.Context, parent string) {
+	defer pruneStaleDirs(parent)
 	entries, _ := os.ReadDir(netnsDir)
 	for _, e := range entries {
 		owner, ok := labOwner(e.Name())

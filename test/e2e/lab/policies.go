@@ -90,31 +90,33 @@ func (p Policies) flowArgs(client string) []string {
 // probeDaemonSet is a DaemonSet of labprobe pods (labelled key=value) on
 // every node, every taint tolerated (so that cordoned and draining nodes
 // keep theirs), with the monitor directory of their node at /out and args.
+// Its placeholders are @WORD@: a bare NAME would also rewrite the env
+// names POD_NAME and NODE_NAME.
 func probeDaemonSet(namespace, name, key, value string, args []string) string {
 	var a strings.Builder
 	for _, x := range args {
 		fmt.Fprintf(&a, "\n        - %q", x)
 	}
-	return strings.NewReplacer("NAMESPACE", namespace, "NAME", name, "KEY", key, "VALUE", value, "IMAGE", Images.Probe, "ARGS", a.String()).Replace(`---
+	return strings.NewReplacer("@NAMESPACE@", namespace, "@NAME@", name, "@KEY@", key, "@VALUE@", value, "@IMAGE@", Images.Probe, "@ARGS@", a.String()).Replace(`---
 apiVersion: apps/v1
 kind: DaemonSet
 metadata:
-  name: NAME
-  namespace: NAMESPACE
+  name: @NAME@
+  namespace: @NAMESPACE@
 spec:
   selector:
-    matchLabels: {KEY: VALUE}
+    matchLabels: {@KEY@: @VALUE@}
   template:
     metadata:
-      labels: {KEY: VALUE}
+      labels: {@KEY@: @VALUE@}
     spec:
       terminationGracePeriodSeconds: 1
       tolerations:
       - operator: Exists
       containers:
       - name: probe
-        image: IMAGE
-        args:ARGS
+        image: @IMAGE@
+        args:@ARGS@
         env:
         - name: POD_NAME
           valueFrom: {fieldRef: {fieldPath: metadata.name}}
