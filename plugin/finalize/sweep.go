@@ -153,12 +153,9 @@ fi
 // host's network (its interfaces, routes, iptables and ipsets) and in its
 // PID namespace (to wait for the old CNI's processes to exit), with the
 // node's CNI directory confDir, /var/lib and /run (and the xtables lock)
-// mounted, never restarted, given up after timeout, and garbage-collected
-// ten minutes after it ended.
+// mounted: a migrate.NodeJob.
 func SweepJob(namespace, node, image, confDir, script string, timeout time.Duration) *batchv1.Job {
-	name := SweepName(node)
 	lbls := map[string]string{nodeconfig.ManagedByLabel: nodeconfig.ManagedByValue, componentLabel: SweepComponent}
-	deadline := max(int64(timeout.Seconds()), 1)
 	dir, file := corev1.HostPathDirectory, corev1.HostPathFileOrCreate
 	priv := true
 	mounts := []corev1.VolumeMount{
@@ -173,40 +170,21 @@ func SweepJob(namespace, node, image, confDir, script string, timeout time.Durat
 		{Name: "run", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/run", Type: &dir}}},
 		{Name: "xtables-lock", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/run/xtables.lock", Type: &file}}},
 	}
-	return &batchv1.Job{
-		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: lbls,
-			Annotations: map[string]string{"cni-migrate.io/sweep-node": node}},
-		Spec: batchv1.JobSpec{
-			BackoffLimit:            ptr(int32(0)),
-			ActiveDeadlineSeconds:   &deadline,
-			TTLSecondsAfterFinished: ptr(int32(600)),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: lbls},
-				Spec: corev1.PodSpec{
-					NodeName:                      node,
-					HostNetwork:                   true,
-					HostPID:                       true,
-					RestartPolicy:                 corev1.RestartPolicyNever,
-					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-					AutomountServiceAccountToken:  ptr(false),
-					TerminationGracePeriodSeconds: ptr(int64(1)),
-					PriorityClassName:             "system-node-critical",
-					Containers: []corev1.Container{{
-						Name:            "sweep",
-						Image:           image,
-						Command:         []string{"bash", "-c", script},
-						SecurityContext: &corev1.SecurityContext{Privileged: &priv},
-						VolumeMounts:    mounts,
-					}},
-					Volumes: vols,
-				},
-			},
-		},
-	}
+	return migrate.NodeJob(SweepName(node), namespace, node, lbls, map[string]string{"cni-migrate.io/sweep-node": node}, timeout,
+		corev1.PodSpec{
+			HostNetwork:       true,
+			HostPID:           true,
+			PriorityClassName: "system-node-critical",
+			Containers: []corev1.Container{{
+				Name:            "sweep",
+				Image:           image,
+				Command:         []string{"bash", "-c", script},
+				SecurityContext: &corev1.SecurityContext{Privileged: &priv},
+				VolumeMounts:    mounts,
+			}},
+			Volumes: vols,
+		})
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func quoteAll(list []string) []string {
 	out := make([]string, len(list))

@@ -50,43 +50,38 @@ func NodeJobName(prefix, node string) string {
 	return prefix + head + "-" + hex.EncodeToString(sum[:])[:8]
 }
 
-// ProbeJob returns the Job whose single pod verifies a migrated node: it
-// is pinned to the node (nodeName, so neither the scheduler nor the cordon
-// stand in the way), tolerates every taint, never restarts and is given
-// up after timeout. Finished Jobs are garbage-collected after ten minutes
-// even if the plugin is gone.
+// ProbeJob returns the Job whose single pod verifies a migrated node (a
+// NodeJob).
 func ProbeJob(namespace, node, image string, timeout time.Duration) *batchv1.Job {
-	name := ProbeName(node)
 	lbls := map[string]string{nodeconfig.ManagedByLabel: nodeconfig.ManagedByValue, ComponentLabel: ProbeComponent}
-	deadline := int64(timeout.Seconds())
-	if deadline < 1 {
-		deadline = 1
-	}
+	return NodeJob(ProbeName(node), namespace, node, lbls, map[string]string{AnnotationPrefix + "probe-node": node}, timeout,
+		corev1.PodSpec{Containers: []corev1.Container{{
+			Name:    "probe",
+			Image:   image,
+			Command: []string{"sh", "-c", ProbeScript},
+		}}})
+}
+
+// NodeJob is a Job of one pod with spec on node: pinned to it (nodeName,
+// so neither the scheduler nor a cordon stand in the way), every taint
+// tolerated, no service account token, never restarted, given up after
+// timeout, and garbage-collected ten minutes after it ended even if the
+// plugin is gone.
+func NodeJob(name, namespace, node string, lbls, annotations map[string]string, timeout time.Duration, spec corev1.PodSpec) *batchv1.Job {
+	deadline := max(int64(timeout.Seconds()), 1)
+	spec.NodeName = node
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+	spec.AutomountServiceAccountToken = ptr(false)
+	spec.TerminationGracePeriodSeconds = ptr(int64(1))
 	return &batchv1.Job{
-		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: namespace, Labels: lbls,
-			Annotations: map[string]string{AnnotationPrefix + "probe-node": node},
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: lbls, Annotations: annotations},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:            ptr(int32(0)),
 			ActiveDeadlineSeconds:   &deadline,
 			TTLSecondsAfterFinished: ptr(int32(600)),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: lbls},
-				Spec: corev1.PodSpec{
-					NodeName:                      node,
-					RestartPolicy:                 corev1.RestartPolicyNever,
-					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-					AutomountServiceAccountToken:  ptr(false),
-					TerminationGracePeriodSeconds: ptr(int64(1)),
-					Containers: []corev1.Container{{
-						Name:    "probe",
-						Image:   image,
-						Command: []string{"sh", "-c", ProbeScript},
-					}},
-				},
-			},
+			Template:                corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: spec},
 		},
 	}
 }
