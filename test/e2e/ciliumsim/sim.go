@@ -131,6 +131,10 @@ type Sim struct {
 	createdRV map[types.UID]uint64
 	// transitions holds the revisions of the migration label transitions.
 	transitions map[string]transitions
+	// nodeGen counts the breaks of the nodes watch (an API server outage):
+	// the first event of a node after one may fold several changes, made
+	// while the watch was down, into one.
+	nodeGen uint64
 	// recent holds addresses handed out and not yet visible in the cache.
 	recent map[string]time.Time
 	epID   uint64
@@ -138,7 +142,12 @@ type Sim struct {
 	done chan struct{}
 }
 
-type transitions struct{ label, unlabel uint64 }
+type transitions struct {
+	label, unlabel uint64
+	// gen is the nodes watch's generation (Sim.nodeGen) of the node's
+	// last event.
+	gen uint64
+}
 
 const podNodeIndex = "nodeName"
 
@@ -196,6 +205,14 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Sim, error) {
 		}
 		return nil, nil
 	}}); err != nil {
+		return nil, err
+	}
+	if err := s.nodes.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		s.mu.Lock()
+		s.nodeGen++
+		s.mu.Unlock()
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	}); err != nil {
 		return nil, err
 	}
 	if _, err := s.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -314,13 +331,24 @@ func (s *Sim) observeNode(old, n *corev1.Node) {
 			t.unlabel = rv
 		}
 	} else {
+		// An event after a break of the watch comes from the list that
+		// resumed it: the change happened after old's revision, at or
+		// before n's. The earliest is taken, since the plugin restarts an
+		// agent after it labels the node, never before (a later revision
+		// would wrongly put the new agent before the label).
+		at := rv
+		if t.gen != s.nodeGen {
+			oldRV, _ := strconv.ParseUint(old.ResourceVersion, 10, 64)
+			at = min(rv, oldRV+1)
+		}
 		switch was, is := s.labelled(old), s.labelled(n); {
 		case is && !was:
-			t.label = rv
+			t.label = at
 		case was && !is:
-			t.unlabel = rv
+			t.unlabel = at
 		}
 	}
+	t.gen = s.nodeGen
 	s.transitions[n.Name] = t
 	s.mu.Unlock()
 	s.queue.Add("node/" + n.Name)
