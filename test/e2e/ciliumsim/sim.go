@@ -598,6 +598,9 @@ func (s *Sim) assignNetwork(ctx context.Context, p *corev1.Pod) (time.Duration, 
 	if st == nil {
 		return time.Second, nil // node not in the cache yet
 	}
+	if behind, err := s.behind(ctx, st); err != nil || behind {
+		return 500 * time.Millisecond, err
+	}
 	var ann map[string]any
 	if st.ready {
 		cn, err := s.ensureCiliumNode(ctx, st.node)
@@ -631,6 +634,26 @@ func (s *Sim) assignNetwork(ctx context.Context, p *corev1.Pod) (time.Duration, 
 	}
 	s.logf("ciliumsim: pod %s/%s on %s: %v", p.Namespace, p.Name, p.Spec.NodeName, ann)
 	return 0, nil
+}
+
+// behind reports whether the API server has the node's migration label
+// other than the cache: after a break of the nodes watch, client-go's
+// informer lists again only after its back-off (up to about a minute after
+// the API server is back), while the plugin goes on at once. A pod on such
+// a node waits for the cache, as a real CNI decides with the agent's own
+// view. Without a break, the cache is trusted (no request).
+func (s *Sim) behind(ctx context.Context, st *nodeState) (bool, error) {
+	s.mu.Lock()
+	broke := s.nodeGen > 0
+	s.mu.Unlock()
+	if !broke {
+		return false, nil
+	}
+	n, err := s.client.CoreV1().Nodes().Get(ctx, st.node.Name, metav1.GetOptions{})
+	if err != nil {
+		return false, err
+	}
+	return s.labelled(n) != st.labelled, nil
 }
 
 // ciliumPool reads cluster-pool settings from cilium-config.
