@@ -659,11 +659,11 @@ func TestFaultAPIServerOutage(t *testing.T) {
 	// and the node's state recorded when what follows fails (once, the
 	// Cilium simulation, catching up after the restart, gave the next
 	// node's probe pod an old address: exit 12, node cordoned); a re-run
-	// then finishes. (The simulation's informers list again up to a
-	// minute after the API server is back: its pods wait for that when the
-	// API server has the node's label otherwise, and a label change folded
-	// into that list counts from its earliest revision. Before, the
-	// next node's probe pod got an old address, and so did the re-run's.)
+	// then finishes. (The simulation's requests wait out a refused
+	// connection, so its informers resume as soon as the API server is
+	// back; before, client-go's back-off kept them stale for up to a
+	// minute, and the next node's probe pod got an old address, and so did
+	// the re-run's.)
 	r := p.wait(t, 15*time.Minute)
 	r.expect(t, r.code, "the API server cannot be reached: waiting up to 1m30s for it to come back", "the API server is back after")
 	if r.code != 0 {

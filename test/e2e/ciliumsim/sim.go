@@ -36,12 +36,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"net/http"
 	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -175,6 +177,7 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Sim, error) {
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = 100, 200
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return outageWaiter{rt} })
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -979,4 +982,37 @@ func (s *Sim) Node(name string) (NodeStatus, error) {
 		ns.Agent = st.agent.Name
 	}
 	return ns, nil
+}
+
+// outageWaiter retries a request the API server refused to connect (it
+// is down, as in TestFaultAPIServerOutage) every 200 ms for up to three
+// minutes. Without it the informers' watches fail and client-go's back-off
+// keeps them stale for up to a minute after the API server is back, while
+// the plugin and kwok go on at once; the simulation would hand out
+// addresses from that stale view (a migrated node's pods on the old
+// network).
+type outageWaiter struct{ rt http.RoundTripper }
+
+func (o outageWaiter) RoundTrip(req *http.Request) (*http.Response, error) {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		r := req
+		if req.Body != nil && req.GetBody != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			r = req.Clone(req.Context())
+			r.Body = body
+		}
+		resp, err := o.rt.RoundTrip(r)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			return resp, err
+		}
+		select {
+		case <-req.Context().Done():
+			return nil, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
