@@ -133,10 +133,6 @@ type Sim struct {
 	createdRV map[types.UID]uint64
 	// transitions holds the revisions of the migration label transitions.
 	transitions map[string]transitions
-	// nodeGen counts the breaks of the nodes watch (an API server outage):
-	// the first event of a node after one may fold several changes, made
-	// while the watch was down, into one.
-	nodeGen uint64
 	// recent holds addresses handed out and not yet visible in the cache.
 	recent map[string]time.Time
 	epID   uint64
@@ -144,12 +140,7 @@ type Sim struct {
 	done chan struct{}
 }
 
-type transitions struct {
-	label, unlabel uint64
-	// gen is the nodes watch's generation (Sim.nodeGen) of the node's
-	// last event.
-	gen uint64
-}
+type transitions struct{ label, unlabel uint64 }
 
 const podNodeIndex = "nodeName"
 
@@ -208,14 +199,6 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Sim, error) {
 		}
 		return nil, nil
 	}}); err != nil {
-		return nil, err
-	}
-	if err := s.nodes.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
-		s.mu.Lock()
-		s.nodeGen++
-		s.mu.Unlock()
-		cache.DefaultWatchErrorHandler(ctx, r, err)
-	}); err != nil {
 		return nil, err
 	}
 	if _, err := s.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -334,24 +317,13 @@ func (s *Sim) observeNode(old, n *corev1.Node) {
 			t.unlabel = rv
 		}
 	} else {
-		// An event after a break of the watch comes from the list that
-		// resumed it: the change happened after old's revision, at or
-		// before n's. The earliest is taken, since the plugin restarts an
-		// agent after it labels the node, never before (a later revision
-		// would wrongly put the new agent before the label).
-		at := rv
-		if t.gen != s.nodeGen {
-			oldRV, _ := strconv.ParseUint(old.ResourceVersion, 10, 64)
-			at = min(rv, oldRV+1)
-		}
 		switch was, is := s.labelled(old), s.labelled(n); {
 		case is && !was:
-			t.label = at
+			t.label = rv
 		case was && !is:
-			t.unlabel = at
+			t.unlabel = rv
 		}
 	}
-	t.gen = s.nodeGen
 	s.transitions[n.Name] = t
 	s.mu.Unlock()
 	s.queue.Add("node/" + n.Name)
@@ -601,9 +573,6 @@ func (s *Sim) assignNetwork(ctx context.Context, p *corev1.Pod) (time.Duration, 
 	if st == nil {
 		return time.Second, nil // node not in the cache yet
 	}
-	if behind, err := s.behind(ctx, st); err != nil || behind {
-		return 500 * time.Millisecond, err
-	}
 	var ann map[string]any
 	if st.ready {
 		cn, err := s.ensureCiliumNode(ctx, st.node)
@@ -637,26 +606,6 @@ func (s *Sim) assignNetwork(ctx context.Context, p *corev1.Pod) (time.Duration, 
 	}
 	s.logf("ciliumsim: pod %s/%s on %s: %v", p.Namespace, p.Name, p.Spec.NodeName, ann)
 	return 0, nil
-}
-
-// behind reports whether the API server has the node's migration label
-// other than the cache: after a break of the nodes watch, client-go's
-// informer lists again only after its back-off (up to about a minute after
-// the API server is back), while the plugin goes on at once. A pod on such
-// a node waits for the cache, as a real CNI decides with the agent's own
-// view. Without a break, the cache is trusted (no request).
-func (s *Sim) behind(ctx context.Context, st *nodeState) (bool, error) {
-	s.mu.Lock()
-	broke := s.nodeGen > 0
-	s.mu.Unlock()
-	if !broke {
-		return false, nil
-	}
-	n, err := s.client.CoreV1().Nodes().Get(ctx, st.node.Name, metav1.GetOptions{})
-	if err != nil {
-		return false, err
-	}
-	return s.labelled(n) != st.labelled, nil
 }
 
 // ciliumPool reads cluster-pool settings from cilium-config.
