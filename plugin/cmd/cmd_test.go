@@ -5,12 +5,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"sigs.k8s.io/yaml"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/ciliumver"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 )
 
@@ -148,6 +151,23 @@ func TestVersionAndHelp(t *testing.T) {
 	out, line, code := run(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "kubectl cni-migrate v9.9.9 (commit abc") {
 		t.Fatalf("%q %q %d", out, line, code)
+	}
+	if !strings.Contains(out, "\nCilium: "+ciliumver.DefaultVersion+" by default (supported: 1.14 to 1.20)\n") {
+		t.Fatalf("version names no default Cilium: %q", out)
+	}
+	for _, format := range []string{"json", "yaml"} {
+		out, line, code = run(t, "version", "-o", format)
+		var v VersionInfo
+		if code != 0 || yaml.Unmarshal([]byte(out), &v) != nil {
+			t.Fatalf("version -o %s: %q %q %d", format, out, line, code)
+		}
+		if v.Kind != "Version" || v.Version != "v9.9.9" || v.Commit != "abc" || v.Cilium.Default != ciliumver.DefaultVersion ||
+			len(v.Cilium.Supported) != len(ciliumver.Supported()) || !slices.Contains(v.Cilium.Supported, ciliumver.DefaultVersion) {
+			t.Fatalf("version -o %s: %+v", format, v)
+		}
+	}
+	if _, line, code = run(t, "version", "-o", "wide"); code != errs.Usage || !strings.Contains(line, "use -o json or -o yaml") {
+		t.Fatalf("version -o wide: %q %d", line, code)
 	}
 	out, _, code = run(t, "--help")
 	if code != 0 || !strings.Contains(out, "kubectl cni-migrate [command]") {
