@@ -6,7 +6,8 @@
 #   bin/flanneld                           github.com/flannel-io/flannel
 #   bin/flannel                            the flannel CNI plugin
 #   bin/coredns                            github.com/coredns/coredns
-#   cilium/<v>/bin/cilium-*                github.com/cilium/cilium (hack/datapath/cilium-<minor>)
+#   cilium/<v>/bin/cilium-*                github.com/cilium/cilium (hack/datapath/cilium-<minor>),
+#                                          v = the plugin's default Cilium
 #   cilium/<v>/{bpf,scripts}               the C datapath and the image's scripts
 #   calico/bin/{calico-node,calico,install,kube-controllers,check-status}
 #                                          github.com/projectcalico/calico (hack/datapath/calico)
@@ -38,8 +39,13 @@ FLANNEL_VERSION="v0.28.4"   # hack/datapath/flannel/go.mod
 CNI_PLUGINS_VERSION="v0.9.1" # hack/datapath/cni-plugins/go.mod
 COREDNS_VERSION="v1.12.1"   # hack/datapath/coredns/go.mod
 CALICO_VERSION="v3.31.0"    # hack/datapath/calico/go.mod (the monorepo's pseudo-version of that release)
-# Cilium versions built for the lab: VERSION:scratch-module-directory.
-CILIUM_BUILDS="${CILIUM_BUILDS:-1.18.11:cilium-1.18}"
+# Cilium versions built for the lab: VERSION:scratch-module-directory. By
+# default the release the plugin installs when the user names none
+# (plugin/ciliumver DefaultVersion, which `kubectl cni-migrate version -o
+# json` reports and the lab's tests follow), from hack/datapath/cilium-MINOR.
+CILIUM_DEFAULT="$(sed -n 's/^const DefaultVersion = "\(.*\)"$/\1/p' "$HERE/../../plugin/ciliumver/ciliumver.go")"
+[[ -n "$CILIUM_DEFAULT" ]] || { echo "no DefaultVersion in plugin/ciliumver/ciliumver.go" >&2; exit 1; }
+CILIUM_BUILDS="${CILIUM_BUILDS:-$CILIUM_DEFAULT:cilium-${CILIUM_DEFAULT%.*}}"
 DEBIAN_SUITE="bookworm"
 ROOTFS_PACKAGES="iproute2 iptables ipset conntrack kmod ca-certificates procps curl clang-19 llvm-19"
 
@@ -166,6 +172,11 @@ build_coredns() {
 
 build_cilium_one() {
 	local v="$1" mod="$HERE/$2" dst="$OUT/cilium/$1"
+	if ! grep -q "^[[:space:]]*github.com/cilium/cilium v$v\b" "$mod/go.mod" 2>/dev/null; then
+		log "no scratch module for Cilium $v: hack/datapath/$2/go.mod must require github.com/cilium/cilium v$v" \
+			"(copy hack/datapath/cilium-* and run go get -tool for v$v there; see its go.mod)"
+		exit 1
+	fi
 	local pin="cilium v$v $(sum_of "$mod/go.sum")"
 	local ld="-X github.com/cilium/cilium/pkg/version.ciliumVersion=$v"
 	local names=(cilium-agent cilium-operator-generic cilium-cni cilium-dbg cilium-health cilium-health-responder cilium-mount cilium-sysctlfix)

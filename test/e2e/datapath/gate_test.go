@@ -64,7 +64,7 @@ func (g *gateRecord) write(t *testing.T, l *lab.Lab) {
 func gateFault(t *testing.T, ctx context.Context, l *lab.Lab, tl *timeline, work, broken string) *gateRecord {
 	t.Helper()
 	g := &gateRecord{}
-	fmt.Fprintf(&g.b, "The connectivity gate on the real-datapath lab (Cilium %s, %d nodes; docs/datapath.md), as `TestDatapathMigration/flannel` ran it. The probes run the lab's agnhost: every `connectivity` below ran with `--image %s`.\n\n", ciliumVersion, len(l.Nodes), lab.Images.Agnhost)
+	fmt.Fprintf(&g.b, "The connectivity gate on the real-datapath lab (Cilium %s, %d nodes; docs/datapath.md), as `TestDatapathMigration/flannel` ran it. The probes run the lab's agnhost: every `connectivity` below ran with `--image %s`.\n\n", l.CiliumVersion(), len(l.Nodes), lab.Images.Agnhost)
 	probe := []string{"--image", lab.Images.Agnhost}
 	out := mustPlugin(t, ctx, l, append([]string{"connectivity"}, probe...)...)
 	if !strings.Contains(out, "green for") || strings.Contains(out, "FAILURES") {

@@ -239,7 +239,7 @@ func TestLabHold(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hold+20*time.Minute)
 	defer cancel()
-	l := startLab(t, ctx, lab.Options{Nodes: s.Nodes, Calico: s.Calico, CiliumVersion: ciliumVersion})
+	l := startLab(t, ctx, lab.Options{Nodes: s.Nodes, Calico: s.Calico, CiliumVersion: ciliumVersion(t)})
 	installSource(t, ctx, l, s)
 	if err := l.Workloads(ctx); err != nil {
 		t.Fatal(err)

@@ -27,8 +27,26 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab/monitor"
 )
 
-// ciliumVersion is the Cilium built for the lab (hack/datapath/build.sh).
-const ciliumVersion = "1.18.11"
+// ciliumVersion asks the built plugin which Cilium release it installs
+// when the user names none (`version -o json`): the lab runs that one
+// (hack/datapath/build.sh builds the same default), so the release users
+// get and the release the lab proves cannot drift apart.
+func ciliumVersion(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(e2e.PluginPath(t), "version", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("kubectl-cni_migrate version -o json: %v", err)
+	}
+	var v struct {
+		Cilium struct {
+			Default string `json:"default"`
+		} `json:"cilium"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil || v.Cilium.Default == "" {
+		t.Fatalf("kubectl-cni_migrate version -o json named no default Cilium (%v):\n%s", err, out)
+	}
+	return v.Cilium.Default
+}
 
 // labValues are merged on top of the plugin's values (kubectl cni-migrate
 // values -f): the locally built images, and what this machine cannot run
@@ -139,7 +157,7 @@ func migrate(t *testing.T, m migration) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
-	l := startLab(t, ctx, lab.Options{Nodes: src.Nodes, Calico: src.Calico, CiliumVersion: ciliumVersion})
+	l := startLab(t, ctx, lab.Options{Nodes: src.Nodes, Calico: src.Calico, CiliumVersion: ciliumVersion(t)})
 	c := l.Cluster
 	installSource(t, ctx, l, src)
 	if err := l.Workloads(ctx); err != nil {
@@ -238,7 +256,7 @@ func migrate(t *testing.T, m migration) {
 
 	tl.Mark("finalize")
 	final := mustPlugin(t, ctx, l, "finalize", "--yes", "--remove-old-cni", "--output-dir", work,
-		"--chart", fixture.CiliumChart(c, ciliumVersion), "--helm", c.Bin("helm"), "-f", userValues)
+		"--chart", fixture.CiliumChart(c, l.CiliumVersion()), "--helm", c.Bin("helm"), "-f", userValues)
 	checkFinalized(t, ctx, l, src)
 	mustPlugin(t, ctx, l, "status")
 	tl.Mark("after finalize")
@@ -346,22 +364,28 @@ func ciliumBeside(t *testing.T, ctx context.Context, l *lab.Lab, work string, ma
 	c := l.Cluster
 	mustPlugin(t, ctx, l, "plan")
 	userValues := filepath.Join(work, "lab-values.yaml")
-	if err := os.WriteFile(userValues, []byte(labValues(ciliumVersion)), 0o644); err != nil {
+	cv := l.CiliumVersion()
+	if err := os.WriteFile(userValues, []byte(labValues(cv)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mustPlugin(t, ctx, l, "values", "--cilium-version", ciliumVersion, "-f", userValues, "--output-dir", work)
-	if err := fixture.CiliumCRDs(ctx, c, ciliumVersion); err != nil {
+	// No --cilium-version, as a user runs it: values must pick the default
+	// the lab was built for, and say so in its next step.
+	out := mustPlugin(t, ctx, l, "values", "-f", userValues, "--output-dir", work)
+	if !strings.Contains(out, "helm install cilium cilium/cilium --version "+cv+" ") {
+		t.Fatalf("values did not advise Cilium %s, the plugin's default:\n%s", cv, out)
+	}
+	if err := fixture.CiliumCRDs(ctx, c, cv); err != nil {
 		t.Fatal(err)
 	}
 	if mark != nil {
 		mark("helm install (Cilium beside the old CNI)")
 	}
 	t0 := time.Now()
-	if out, err := fixture.Helm(ctx, c, "install", "cilium", fixture.CiliumChart(c, ciliumVersion), "-n", "kube-system",
+	if out, err := fixture.Helm(ctx, c, "install", "cilium", fixture.CiliumChart(c, cv), "-n", "kube-system",
 		"-f", filepath.Join(work, "values-initial.yaml"), "--wait", "--timeout", "10m"); err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
-	t.Logf("Cilium %s installed beside the old CNI in %v", ciliumVersion, time.Since(t0).Round(time.Second))
+	t.Logf("Cilium %s installed beside the old CNI in %v", cv, time.Since(t0).Round(time.Second))
 	return userValues
 }
 
@@ -437,7 +461,7 @@ func report(t *testing.T, l *lab.Lab, src lab.Source, nets monitor.Networks, tl 
 		"![The run's timeline: each node's disruption window, the phases, and every failed probe](%s)\n\n"+
 		"The timeline: a row per node with its window (cordon to uncordon), the phases above, and a mark for each failed probe at its start on its source node's row "+
 		"(grey: explained by a window, red: unexplained; policy probes of denied flows that got through in orange).\n\n%s%s%s",
-		src.Title, ciliumVersion, len(l.Nodes), workers, plural(workers), probeInterval, probeTimeout, svgName,
+		src.Title, l.CiliumVersion(), len(l.Nodes), workers, plural(workers), probeInterval, probeTimeout, svgName,
 		rep.Markdown(), left, dropsMarkdown(drops, rep.Unexplained(), probeTimeoutD))
 	t.Logf("downtime report:\n%s", md)
 	svg := monitor.Timeline(kept, rep, phases, windows, l.NodeNames())

@@ -399,3 +399,7 @@ func (l *Lab) NodeNames() []string {
 	}
 	return out
 }
+
+// CiliumVersion is the Cilium release whose images the lab's nodes hold
+// (Options.CiliumVersion).
+func (l *Lab) CiliumVersion() string { return l.opts.CiliumVersion }
