@@ -27,6 +27,8 @@ func rolloutArgs(l *lab.Lab) []string {
 // fault scenario for docs/connectivity-results.md.
 type gateRecord struct {
 	b strings.Builder
+	// rollout is the stopped rollout's summary (its first node's window).
+	rollout rolloutSummary
 }
 
 func (g *gateRecord) record(title, cmd, out string, code int) {
@@ -86,6 +88,7 @@ func gateFault(t *testing.T, ctx context.Context, l *lab.Lab, tl *timeline, work
 		t.Fatalf("the gated rollout with %s's tunnel port blocked exited %d, want 19 (connectivity-failed)", broken, code)
 	}
 	first := "worker-1"
+	g.rollout, _ = parseRollout(out)
 	errLine := lastLine(out)
 	if !strings.Contains(errLine, fmt.Sprintf("connectivity gate after batch 1/%d", len(l.Nodes))) || !strings.Contains(errLine, broken+" (old) -> "+first+" (new") {
 		t.Errorf("the gate's error does not name batch 1/%d and the pairs from %s into %s: %s", len(l.Nodes), broken, first, errLine)

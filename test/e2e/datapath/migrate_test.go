@@ -222,9 +222,12 @@ func migrate(t *testing.T, m migration) {
 		}
 		gate.record("The same rollout again, the rule removed", strings.Join(rollout, " "), gateLines(out), 0)
 	}
-	var summary map[string]any
-	if i := strings.Index(out, "\n{"); i < 0 || json.Unmarshal([]byte(out[i+1:]), &summary) != nil {
-		t.Errorf("rollout -o json printed no JSON summary:\n%s", out)
+	summary, err := parseRollout(out)
+	if err != nil {
+		t.Errorf("rollout -o json: %v:\n%s", err, out)
+	}
+	if gate != nil {
+		summary.Nodes = append(gate.rollout.Nodes, summary.Nodes...)
 	}
 	// The watch sees the last uncordon a moment after the rollout returns.
 	for i := 0; tl.Ended() < len(l.Nodes) && i < 100; i++ {
@@ -237,6 +240,9 @@ func migrate(t *testing.T, m migration) {
 	for _, n := range l.Nodes {
 		checkMigratedNode(t, ctx, l, src, n, defaults)
 	}
+	// Before finalize's helm upgrade restarts them.
+	window := windowMarkdown(summary, readAgentStarts(ctx, l))
+	t.Logf("the nodes' windows:\n%s", window)
 	mustPlugin(t, ctx, l, "status")
 	if gate != nil {
 		out := mustPlugin(t, ctx, l, "connectivity", "--image", lab.Images.Agnhost)
@@ -268,7 +274,7 @@ func migrate(t *testing.T, m migration) {
 	stopDrops()
 	t.Logf("timeline:\n%s", tl)
 
-	report(t, l, src, nets, tl, end, drops.stop(), left)
+	report(t, l, src, nets, tl, end, drops.stop(), left+window)
 }
 
 // followPlan runs plan as a user would before installing Cilium and
