@@ -459,7 +459,7 @@ func report(t *testing.T, l *lab.Lab, src lab.Source, nets monitor.Networks, tl 
 	// A timeout while the machine's CPU was starved (the probe could not
 	// answer itself over loopback in 500ms) is the lab's, not the
 	// datapath's: such windows are listed in the report with the rest.
-	windows := append(tl.Windows(), monitor.Starved(kept, 500*time.Millisecond, probeTimeoutD)...)
+	windows := append(tl.Windows(), monitor.Starved(kept, monitor.StarvedAfter, probeTimeoutD)...)
 	rep := monitor.Analyze(kept, nets, phases, windows)
 	workers := len(l.Nodes) - 1
 	svgName := "datapath-timeline-" + src.Name + ".svg"
@@ -501,6 +501,14 @@ func report(t *testing.T, l *lab.Lab, src lab.Source, nets monitor.Networks, tl 
 	}
 	if src.Policies.Kubernetes && len(rep.Policy) == 0 {
 		t.Error("no policy probe was recorded")
+	}
+	// The users' verdict: the well-run application never failed a client
+	// outside its node's window (its failures are also among the
+	// unexplained below).
+	if a := rep.App; a.Sent == 0 {
+		t.Error("no probe of the application's Service was recorded")
+	} else if a.Unexplained > 0 {
+		t.Errorf("the application failed %d of %d requests from clients outside any window (%d more while the client was starved)", a.Unexplained, a.Sent, a.Starved)
 	}
 	un := rep.Unexplained()
 	for i, p := range un {

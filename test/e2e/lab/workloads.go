@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab/monitor"
 )
 
 // Namespaces of the lab's workloads.
@@ -14,15 +16,23 @@ const (
 	MonitorServiceIP = "10.96.100.10"
 	// WebServiceIP is the ClusterIP of the web app's Service.
 	WebServiceIP = "10.96.100.20"
+	// AppServiceIP is the ClusterIP of the well-run application's Service
+	// (monitor.KindApp).
+	AppServiceIP = "10.96.100.30"
 )
 
 // Workloads deploys the test applications (agnhost netexec servers):
 // Deployment web (3 replicas, PDB maxUnavailable 1) behind Service web,
 // Deployment api (2 replicas, PDB minAvailable 1) behind Service api, and
-// StatefulSet db (2 replicas) behind its headless Service.
+// StatefulSet db (2 replicas) behind its headless Service; and Deployment
+// app, the well-run application whose users the verdict speaks for: two
+// replicas that the scheduler keeps on different nodes, a PDB
+// (minAvailable 1), a readiness probe, and a graceful shutdown (a preStop
+// pause, so that every node's kube-proxy has dropped the endpoint before
+// the server stops, and a grace period that covers it) behind Service app.
 func (l *Lab) Workloads(ctx context.Context) error {
 	_, err := l.Cluster.Apply(ctx, []byte(strings.NewReplacer(
-		"NAMESPACE", AppsNamespace, "IMAGE", Images.Agnhost, "WEBIP", WebServiceIP).Replace(workloadsYAML)))
+		"NAMESPACE", AppsNamespace, "IMAGE", Images.Agnhost, "WEBIP", WebServiceIP, "APPIP", AppServiceIP).Replace(workloadsYAML)))
 	return err
 }
 
@@ -45,6 +55,7 @@ func (l *Lab) Monitor(ctx context.Context, interval, timeout string, policies Po
 		"--target=svc-ip=http://" + MonitorServiceIP + ":8080/whoami",
 		"--target=svc-dns=http://monitor." + MonitorNamespace + ".svc.cluster.local:8080/whoami",
 		"--target=web=" + fmt.Sprintf("http://%s/clientip", WebServiceIP),
+		"--target=" + monitor.KindApp + "=" + fmt.Sprintf("http://%s/clientip", AppServiceIP),
 		"--interval=" + interval,
 		"--timeout=" + timeout,
 		"--mtu-bytes=1400",
@@ -200,6 +211,68 @@ spec:
         readinessProbe:
           httpGet: {path: /healthz, port: 8080}
           periodSeconds: 2
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  namespace: NAMESPACE
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: app}
+  template:
+    metadata:
+      labels: {app: app}
+    spec:
+      terminationGracePeriodSeconds: 20
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm:
+              topologyKey: kubernetes.io/hostname
+              labelSelector:
+                matchLabels: {app: app}
+      tolerations:
+      - key: node-role.kubernetes.io/control-plane
+        operator: Exists
+        effect: NoSchedule
+      containers:
+      - name: app
+        image: IMAGE
+        args: ["netexec", "--http-port=8080"]
+        ports:
+        - containerPort: 8080
+        readinessProbe:
+          httpGet: {path: /healthz, port: 8080}
+          periodSeconds: 1
+          failureThreshold: 1
+        lifecycle:
+          preStop:
+            sleep: {seconds: 8}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: app
+  namespace: NAMESPACE
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels: {app: app}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: app
+  namespace: NAMESPACE
+spec:
+  clusterIP: APPIP
+  selector: {app: app}
+  ports:
+  - port: 80
+    targetPort: 8080
 `
 
 const monitorYAML = `apiVersion: v1

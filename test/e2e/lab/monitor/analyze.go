@@ -3,6 +3,7 @@ package monitor
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
@@ -122,6 +123,7 @@ const (
 	explainedSrc
 	explainedDst
 	explainedService
+	explainedStarved
 )
 
 // Counts are probes sent and failed, and failed that no window explains.
@@ -151,6 +153,9 @@ type Totals struct {
 	// only because some window was open: their backend may have been on
 	// the disrupted node.
 	ExplainedService int `json:"explained_service"`
+	// ExplainedStarved failures are the app's (KindApp) whose client's own
+	// loopback probe was starved at the time.
+	ExplainedStarved int `json:"explained_starved"`
 	// Sources is the number of probing pods.
 	Sources int `json:"sources"`
 	// Start and End are the first and last probe's times.
@@ -266,6 +271,35 @@ type Report struct {
 	Flows  []FlowStats   `json:"flows,omitempty"`
 	// UnexplainedProbes are the failed probes no window explains.
 	UnexplainedProbes []Probe `json:"unexplained"`
+	// App is the verdict on the well-run application (KindApp).
+	App AppStats `json:"app"`
+}
+
+// AppStats are the probes of the well-run application's Service
+// (KindApp): what its users saw.
+type AppStats struct {
+	Sent   int `json:"sent"`
+	Failed int `json:"failed"`
+	// InWindow failed while their client's own node was disrupted.
+	InWindow int `json:"in_window"`
+	// Starved failed while that client's own loopback probe was slow or
+	// failed: listed one by one in Failures, with the evidence.
+	Starved int `json:"starved"`
+	// Unexplained failed from a client outside any window: the verdict,
+	// which must be 0.
+	Unexplained int `json:"unexplained"`
+	// Failures are the failed probes outside the client's window (starved
+	// or unexplained), in time order.
+	Failures []AppFailure `json:"failures,omitempty"`
+}
+
+// AppFailure is one failed request to the application from a client
+// outside its node's window.
+type AppFailure struct {
+	Probe Probe `json:"probe"`
+	// Starved is the client's loopback probe that shows its CPU starved
+	// then ("" when none did: unexplained).
+	Starved string `json:"starved,omitempty"`
 }
 
 // Unexplained returns the failed probes no window explains, in time order.
@@ -315,8 +349,13 @@ type pairKey struct{ src, kind, dst string }
 // failures. A failed probe is explained when a window of its source node is
 // open at its time; for peer kinds also when one of its destination pod's
 // node is (the node resolved from the successful probes to the same IP);
-// for Service kinds (targets, DNS) also when any window is open. Policy
-// probes of denied flows are counted in Policy and Flows only.
+// for Service kinds (targets, DNS) also when any window is open. The
+// application's probes (KindApp) are judged as its users would: explained
+// only by a window of the client's own node (never another node's, nor a
+// starved period of every node), or when that client's own loopback probe
+// was slower than StarvedAfter or failed while the request was in flight
+// (listed probe by probe in App). Policy probes of denied flows are counted
+// in Policy and Flows only.
 func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Report {
 	ps := slices.Clone(probes)
 	slices.SortStableFunc(ps, func(a, b Probe) int { return a.T.Compare(b.T) })
@@ -337,7 +376,50 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 		}
 		return false
 	}
+	// loopback holds each source pod's loopback probes, for the app's
+	// probe-by-probe starvation.
+	loopback := map[string][]Probe{}
+	for _, p := range ps {
+		if p.Kind == KindLoopback {
+			loopback[srcName(p)] = append(loopback[srcName(p)], p)
+		}
+	}
+	// starvedClient returns the client's slowest loopback probe in flight
+	// while p was, when one was slower than StarvedAfter or failed.
+	starvedClient := func(p Probe) string {
+		from, to := span(p)
+		var worst *Probe
+		for i, l := range loopback[srcName(p)] {
+			lf, lt := span(l)
+			if lt.Before(from) || lf.After(to) || (l.OK && lt.Sub(lf) <= StarvedAfter) {
+				continue
+			}
+			if worst == nil || l.MS > worst.MS {
+				worst = &loopback[srcName(p)][i]
+			}
+		}
+		if worst == nil {
+			return ""
+		}
+		what := fmt.Sprintf("took %s", fmtDur(time.Duration(worst.MS*float64(time.Millisecond))))
+		if !worst.OK {
+			what = "failed: " + worst.Err
+		}
+		return fmt.Sprintf("its loopback probe at %s %s", worst.T.UTC().Format("15:04:05.000"), what)
+	}
 	explain := func(p Probe) int {
+		if p.Kind == KindApp {
+			from, to := span(p)
+			for _, w := range windows {
+				if w.Node != "" && w.Node == p.SrcNode && w.During(from, to) {
+					return explainedSrc
+				}
+			}
+			if starvedClient(p) != "" {
+				return explainedStarved
+			}
+			return explainedNo
+		}
 		if openAt(p.SrcNode, p) {
 			return explainedSrc
 		}
@@ -436,15 +518,34 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 		sources[srcName(p)] = true
 		un := false
 		if !p.OK {
-			switch explain(p) {
+			how := explain(p)
+			switch how {
 			case explainedNo:
 				un = true
 				r.UnexplainedProbes = append(r.UnexplainedProbes, p)
 			case explainedService:
 				r.Totals.ExplainedService++
+			case explainedStarved:
+				r.Totals.ExplainedStarved++
 			default:
 				r.Totals.ExplainedNode++
 			}
+			if p.Kind == KindApp {
+				r.App.Failed++
+				switch how {
+				case explainedSrc:
+					r.App.InWindow++
+				case explainedStarved:
+					r.App.Starved++
+					r.App.Failures = append(r.App.Failures, AppFailure{Probe: p, Starved: starvedClient(p)})
+				default:
+					r.App.Unexplained++
+					r.App.Failures = append(r.App.Failures, AppFailure{Probe: p})
+				}
+			}
+		}
+		if p.Kind == KindApp {
+			r.App.Sent++
 		}
 		unexplained[i] = un
 		r.Totals.add(p, un)

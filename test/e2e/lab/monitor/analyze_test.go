@@ -575,3 +575,52 @@ func TestTimelineGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestAnalyzeApp: a failed request to the application is explained only by
+// its client's own window or that client's own starved loopback probe;
+// another node's window and a starved period of every node excuse nothing.
+func TestAnalyzeApp(t *testing.T) {
+	failApp := func(sec float64, src pod) Probe {
+		return Probe{T: at(sec), MS: 3000, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: KindApp, Dst: "http://10.96.100.30/clientip", Err: "timeout (connecting)"}
+	}
+	loop := func(sec, ms float64, src pod, ok bool) Probe {
+		p := Probe{T: at(sec), MS: ms, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: KindLoopback, Dst: "127.0.0.1", OK: ok}
+		if !ok {
+			p.Err = "timeout"
+		}
+		return p
+	}
+	probes := []Probe{
+		okSvc(1, podA, KindApp, "http://10.96.100.30/clientip", podB, ""),
+		failApp(10, podA), // worker-1's own window: explained
+		failApp(20, podB), // worker-1's window only: unexplained for a worker-2 client
+		failApp(30, podC), loop(31, 900, podC, true), // its own loopback slow: starved
+		failApp(40, podB), loop(40.5, 2, podB, true), loop(41, 900, podA, true), // another pod's loopback: unexplained
+		failApp(50, podC), // only a starved window of every node: unexplained
+		failSvc(20, podB, "web", "http://10.96.100.20/clientip"), // a target of another kind: any window explains it
+	}
+	windows := []Window{
+		{Node: "worker-1", Start: at(9), End: at(25), Reason: "migration"},
+		{Start: at(49), End: at(55), Reason: "host CPU starved"},
+	}
+	r := Analyze(probes, nets, nil, windows)
+	want := AppStats{Sent: 6, Failed: 5, InWindow: 1, Starved: 1, Unexplained: 3}
+	got := r.App
+	got.Failures = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("app: got %+v, want %+v", got, want)
+	}
+	if len(r.App.Failures) != 4 || r.App.Failures[1].Starved == "" || !strings.Contains(r.App.Failures[1].Starved, "took 900ms") ||
+		r.App.Failures[0].Starved != "" || r.App.Failures[2].Starved != "" || r.App.Failures[3].Starved != "" {
+		t.Fatalf("failures: %+v", r.App.Failures)
+	}
+	if r.Totals.Unexplained != 3 || r.Totals.ExplainedStarved != 1 || r.Totals.ExplainedService != 1 {
+		t.Fatalf("totals: %+v", r.Totals)
+	}
+	md := r.Markdown()
+	for _, want := range []string{"### What the application's users saw", "**3 failed requests from clients outside any window: the verdict fails.**", "no: **unexplained**"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("no %q in\n%s", want, md)
+		}
+	}
+}

@@ -43,11 +43,39 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "| failed | %d (%s) |\n", t.Failed, pct(t.Failed, t.Sent))
 	fmt.Fprintf(&b, "| explained by a node's window | %d |\n", t.ExplainedNode)
 	fmt.Fprintf(&b, "| Service probes explained by an open window | %d |\n", t.ExplainedService)
+	if t.ExplainedStarved > 0 {
+		fmt.Fprintf(&b, "| application probes explained by their client's starved CPU | %d |\n", t.ExplainedStarved)
+	}
 	fmt.Fprintf(&b, "| **unexplained** | **%d** |\n", t.Unexplained)
 	b.WriteString("\nA failure is explained when a disruption window of its source node is open while the probe is in flight (from its start to its answer or timeout), " +
 		"or for pod and mtu probes one of the destination pod's node (known from the successful probes to the same IP). " +
 		"A failed Service probe (a target or the DNS lookup) is explained whenever any window is open, " +
-		"as its backend may be on the disrupted node. Times below are offsets from the first probe.\n")
+		"as its backend may be on the disrupted node; but not a probe of the application's Service `app`, explained only by its client's own window. Times below are offsets from the first probe.\n")
+
+	if a := r.App; a.Sent > 0 {
+		verdict := "**0 failed requests from clients outside a window: the verdict holds.**"
+		if a.Unexplained > 0 {
+			verdict = fmt.Sprintf("**%d failed requests from clients outside any window: the verdict fails.**", a.Unexplained)
+		}
+		fmt.Fprintf(&b, "\n### What the application's users saw\n\n"+
+			"The Service `app` (replicas on different nodes, a PodDisruptionBudget, a readiness probe and a graceful shutdown) from every monitor pod: "+
+			"%d requests, %d failed: %d while the client's own node was in its window, %d while that client's own CPU was starved (below, one by one), %d from a client outside any window. %s\n",
+			a.Sent, a.Failed, a.InWindow, a.Starved, a.Unexplained, verdict)
+		if len(a.Failures) > 0 {
+			b.WriteString("\n| time | client | node | error | starved? |\n| --- | --- | --- | --- | --- |\n")
+			for _, f := range a.Failures[:min(len(a.Failures), MaxUnexplainedListed)] {
+				p := f.Probe
+				st := "no: **unexplained**"
+				if f.Starved != "" {
+					st = f.Starved
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", off(p.T), cell(srcName(p)), cell(p.SrcNode), cell(p.Err), cell(st))
+			}
+			if n := len(a.Failures); n > MaxUnexplainedListed {
+				fmt.Fprintf(&b, "\nThe first %d of %d.\n", MaxUnexplainedListed, n)
+			}
+		}
+	}
 
 	b.WriteString("\n### Phases\n\n| phase | from | to | sent | failed | unexplained |\n| --- | --- | --- | ---: | ---: | ---: |\n")
 	for _, p := range r.Phases {

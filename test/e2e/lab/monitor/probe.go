@@ -34,7 +34,17 @@ const (
 	// KindPolicy is a GET /whoami to a port of a peer pod that
 	// NetworkPolicies allow or deny (Probe.Policy, Probe.Expect).
 	KindPolicy = "policy"
+	// KindApp is the target probe of the lab's well-run application (its
+	// Service app: replicas on different nodes, a PodDisruptionBudget, a
+	// readiness probe and a graceful shutdown): the users' verdict. Only
+	// the client's own node's window explains its failures, or that very
+	// client's starvation (see Analyze), never another node's window.
+	KindApp = "app"
 )
+
+// StarvedAfter is how slow a loopback probe is when its node's CPU was
+// starved (see Starved and Analyze).
+const StarvedAfter = 500 * time.Millisecond
 
 // A policy probe's expected verdict (Probe.Expect).
 const (
