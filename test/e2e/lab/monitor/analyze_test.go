@@ -592,8 +592,8 @@ func TestAnalyzeApp(t *testing.T) {
 	}
 	probes := []Probe{
 		okSvc(1, podA, KindApp, "http://10.96.100.30/clientip", podB, ""),
-		failApp(10, podA), // worker-1's own window: explained
-		failApp(20, podB), // worker-1's window only: unexplained for a worker-2 client
+		failApp(10, podA),                            // worker-1's own window: explained
+		failApp(20, podB),                            // worker-1's window only: unexplained for a worker-2 client
 		failApp(30, podC), loop(31, 900, podC, true), // its own loopback slow: starved
 		failApp(40, podB), loop(40.5, 2, podB, true), loop(41, 900, podA, true), // another pod's loopback: unexplained
 		failApp(50, podC), // only a starved window of every node: unexplained
