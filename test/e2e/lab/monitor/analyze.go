@@ -71,6 +71,11 @@ type Window struct {
 	Node       string
 	Start, End time.Time
 	Reason     string
+	// IP, when set, makes it a pod's window (its eviction: the in-place
+	// method restarts pods, not nodes; Node is the pod's node): it
+	// explains the probes from or to that address, and Service probes,
+	// never the other probes of its node.
+	IP string `json:",omitempty"`
 }
 
 // Starved returns a window (of every node: Node "") around each loopback
@@ -346,12 +351,12 @@ type pairKey struct{ src, kind, dst string }
 
 // Analyze computes the report of a run's probes: nets classify addresses,
 // phases are the rollout's phases and windows the disruptions that explain
-// failures. A failed probe is explained when a window of its source node is
-// open at its time; for peer kinds also when one of its destination pod's
+// failures. A failed probe is explained when a window of its source node
+// or of its source pod (Window.IP) is open at its time; for peer kinds also when one of its destination pod's
 // node is (the node resolved from the successful probes to the same IP);
 // for Service kinds (targets, DNS) also when any window is open. The
 // application's probes (KindApp) are judged as its users would: explained
-// only by a window of the client's own node (never another node's, nor a
+// only by a window of the client's own node or pod (never another node's, nor a
 // starved period of every node), or when that client's own loopback probe
 // was slower than StarvedAfter or failed while the request was in flight
 // (listed probe by probe in App). Policy probes of denied flows are counted
@@ -370,7 +375,7 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 	openAt := func(node string, p Probe) bool {
 		from, to := span(p)
 		for _, w := range windows {
-			if (w.Node == "" || w.Node == node) && w.During(from, to) {
+			if w.IP == "" && (w.Node == "" || w.Node == node) && w.During(from, to) {
 				return true
 			}
 		}
@@ -407,11 +412,25 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 		}
 		return fmt.Sprintf("its loopback probe at %s %s", worst.T.UTC().Format("15:04:05.000"), what)
 	}
+	// podOpen reports whether a pod window of ip was open while p was in
+	// flight.
+	podOpen := func(ip string, p Probe) bool {
+		from, to := span(p)
+		for _, w := range windows {
+			if w.IP != "" && w.IP == ip && w.During(from, to) {
+				return true
+			}
+		}
+		return false
+	}
 	explain := func(p Probe) int {
+		if podOpen(p.SrcIP, p) {
+			return explainedSrc
+		}
 		if p.Kind == KindApp {
 			from, to := span(p)
 			for _, w := range windows {
-				if w.Node != "" && w.Node == p.SrcNode && w.During(from, to) {
+				if w.IP == "" && w.Node != "" && w.Node == p.SrcNode && w.During(from, to) {
 					return explainedSrc
 				}
 			}
@@ -424,6 +443,9 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 			return explainedSrc
 		}
 		if IsPeerKind(p.Kind) {
+			if podOpen(p.Dst, p) {
+				return explainedDst
+			}
 			node := p.DstNode
 			if node == "" {
 				if d, ok := idx.at(p.Dst, p.T); ok {

@@ -624,3 +624,31 @@ func TestAnalyzeApp(t *testing.T) {
 		}
 	}
 }
+
+// TestAnalyzePodWindows: an evicted pod's window explains the probes from
+// and to its address (and Service probes), not its node's other pods.
+func TestAnalyzePodWindows(t *testing.T) {
+	failApp := func(sec float64, src pod) Probe {
+		return Probe{T: at(sec), MS: 3000, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: KindApp, Dst: "http://10.96.100.30/clientip", Err: "timeout"}
+	}
+	podD := pod{"mon-d", "worker-1", "10.244.1.9"}
+	probes := []Probe{
+		okPod(1, podB, podA),
+		failPod(10, podB, podA.ip),                  // to the evicted pod: explained
+		failPod(11, podA, podB.ip),                  // from it: explained
+		failPod(12, podD, podB.ip),                  // another pod of its node: unexplained
+		failApp(13, podA),                           // the evicted client's own request: explained
+		failApp(14, podD),                           // another client on its node: unexplained
+		failSvc(15, podB, "svc-ip", "10.96.100.10"), // a Service probe: explained
+		failPod(5, podB, podA.ip),                   // before the eviction: unexplained
+	}
+	windows := []Window{{Node: "worker-1", IP: podA.ip, Start: at(8), Reason: "pod lab-monitor/mon-a evicted"}}
+	r := Analyze(probes, nets, nil, windows)
+	if r.Totals.Unexplained != 3 || r.App.Unexplained != 1 || r.App.InWindow != 1 {
+		t.Fatalf("totals %+v, app %+v, unexplained %+v", r.Totals, r.App, r.UnexplainedProbes)
+	}
+	md := r.Markdown()
+	if strings.Contains(md, "### Disruption windows") || !strings.Contains(md, "Pods restarted: 1;") {
+		t.Errorf("pod windows in the markdown:\n%s", md)
+	}
+}

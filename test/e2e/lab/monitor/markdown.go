@@ -88,9 +88,18 @@ func (r Report) Markdown() string {
 		}
 	}
 
-	if len(r.Windows) > 0 {
+	var nodeWindows []Window
+	pods := 0
+	for _, w := range r.Windows {
+		if w.IP != "" {
+			pods++
+			continue
+		}
+		nodeWindows = append(nodeWindows, w)
+	}
+	if len(nodeWindows) > 0 {
 		b.WriteString("\n### Disruption windows\n\n| node | reason | from | to | duration |\n| --- | --- | --- | --- | ---: |\n")
-		for _, w := range r.Windows {
+		for _, w := range nodeWindows {
 			node, end, dur := w.Node, off(w.End), "open"
 			if node == "" {
 				node = "(all)"
@@ -100,6 +109,10 @@ func (r Report) Markdown() string {
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", cell(node), cell(w.Reason), off(w.Start), end, dur)
 		}
+	}
+
+	if pods > 0 {
+		fmt.Fprintf(&b, "\nPods restarted: %d; each one's eviction opened a window of its address (probes from or to it, and Service probes, from then on).\n", pods)
 	}
 
 	b.WriteString("\n### Longest outage per pair\n\n")

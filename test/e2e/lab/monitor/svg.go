@@ -78,6 +78,14 @@ func Timeline(probes []Probe, r Report, phases []Phase, windows []Window, nodes 
 		}
 		x0, x1 := x(w.Start), x(we)
 		title := esc(fmt.Sprintf("%s %s: %s to %s (%s)", orAll(w.Node), w.Reason, off(w.Start, start), off(we, start), we.Sub(w.Start).Round(time.Second)))
+		if w.IP != "" {
+			// A pod's restart: a tick where it began, on its node's row.
+			if i, ok := row[w.Node]; ok {
+				fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="2" height="%d" fill="#6aa86a"><title>%s</title></rect>`+"\n",
+					x0, rowY(i)+2, rowH-4, esc(fmt.Sprintf("%s %s at %s", w.Node, w.Reason, off(w.Start, start))))
+			}
+			continue
+		}
 		if w.Node == "" {
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#f2d7a6" opacity="0.6"><title>%s</title></rect>`+"\n",
 				x0, rowY(0), max(x1-x0, 1), len(nodes)*rowH, title)
