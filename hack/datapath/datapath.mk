@@ -15,7 +15,7 @@
 
 DATAPATH_MK_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 DATAPATH_TEST_FLAGS ?=
-DATAPATH_SOURCES    ?= flannel calico canal
+DATAPATH_SOURCES    ?= flannel calico canal flannel-in-place
 DATAPATH_RUN        := -run '^TestDatapathMigration$$/^($(subst $(eval) ,|,$(strip $(DATAPATH_SOURCES))))$$'
 
 .PHONY: datapath-tools test-datapath datapath-report

@@ -124,14 +124,37 @@ type migration struct {
 	// it untouched, and the same rollout resumes green once the rule is
 	// gone (the matrices it printed go to connectivity.md).
 	fault string
+	// inPlace runs seed 000's one-shot method (--strategy in-place):
+	// Cilium takes every node's CNI config at its install and the rollout
+	// restarts each pod still on the old network, namespace by namespace.
+	inPlace bool
+}
+
+// name names the subtest and its results page: the source, with
+// "-in-place" for the one-shot method.
+func (m migration) name() string {
+	if m.inPlace {
+		return m.source + "-in-place"
+	}
+	return m.source
+}
+
+// strategy are the plugin's flags for the migration's method.
+func (m migration) strategy() []string {
+	if m.inPlace {
+		return []string{"--strategy", "in-place"}
+	}
+	return nil
 }
 
 // migrations are the lab's migrations: Flannel on three nodes with the
-// gate's fault, Calico and Canal (which enforce NetworkPolicies) on two.
+// gate's fault, Calico and Canal (which enforce NetworkPolicies) on two,
+// and Flannel again with the one-shot method.
 var migrations = []migration{
 	{source: "flannel", fault: "worker-2"},
 	{source: "calico"},
 	{source: "canal"},
+	{source: "flannel", inPlace: true},
 }
 
 // TestDatapathMigration migrates a real cluster from each source CNI to a
@@ -146,7 +169,7 @@ func TestDatapathMigration(t *testing.T) {
 	need(t)
 	e2e.PluginPath(t)
 	for _, m := range migrations {
-		t.Run(m.source, func(t *testing.T) { migrate(t, m) })
+		t.Run(m.name(), func(t *testing.T) { migrate(t, m) })
 	}
 }
 
@@ -178,8 +201,19 @@ func migrate(t *testing.T, m migration) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	followPlan(t, ctx, l, tl.Mark)
-	userValues := ciliumBeside(t, ctx, l, work, tl.Mark)
+	// The in-place method restarts pods, not nodes: their evictions are
+	// the windows.
+	pw := newPodWatch()
+	pctx, stopPods := context.WithCancel(ctx)
+	podsWatched := make(chan struct{})
+	if m.inPlace {
+		go func() { pw.Watch(pctx, c.Client); close(podsWatched) }()
+	} else {
+		close(podsWatched)
+	}
+	defer func() { stopPods(); <-podsWatched }()
+	followPlan(t, ctx, l, tl.Mark, m.strategy()...)
+	userValues := ciliumBeside(t, ctx, l, work, tl.Mark, m.strategy()...)
 	nets := networks(t, filepath.Join(work, "values-initial.yaml"), src.OldNetwork)
 	// What the agents drop, to set beside any probe that failed.
 	dctx, stopDrops := context.WithCancel(ctx)
@@ -188,8 +222,11 @@ func migrate(t *testing.T, m migration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustPlugin(t, ctx, l, "nodeconfig", "--apply")
-	defaults := nodeConfigDefaults(t, ctx, l)
+	var defaults map[string]string
+	if !m.inPlace {
+		mustPlugin(t, ctx, l, "nodeconfig", "--apply")
+		defaults = nodeConfigDefaults(t, ctx, l)
+	}
 	time.Sleep(settle)
 
 	// The node watch starts before the rollout (nodes' windows begin with
@@ -215,6 +252,9 @@ func migrate(t *testing.T, m migration) {
 	// Gated on the plugin's own connectivity matrix: it must be green
 	// before the first node and after each one.
 	rollout := append(rolloutArgs(l), "-o", "json")
+	if m.inPlace {
+		rollout = []string{"rollout", "--strategy", "in-place", "--restart-timeout", "5m", "-o", "json"}
+	}
 	out := mustPlugin(t, ctx, l, rollout...)
 	if gate != nil {
 		if !strings.Contains(out, "green") {
@@ -241,7 +281,12 @@ func migrate(t *testing.T, m migration) {
 		checkMigratedNode(t, ctx, l, src, n, defaults)
 	}
 	// Before finalize's helm upgrade restarts them.
-	window := windowMarkdown(summary, readAgentStarts(ctx, l))
+	var window string
+	if m.inPlace {
+		window = restartsMarkdown(pw.Restarts(nets.Old))
+	} else {
+		window = windowMarkdown(summary, readAgentStarts(ctx, l))
+	}
 	t.Logf("the nodes' windows:\n%s", window)
 	mustPlugin(t, ctx, l, "status")
 	if gate != nil {
@@ -258,6 +303,9 @@ func migrate(t *testing.T, m migration) {
 			t.Fatal(err)
 		}
 	}
+	// While both networks are up: the nodes' own addresses, to name a
+	// rewritten source address in the report.
+	nets.Names = nodeAddresses(t, ctx, l)
 	time.Sleep(settle)
 
 	tl.Mark("finalize")
@@ -274,7 +322,9 @@ func migrate(t *testing.T, m migration) {
 	stopDrops()
 	t.Logf("timeline:\n%s", tl)
 
-	report(t, l, src, nets, tl, end, drops.stop(), left+window)
+	stopPods()
+	<-podsWatched
+	report(t, l, m, src, nets, tl, pw.Windows(nets.Old), end, drops.stop(), left+window)
 }
 
 // followPlan runs plan as a user would before installing Cilium and
@@ -282,14 +332,14 @@ func migrate(t *testing.T, m migration) {
 // commands in plan -o json): for Calico its node address autodetection
 // (cilium/cilium#31273), for Canal flanneld's masquerading; then plan must
 // find nothing left to FAIL.
-func followPlan(t *testing.T, ctx context.Context, l *lab.Lab, mark func(string)) {
+func followPlan(t *testing.T, ctx context.Context, l *lab.Lab, mark func(string), strategy ...string) {
 	t.Helper()
 	type check struct {
 		ID, Status, Fix string
 		Commands        []string
 	}
 	read := func() []check {
-		out, code := plugin(t, ctx, l, "plan", "-o", "json")
+		out, code := plugin(t, ctx, l, append([]string{"plan", "-o", "json"}, strategy...)...)
 		if code != 0 && code != 3 {
 			t.Fatalf("plan: exit %d", code)
 		}
@@ -322,7 +372,7 @@ func followPlan(t *testing.T, ctx context.Context, l *lab.Lab, mark func(string)
 			t.Errorf("plan still FAILs %s after its advice was followed: %s", ch.ID, ch.Fix)
 		}
 	}
-	mustPlugin(t, ctx, l, "plan")
+	mustPlugin(t, ctx, l, append([]string{"plan"}, strategy...)...)
 }
 
 // ciliumEquivalents are lab-policy's Calico policies written as Cilium
@@ -365,10 +415,10 @@ spec:
 // installs Cilium with the plugin's values-initial.yaml beside Flannel, as
 // a user would; mark (optional) is told when the helm install begins. It
 // returns the path of the user values file.
-func ciliumBeside(t *testing.T, ctx context.Context, l *lab.Lab, work string, mark func(string)) string {
+func ciliumBeside(t *testing.T, ctx context.Context, l *lab.Lab, work string, mark func(string), strategy ...string) string {
 	t.Helper()
 	c := l.Cluster
-	mustPlugin(t, ctx, l, "plan")
+	mustPlugin(t, ctx, l, append([]string{"plan"}, strategy...)...)
 	userValues := filepath.Join(work, "lab-values.yaml")
 	cv := l.CiliumVersion()
 	if err := os.WriteFile(userValues, []byte(labValues(cv)), 0o644); err != nil {
@@ -376,7 +426,7 @@ func ciliumBeside(t *testing.T, ctx context.Context, l *lab.Lab, work string, ma
 	}
 	// No --cilium-version, as a user runs it: values must pick the default
 	// the lab was built for, and say so in its next step.
-	out := mustPlugin(t, ctx, l, "values", "-f", userValues, "--output-dir", work)
+	out := mustPlugin(t, ctx, l, append([]string{"values", "-f", userValues, "--output-dir", work}, strategy...)...)
 	if !strings.Contains(out, "helm install cilium cilium/cilium --version "+cv+" ") {
 		t.Fatalf("values did not advise Cilium %s, the plugin's default:\n%s", cv, out)
 	}
@@ -384,7 +434,11 @@ func ciliumBeside(t *testing.T, ctx context.Context, l *lab.Lab, work string, ma
 		t.Fatal(err)
 	}
 	if mark != nil {
-		mark("helm install (Cilium beside the old CNI)")
+		what := "helm install (Cilium beside the old CNI)"
+		if len(strategy) > 0 {
+			what = "helm install (Cilium takes every node's CNI config)"
+		}
+		mark(what)
 	}
 	t0 := time.Now()
 	if out, err := fixture.Helm(ctx, c, "install", "cilium", fixture.CiliumChart(c, cv), "-n", "kube-system",
@@ -438,9 +492,34 @@ func networks(t *testing.T, valuesFile string, old netip.Prefix) monitor.Network
 	return nets
 }
 
+// nodeAddresses names every node's IPv4 addresses by their interface
+// (flannel.1, cilium_host, eth0, ...).
+func nodeAddresses(t *testing.T, ctx context.Context, l *lab.Lab) map[netip.Addr]string {
+	t.Helper()
+	names := map[netip.Addr]string{}
+	for _, n := range l.Nodes {
+		out, err := n.Exec(ctx, "ip", "-4", "-o", "addr", "show")
+		if err != nil {
+			t.Errorf("%s: %v", n.Name, err)
+			continue
+		}
+		// "4: flannel.1    inet 10.244.1.0/32 scope global flannel.1 ..."
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 4 || f[2] != "inet" {
+				continue
+			}
+			if p, err := netip.ParsePrefix(f[3]); err == nil && !p.Addr().IsLoopback() {
+				names[p.Addr()] = strings.TrimSuffix(f[1], ":")
+			}
+		}
+	}
+	return names
+}
+
 // report analyses the monitor's probes, writes the figures and fails the
 // test for every failed probe no disruption window explains.
-func report(t *testing.T, l *lab.Lab, src lab.Source, nets monitor.Networks, tl *timeline, end time.Time, drops []drop, left string) {
+func report(t *testing.T, l *lab.Lab, m migration, src lab.Source, nets monitor.Networks, tl *timeline, pods []monitor.Window, end time.Time, drops []drop, left string) {
 	t.Helper()
 	probes, err := monitor.Load(l.MonitorDir)
 	if err != nil {
@@ -459,15 +538,19 @@ func report(t *testing.T, l *lab.Lab, src lab.Source, nets monitor.Networks, tl 
 	// A timeout while the machine's CPU was starved (the probe could not
 	// answer itself over loopback in 500ms) is the lab's, not the
 	// datapath's: such windows are listed in the report with the rest.
-	windows := append(tl.Windows(), monitor.Starved(kept, monitor.StarvedAfter, probeTimeoutD)...)
+	windows := append(append(tl.Windows(), pods...), monitor.Starved(kept, monitor.StarvedAfter, probeTimeoutD)...)
 	rep := monitor.Analyze(kept, nets, phases, windows)
 	workers := len(l.Nodes) - 1
-	svgName := "datapath-timeline-" + src.Name + ".svg"
-	md := fmt.Sprintf("%s to Cilium %s, %d nodes (1 control plane, %d worker%s), `rollout --batch 1 --gate connectivity`, probes every %s with a %s timeout (policy probes every second).\n\n"+
+	svgName := "datapath-timeline-" + m.name() + ".svg"
+	method, rows := "`rollout --batch 1 --gate connectivity`", "a row per node with its window (cordon to uncordon)"
+	if m.inPlace {
+		method, rows = "the one-shot method (`values --strategy in-place`, `rollout --strategy in-place`)", "a row per node with a green tick for each pod restarted there"
+	}
+	md := fmt.Sprintf("%s to Cilium %s, %d nodes (1 control plane, %d worker%s), %s, probes every %s with a %s timeout (policy probes every second).\n\n"+
 		"![The run's timeline: each node's disruption window, the phases, and every failed probe](%s)\n\n"+
-		"The timeline: a row per node with its window (cordon to uncordon), the phases above, and a mark for each failed probe at its start on its source node's row "+
+		"The timeline: %s, the phases above, and a mark for each failed probe at its start on its source node's row "+
 		"(grey: explained by a window, red: unexplained; policy probes of denied flows that got through in orange).\n\n%s%s%s",
-		src.Title, l.CiliumVersion(), len(l.Nodes), workers, plural(workers), probeInterval, probeTimeout, svgName,
+		src.Title, l.CiliumVersion(), len(l.Nodes), workers, plural(workers), method, probeInterval, probeTimeout, svgName, rows,
 		rep.Markdown(), left, dropsMarkdown(drops, rep.Unexplained(), probeTimeoutD))
 	t.Logf("downtime report:\n%s", md)
 	svg := monitor.Timeline(kept, rep, phases, windows, l.NodeNames())
@@ -476,7 +559,7 @@ func report(t *testing.T, l *lab.Lab, src lab.Source, nets monitor.Networks, tl 
 		dirs = append(dirs, d)
 	}
 	for _, d := range dirs {
-		for name, data := range map[string][]byte{"datapath-results-" + src.Name + ".md": []byte(md), svgName: svg} {
+		for name, data := range map[string][]byte{"datapath-results-" + m.name() + ".md": []byte(md), svgName: svg} {
 			if err := os.WriteFile(filepath.Join(d, name), data, 0o644); err != nil {
 				t.Error(err)
 			}

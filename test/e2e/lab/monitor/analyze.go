@@ -16,6 +16,9 @@ type Networks struct {
 	Old []netip.Prefix
 	// New is the target CNI's pod network (Cilium's pool).
 	New []netip.Prefix
+	// Names name the nodes' own addresses by their interface ("flannel.1",
+	// "cilium_host", "eth0"): what a rewritten source address was.
+	Names map[netip.Addr]string
 }
 
 // Network classes of an address (see Networks.Class).
@@ -234,6 +237,9 @@ type NATStats struct {
 	Seen      string `json:"seen"`
 	OK        int    `json:"ok"`
 	NATed     int    `json:"nated"`
+	// RewrittenTo counts the rewritten (NATed) source addresses by what
+	// they were: a node interface's name (Networks.Names), else "other".
+	RewrittenTo map[string]int `json:"rewritten_to,omitempty"`
 }
 
 // PolicyStats count one phase's policy probes of one direction (the
@@ -635,6 +641,14 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 			ns.OK++
 			if src, ok := parseAddr(p.SrcIP); !ok || src != seen {
 				ns.NATed++
+				name := nets.Names[seen]
+				if name == "" {
+					name = "other"
+				}
+				if ns.RewrittenTo == nil {
+					ns.RewrittenTo = map[string]int{}
+				}
+				ns.RewrittenTo[name]++
 			}
 		}
 	}

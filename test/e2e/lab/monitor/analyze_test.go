@@ -334,15 +334,18 @@ func TestAnalyzeNAT(t *testing.T) {
 		{T: at(3), SrcPod: podA.name, SrcIP: podA.ip, Kind: KindPod, Dst: podB.ip, Err: "timeout", Seen: "x"}, // failed: ignored
 		okPeer(3, KindPod, podA, podB, "garbage"),                                                             // unparsable: ignored
 	}
-	r := Analyze(probes, nets, nil, nil)
+	named := nets
+	named.Names = map[netip.Addr]string{netip.MustParseAddr(node1): "eth0"}
+	r := Analyze(probes, named, nil, nil)
+	eth0 := func(n int) map[string]int { return map[string]int{"eth0": n} }
 	want := []NATStats{
-		{KindPod, "old->old", ClassOld, 2, 0},
-		{KindPod, "old->new", ClassOld, 1, 1},
-		{KindPod, "new->old", ClassHost, 2, 2},
-		{KindPod, "new->new", ClassNew, 1, 0},
-		{KindMTU, "new->old", ClassHost, 1, 1},
-		{"svc-ip", "old->new", ClassHost, 1, 1},
-		{"web", "old->host", ClassOld, 1, 0},
+		{KindPod, "old->old", ClassOld, 2, 0, nil},
+		{KindPod, "old->new", ClassOld, 1, 1, map[string]int{"other": 1}},
+		{KindPod, "new->old", ClassHost, 2, 2, eth0(2)},
+		{KindPod, "new->new", ClassNew, 1, 0, nil},
+		{KindMTU, "new->old", ClassHost, 1, 1, eth0(1)},
+		{"svc-ip", "old->new", ClassHost, 1, 1, eth0(1)},
+		{"web", "old->host", ClassOld, 1, 0, nil},
 	}
 	if !reflect.DeepEqual(r.NAT, want) {
 		t.Errorf("NAT:\n got %+v\nwant %+v", r.NAT, want)

@@ -3,6 +3,7 @@ package monitor
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -191,12 +192,21 @@ func (r Report) Markdown() string {
 	if len(r.NAT) == 0 {
 		b.WriteString("No successful probe reported its client address.\n")
 	} else {
-		b.WriteString("| kind | direction | seen as | ok | source rewritten |\n| --- | --- | --- | ---: | ---: |\n")
+		b.WriteString("| kind | direction | seen as | ok | source rewritten | rewritten to |\n| --- | --- | --- | ---: | ---: | --- |\n")
 		for _, n := range r.NAT {
-			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d |\n", cell(n.Kind), n.Direction, classLabel(n.Seen), n.OK, n.NATed)
+			to := "-"
+			if len(n.RewrittenTo) > 0 {
+				var parts []string
+				for _, k := range slices.Sorted(maps.Keys(n.RewrittenTo)) {
+					parts = append(parts, fmt.Sprintf("%s %d", k, n.RewrittenTo[k]))
+				}
+				to = strings.Join(parts, ", ")
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", cell(n.Kind), n.Direction, classLabel(n.Seen), n.OK, n.NATed, cell(to))
 		}
 		b.WriteString("\nDirection: the source pod's network -> the answering pod's; seen as: the network of the client address " +
-			"the server reported; source rewritten: probes whose client address is not the source pod's own IP (SNAT/masquerade).\n")
+			"the server reported; source rewritten: probes whose client address is not the source pod's own IP (SNAT/masquerade); " +
+			"rewritten to: what that address was, by the node interface that holds it (read from the nodes before finalize), else other.\n")
 	}
 
 	if n := len(r.UnexplainedProbes); n > 0 {

@@ -1,0 +1,65 @@
+package datapath
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+func TestPodWatchRestarts(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	yes := true
+	pod := func(uid, ns, name, node, ip, ownerKind, owner string, ready, deleting bool) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid), Namespace: ns, Name: name}, Spec: corev1.PodSpec{NodeName: node},
+			Status: corev1.PodStatus{PodIP: ip}}
+		if owner != "" {
+			p.OwnerReferences = []metav1.OwnerReference{{Kind: ownerKind, Name: owner, Controller: &yes}}
+		}
+		if ready {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		}
+		if deleting {
+			p.DeletionTimestamp = &metav1.Time{Time: t0}
+		}
+		return p
+	}
+	pw := newPodWatch()
+	// Two monitor pods (a DaemonSet) and a web pod (a ReplicaSet) on the old network.
+	pw.observe(at(0), pod("a", "lab-monitor", "mon-a", "worker-1", "10.244.1.5", "DaemonSet", "monitor", true, false))
+	pw.observe(at(0), pod("b", "lab-monitor", "mon-b", "worker-2", "10.244.2.5", "DaemonSet", "monitor", true, false))
+	pw.observe(at(0), pod("w", "lab-apps", "web-1", "worker-1", "10.244.1.7", "ReplicaSet", "web-x", true, false))
+	// web-1 evicted at 10, its replacement on worker-2 Ready at 13.
+	pw.observe(at(10), pod("w", "lab-apps", "web-1", "worker-1", "10.244.1.7", "ReplicaSet", "web-x", true, true))
+	pw.observe(at(10.2), pod("w2", "lab-apps", "web-2", "worker-2", "", "ReplicaSet", "web-x", false, false))
+	pw.observe(at(13), pod("w2", "lab-apps", "web-2", "worker-2", "10.245.2.9", "ReplicaSet", "web-x", true, false))
+	// mon-b evicted at 20; a new monitor pod on worker-1 (not its node) and then on worker-2, Ready at 24.
+	pw.observe(at(20), pod("b", "lab-monitor", "mon-b", "worker-2", "10.244.2.5", "DaemonSet", "monitor", true, true))
+	pw.observe(at(21), pod("c", "lab-monitor", "mon-c", "worker-1", "10.245.1.3", "DaemonSet", "monitor", true, false))
+	pw.observe(at(21), pod("d", "lab-monitor", "mon-d", "worker-2", "", "DaemonSet", "monitor", false, false))
+	pw.observe(at(24), pod("d", "lab-monitor", "mon-d", "worker-2", "10.245.2.4", "DaemonSet", "monitor", true, false))
+	// A pod already on Cilium, deleted: not a restart of the old network.
+	pw.observe(at(30), pod("c", "lab-monitor", "mon-c", "worker-1", "10.245.1.3", "DaemonSet", "monitor", true, true))
+
+	old := []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}
+	rs := pw.Restarts(old)
+	if len(rs) != 2 || rs[0].Old.Name != "web-1" || rs[0].New == nil || rs[0].New.Name != "web-2" || rs[0].Gap != 3*time.Second ||
+		rs[1].Old.Name != "mon-b" || rs[1].New == nil || rs[1].New.Name != "mon-d" || rs[1].Gap != 4*time.Second {
+		t.Fatalf("%+v", rs)
+	}
+	ws := pw.Windows(old)
+	if len(ws) != 2 || ws[0].IP != "10.244.1.7" || ws[0].Node != "worker-1" || !ws[0].Start.Equal(at(10)) || !ws[0].End.IsZero() {
+		t.Fatalf("%+v", ws)
+	}
+	md := restartsMarkdown(rs)
+	for _, want := range []string{"| lab-apps/web-1 | ReplicaSet/web-x | worker-1 | 10.244.1.7 | web-2 | worker-2 | 10.245.2.9 | 3.0 |", "gap median 4.0 s, longest 4.0 s"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("no %q in\n%s", want, md)
+		}
+	}
+}
