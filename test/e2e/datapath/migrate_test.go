@@ -124,6 +124,10 @@ type migration struct {
 	// it untouched, and the same rollout resumes green once the rule is
 	// gone (the matrices it printed go to connectivity.md).
 	fault string
+	// rollback, with fault, is the node the stopped rollout migrated: it
+	// is rolled back to the old CNI and the resumed rollout migrates it
+	// again.
+	rollback string
 	// inPlace runs seed 000's one-shot method (--strategy in-place):
 	// Cilium takes every node's CNI config at its install and the rollout
 	// restarts each pod still on the old network, namespace by namespace.
@@ -151,7 +155,7 @@ func (m migration) strategy() []string {
 // gate's fault, Calico and Canal (which enforce NetworkPolicies) on two,
 // and Flannel again with the one-shot method.
 var migrations = []migration{
-	{source: "flannel", fault: "worker-2"},
+	{source: "flannel", fault: "worker-2", rollback: "worker-1"},
 	{source: "calico"},
 	{source: "canal"},
 	{source: "flannel", inPlace: true},
@@ -248,6 +252,9 @@ func migrate(t *testing.T, m migration) {
 	var gate *gateRecord
 	if m.fault != "" {
 		gate = gateFault(t, ctx, l, tl, work, m.fault)
+		if m.rollback != "" {
+			rollBack(t, ctx, l, src, tl, m.rollback)
+		}
 	}
 	// Gated on the plugin's own connectivity matrix: it must be green
 	// before the first node and after each one.
@@ -490,6 +497,57 @@ func networks(t *testing.T, valuesFile string, old netip.Prefix) monitor.Network
 	}
 	nets.Old = []netip.Prefix{old}
 	return nets
+}
+
+// rollBack rolls node back to the old CNI with the plugin, as docs/rollback.md
+// tells a user to: the reboot command first restores the old CNI's config
+// on the node (rollback prints those commands). Then the node's pods must
+// be back on the old network, its conflists as before the migration, and
+// the monitor green. The rollback is a window of the node; the node's
+// migration is forgotten by the timeline, so that the resumed rollout's is
+// recorded anew.
+func rollBack(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source, tl *timeline, node string) {
+	t.Helper()
+	n := l.Node(node)
+	tl.Mark("rollback " + node)
+	end := tl.Fault(node, "rollback: cordon, drain, reboot")
+	restore := fmt.Sprintf("rm -f /etc/cni/net.d/05-cilium.conflist; mv -n /etc/cni/net.d/%[1]s.cilium_bak /etc/cni/net.d/%[1]s", src.Conflist)
+	out := mustPlugin(t, ctx, l, "rollback", node, "--reboot-command", l.OnNodeCommand(restore),
+		"--probe-image", lab.Images.Agnhost, "--reboot-timeout", "5m", "--agent-timeout", "5m", "-o", "json")
+	if !strings.Contains(out, `"rolled-back"`) {
+		t.Errorf("rollback %s did not report rolled-back:\n%s", node, out)
+	}
+	end()
+	tl.Forget(node)
+	ls, err := n.Exec(ctx, "ls", "/etc/cni/net.d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := strings.Fields(string(ls))
+	t.Logf("%s after the rollback: /etc/cni/net.d: %s", node, strings.Join(files, " "))
+	if !slices.Contains(files, src.Conflist) || slices.Contains(files, "05-cilium.conflist") || slices.Contains(files, src.Conflist+".cilium_bak") {
+		t.Errorf("%s after the rollback: /etc/cni/net.d holds %v, want %s and no Cilium conflist", node, files, src.Conflist)
+	}
+	pods, err := l.Cluster.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := 0
+	for _, p := range pods.Items {
+		if p.Spec.HostNetwork || p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+			continue
+		}
+		if ip, err := netip.ParseAddr(p.Status.PodIP); err != nil || !src.OldNetwork.Contains(ip) {
+			t.Errorf("%s after the rollback: pod %s/%s has %s, not an address of %s", node, p.Namespace, p.Name, p.Status.PodIP, src.OldNetwork)
+			continue
+		}
+		back++
+	}
+	if back == 0 {
+		t.Errorf("%s after the rollback: no pod on the old network", node)
+	}
+	waitMonitorGreen(t, ctx, l, 5*time.Second, 2*time.Minute)
+	tl.Mark("rollout (resumed)")
 }
 
 // nodeAddresses names every node's IPv4 addresses by their interface

@@ -34,6 +34,9 @@ type timeline struct {
 	nodes  map[string]*nodeSpan
 	order  []string
 	faults []monitor.Window
+	// past are the windows of nodes migrated before and then rolled back
+	// (Forget), with the name of their rollout phase.
+	past []pastSpan
 	// onDone, when set before Watch, is called (without the lock) once
 	// for each node when its migration ends.
 	onDone func(node string)
@@ -42,6 +45,11 @@ type timeline struct {
 type mark struct {
 	name string
 	t    time.Time
+}
+
+type pastSpan struct {
+	node string
+	span nodeSpan
 }
 
 type nodeSpan struct {
@@ -71,6 +79,21 @@ func (tl *timeline) Fault(node, reason string) (end func()) {
 		defer tl.mu.Unlock()
 		tl.faults[i].End = time.Now()
 	}
+}
+
+// Forget closes node's migration in the timeline (its window and phase
+// stay as they were), so that its next migration, after a rollback, is
+// recorded anew.
+func (tl *timeline) Forget(node string) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	sp := tl.nodes[node]
+	if sp == nil {
+		return
+	}
+	tl.past = append(tl.past, pastSpan{node, *sp})
+	delete(tl.nodes, node)
+	tl.order = slices.DeleteFunc(tl.order, func(n string) bool { return n == node })
 }
 
 // Watch follows the nodes until ctx ends (a watch, so that a node's
@@ -173,8 +196,15 @@ func (tl *timeline) Phases(end time.Time) []monitor.Phase {
 		}
 		cuts = append(cuts, cut(m))
 	}
+	for _, p := range tl.past {
+		cuts = append(cuts, cut{"rollout: " + p.node + " (first time)", p.span.start})
+	}
 	for _, n := range tl.order {
-		cuts = append(cuts, cut{"rollout: " + n, tl.nodes[n].start})
+		name := "rollout: " + n
+		if slices.ContainsFunc(tl.past, func(p pastSpan) bool { return p.node == n }) {
+			name += " (again)"
+		}
+		cuts = append(cuts, cut{name, tl.nodes[n].start})
 	}
 	slices.SortStableFunc(cuts, func(a, b cut) int { return a.t.Compare(b.t) })
 	var out []monitor.Phase
@@ -197,6 +227,13 @@ func (tl *timeline) Windows() []monitor.Window {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	out := slices.Clone(tl.faults)
+	for _, p := range tl.past {
+		reason := "cordon, drain"
+		if p.span.reboots > 0 {
+			reason += ", reboot"
+		}
+		out = append(out, monitor.Window{Node: p.node, Start: p.span.start, End: p.span.end, Reason: reason})
+	}
 	for _, n := range tl.order {
 		sp := tl.nodes[n]
 		reason := "cordon, drain"

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -286,6 +287,15 @@ func (l *Lab) RebootCommand() string {
 	return fmt.Sprintf("curl -fsS --max-time 120 --unix-socket %s -X POST http://lab/nodes/{{.Node}}/reboot", l.Socket)
 }
 
+// OnNodeCommand is a shell command for the plugin's --reboot-command that
+// first runs script as root on the node (through the lab controller, as
+// `ssh NODE sudo` would on a real cluster) and then reboots it. script may
+// use the plugin's template ({{.Node}}) and must not contain a single quote.
+func (l *Lab) OnNodeCommand(script string) string {
+	return fmt.Sprintf("printf '%%s' '%s' | curl -fsS --max-time 60 --unix-socket %s -X POST --data-binary @- http://lab/nodes/{{.Node}}/exec && %s",
+		script, l.Socket, l.RebootCommand())
+}
+
 // serve starts the lab controller on its unix socket: POST
 // /nodes/NAME/reboot reboots a node (it answers once the node is down and
 // its new boot has begun).
@@ -311,6 +321,30 @@ func (l *Lab) serve() error {
 			return
 		}
 		fmt.Fprintf(w, "%s rebooting (boot %d)\n", n.Name, n.Boots())
+	})
+	// POST /nodes/NAME/exec runs the request's body with bash as root on
+	// the node (what `ssh NODE sudo bash` is on a real cluster) and answers
+	// its output; a failure is a 500 with the output.
+	mux.HandleFunc("POST /nodes/{name}/exec", func(w http.ResponseWriter, r *http.Request) {
+		n := l.Node(r.PathValue("name"))
+		if n == nil {
+			http.Error(w, "no such node", http.StatusNotFound)
+			return
+		}
+		script, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Minute)
+		defer cancel()
+		l.logf("lab: on %s: %s", n.Name, script)
+		out, err := n.Exec(ctx, "bash", "-c", string(script))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write(out)
 	})
 	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = l.srv.Serve(ln) }()
