@@ -13,6 +13,8 @@
 #                                          github.com/projectcalico/calico (hack/datapath/calico)
 #   calico/manifests/{calico-vxlan,canal}.yaml, calico/felix.cfg
 #                                          the same module's manifests, unchanged
+#   bin/e2e-network.test                   Kubernetes' e2e suite with its network tests
+#                                          only (hack/datapath/e2e-network)
 #   rootfs/                                a Debian rootfs (debootstrap) with
 #                                          iproute2, iptables, ipset and clang/llc
 #                                          for the images
@@ -24,7 +26,7 @@
 # cores busy on its own.
 #
 # Usage: hack/datapath/build.sh [step...]
-#   steps: rootfs kube flannel coredns cilium calico (default: all)
+#   steps: rootfs kube flannel coredns cilium calico e2e (default: all)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,7 +49,7 @@ CILIUM_DEFAULT="$(sed -n 's/^const DefaultVersion = "\(.*\)"$/\1/p' "$HERE/../..
 [[ -n "$CILIUM_DEFAULT" ]] || { echo "no DefaultVersion in plugin/ciliumver/ciliumver.go" >&2; exit 1; }
 CILIUM_BUILDS="${CILIUM_BUILDS:-$CILIUM_DEFAULT:cilium-${CILIUM_DEFAULT%.*}}"
 DEBIAN_SUITE="bookworm"
-ROOTFS_PACKAGES="iproute2 iptables ipset conntrack kmod ca-certificates procps curl clang-19 llvm-19"
+ROOTFS_PACKAGES="iproute2 iptables ipset conntrack kmod ca-certificates procps curl bind9-dnsutils clang-19 llvm-19"
 
 export GOWORK=off
 export GOFLAGS="-mod=readonly -buildvcs=false"
@@ -138,6 +140,23 @@ build_kube() {
 	else
 		log "skip  agnhost ($v)"
 	fi
+}
+
+# Kubernetes' e2e suite, its network tests only (hack/datapath/e2e-network):
+# the lab runs its [sig-network] [Conformance] tests and NoSNAT.
+build_e2e() {
+	local v="$KUBE_VERSION" major minor ld="" p
+	major="$(echo "${v#v}" | cut -d. -f1)"
+	minor="$(echo "${v#v}" | cut -d. -f2)"
+	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ld+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+	done
+	local pin="e2e-network $v $(sum_of "$HERE/e2e-network/go.sum" "$HERE/e2e-network/e2e_test.go")"
+	if fresh lab-e2e-network "$pin" "$BIN/e2e-network.test"; then log "skip  e2e-network.test ($v)"; return; fi
+	log "build e2e-network.test ($v)"
+	CGO_ENABLED=0 timed e2e-network.test bash -c "cd '$HERE/e2e-network' && nice -n 10 go test -c -trimpath -ldflags '-s -w $ld' -o '$BIN/e2e-network.test.tmp' ."
+	mv -f "$BIN/e2e-network.test.tmp" "$BIN/e2e-network.test"
+	stamp lab-e2e-network "$pin"
 }
 
 build_flannel() {
@@ -243,7 +262,7 @@ build_calico() {
 
 main() {
 	local steps=("$@")
-	[[ ${#steps[@]} -gt 0 ]] || steps=(rootfs kube flannel coredns cilium calico)
+	[[ ${#steps[@]} -gt 0 ]] || steps=(rootfs kube flannel coredns cilium calico e2e)
 	log "datapath tools into $OUT ($(go version))"
 	local s
 	for s in "${steps[@]}"; do
@@ -254,6 +273,7 @@ main() {
 		coredns) build_coredns ;;
 		cilium) build_cilium ;;
 		calico) build_calico ;;
+		e2e) build_e2e ;;
 		*) log "unknown step $s"; exit 2 ;;
 		esac
 	done

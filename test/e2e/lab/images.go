@@ -39,6 +39,15 @@ var Images = struct {
 	CalicoKubeControllers: "lab.local/calico-kube-controllers:" + CalicoVersion,
 }
 
+// E2ERegistry is where Kubernetes' e2e suite finds its images in the lab
+// (promoterE2eRegistry and gcRegistry of the suite's KUBE_TEST_REPO_LIST,
+// see E2ERepoList): the lab's own images under the names and tags the
+// suite of v1.34.4 asks for (test/utils/image/manifest.go).
+const E2ERegistry = "lab.local/e2e-test-images"
+
+// E2ERepoList is the suite's KUBE_TEST_REPO_LIST file.
+const E2ERepoList = "promoterE2eRegistry: " + E2ERegistry + "\ngcRegistry: " + E2ERegistry + "\n"
+
 // CalicoVersion is the Calico the lab builds (hack/datapath/build.sh).
 const CalicoVersion = "v3.31.0"
 
@@ -163,12 +172,14 @@ func buildImages(cache, ciliumVersion string, calico bool, probe string, logf fu
 		files.Files["/usr/local/bin/labprobe"] = probe
 	}
 	images := []image.Image{
-		{Names: []string{Images.Pause}, Entrypoint: []string{"/usr/local/bin/agnhost", "pause"}},
+		{Names: []string{Images.Pause, E2ERegistry + "/pause:3.10.1"}, Entrypoint: []string{"/usr/local/bin/agnhost", "pause"}},
 		{Names: []string{Images.Flannel}, Entrypoint: []string{"/opt/bin/flanneld"}},
 		{Names: []string{Images.FlannelCNI}, Entrypoint: []string{"/bin/sh"}},
 		{Names: []string{Images.KubeProxy}, Entrypoint: []string{"/usr/local/bin/kube-proxy"}},
 		{Names: []string{Images.CoreDNS}, Entrypoint: []string{"/coredns"}},
-		{Names: []string{Images.Agnhost}, Entrypoint: []string{"/agnhost"}},
+		{Names: []string{Images.Agnhost, E2ERegistry + "/agnhost:2.56"}, Entrypoint: []string{"/agnhost"}},
+		// The e2e suite's DNS queriers (dig, from the rootfs) and shells.
+		{Names: []string{E2ERegistry + "/jessie-dnsutils:1.7", E2ERegistry + "/busybox:1.37.0-1"}, Cmd: []string{"/bin/sh"}},
 		{Names: []string{Images.Probe}, Entrypoint: []string{"/usr/local/bin/labprobe"}},
 	}
 	if ciliumVersion != "" {
