@@ -49,7 +49,7 @@ CILIUM_DEFAULT="$(sed -n 's/^const DefaultVersion = "\(.*\)"$/\1/p' "$HERE/../..
 [[ -n "$CILIUM_DEFAULT" ]] || { echo "no DefaultVersion in plugin/ciliumver/ciliumver.go" >&2; exit 1; }
 CILIUM_BUILDS="${CILIUM_BUILDS:-$CILIUM_DEFAULT:cilium-${CILIUM_DEFAULT%.*}}"
 DEBIAN_SUITE="bookworm"
-ROOTFS_PACKAGES="iproute2 iptables ipset conntrack kmod ca-certificates procps curl bind9-dnsutils clang-19 llvm-19"
+ROOTFS_PACKAGES="iproute2 iptables ipset conntrack kmod ca-certificates procps curl wget netcat-openbsd bind9-dnsutils clang-19 llvm-19"
 
 export GOWORK=off
 export GOFLAGS="-mod=readonly -buildvcs=false"

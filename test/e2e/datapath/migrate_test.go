@@ -128,6 +128,9 @@ type migration struct {
 	// is rolled back to the old CNI and the resumed rollout migrates it
 	// again.
 	rollback string
+	// suites runs Kubernetes' network conformance tests (suite.go) with
+	// one worker on Cilium (after the stopped rollout) and after finalize.
+	suites bool
 	// inPlace runs seed 000's one-shot method (--strategy in-place):
 	// Cilium takes every node's CNI config at its install and the rollout
 	// restarts each pod still on the old network, namespace by namespace.
@@ -155,7 +158,7 @@ func (m migration) strategy() []string {
 // gate's fault, Calico and Canal (which enforce NetworkPolicies) on two,
 // and Flannel again with the one-shot method.
 var migrations = []migration{
-	{source: "flannel", fault: "worker-2", rollback: "worker-1"},
+	{source: "flannel", fault: "worker-2", rollback: "worker-1", suites: true},
 	{source: "calico"},
 	{source: "canal"},
 	{source: "flannel", inPlace: true},
@@ -250,8 +253,14 @@ func migrate(t *testing.T, m migration) {
 	defer func() { stopWatch(); <-watched }()
 	tl.Mark("rollout")
 	var gate *gateRecord
+	var suites []suiteRun
 	if m.fault != "" {
 		gate = gateFault(t, ctx, l, tl, work, m.fault)
+		if m.suites {
+			tl.Mark("conformance tests (one worker on Cilium)")
+			suites = append(suites, runConformance(ctx, l, "With one worker on Cilium"))
+			t.Logf("conformance tests with one worker on Cilium:\n%s", suiteMarkdown(suites))
+		}
 		if m.rollback != "" {
 			rollBack(t, ctx, l, src, tl, m.rollback)
 		}
@@ -322,6 +331,15 @@ func migrate(t *testing.T, m migration) {
 	mustPlugin(t, ctx, l, "status")
 	tl.Mark("after finalize")
 	time.Sleep(settle)
+	if m.suites {
+		tl.Mark("conformance tests (after finalize)")
+		suites = append(suites, runConformance(ctx, l, "After finalize"))
+		// After finalize the cluster is Cilium's alone: every test must pass.
+		last := suites[len(suites)-1]
+		if passed, failed, _, missing := last.counts(); last.Err != "" || failed > 0 || len(missing) > 0 || passed == 0 {
+			t.Errorf("conformance tests after finalize: %s", suiteMarkdown(suites[len(suites)-1:]))
+		}
+	}
 	end := time.Now()
 	left := checkLeftovers(t, ctx, l, src, final)
 	stopWatch()
@@ -331,7 +349,11 @@ func migrate(t *testing.T, m migration) {
 
 	stopPods()
 	<-podsWatched
-	report(t, l, m, src, nets, tl, pw.Windows(nets.Old), end, drops.stop(), left+window)
+	var suitesMD string
+	if len(suites) > 0 {
+		suitesMD = suiteMarkdown(suites)
+	}
+	report(t, l, m, src, nets, tl, pw.Windows(nets.Old), end, drops.stop(), left+window+suitesMD)
 }
 
 // followPlan runs plan as a user would before installing Cilium and

@@ -11,7 +11,7 @@ import (
 )
 
 // Images are the lab's image references. They share a Debian rootfs layer
-// (iproute2, iptables, ipset, conntrack, curl and clang/llc); all but
+// (iproute2, iptables, ipset, conntrack, curl, wget, nc, dig and clang/llc); all but
 // Calico's have one more layer with every other binary, Calico's have one of
 // their own (the CNI installer copies its image's whole /opt/cni/bin to the
 // node); they differ in their entrypoint, environment and user.

@@ -437,3 +437,6 @@ func (l *Lab) NodeNames() []string {
 // CiliumVersion is the Cilium release whose images the lab's nodes hold
 // (Options.CiliumVersion).
 func (l *Lab) CiliumVersion() string { return l.opts.CiliumVersion }
+
+// Cache is the tool cache the lab runs from (Options.Cache).
+func (l *Lab) Cache() string { return l.opts.Cache }
