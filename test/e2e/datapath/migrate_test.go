@@ -254,11 +254,13 @@ func migrate(t *testing.T, m migration) {
 	tl.Mark("rollout")
 	var gate *gateRecord
 	var suites []suiteRun
+	var health []healthRun
 	if m.fault != "" {
 		gate = gateFault(t, ctx, l, tl, work, m.fault)
 		if m.suites {
 			tl.Mark("conformance tests (one worker on Cilium)")
 			suites = append(suites, runConformance(ctx, l, "With one worker on Cilium"))
+			health = append(health, ciliumHealth(ctx, l, "one worker on Cilium"))
 			t.Logf("conformance tests with one worker on Cilium:\n%s", suiteMarkdown(suites))
 		}
 		if m.rollback != "" {
@@ -331,6 +333,10 @@ func migrate(t *testing.T, m migration) {
 	mustPlugin(t, ctx, l, "status")
 	tl.Mark("after finalize")
 	time.Sleep(settle)
+	health = append(health, ciliumHealth(ctx, l, "after finalize"))
+	if !health[len(health)-1].healthy() {
+		t.Errorf("Cilium's health after finalize:%s", healthMarkdown(health[len(health)-1:]))
+	}
 	if m.suites {
 		tl.Mark("conformance tests (after finalize)")
 		suites = append(suites, runConformance(ctx, l, "After finalize"))
@@ -349,9 +355,9 @@ func migrate(t *testing.T, m migration) {
 
 	stopPods()
 	<-podsWatched
-	var suitesMD string
+	suitesMD := healthMarkdown(health)
 	if len(suites) > 0 {
-		suitesMD = suiteMarkdown(suites)
+		suitesMD += suiteMarkdown(suites)
 	}
 	report(t, l, m, src, nets, tl, pw.Windows(nets.Old), end, drops.stop(), left+window+suitesMD)
 }

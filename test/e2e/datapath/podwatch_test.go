@@ -63,3 +63,44 @@ func TestPodWatchRestarts(t *testing.T) {
 		}
 	}
 }
+
+func TestParseHealth(t *testing.T) {
+	data := []byte(`{"local":{"name":"worker-1"},"nodes":[
+ {"name":"worker-1","host":{"primary-address":{"ip":"192.168.100.12","http":{"latency":1},"icmp":{"latency":2}}},
+  "health-endpoint":{"primary-address":{"ip":"10.245.1.9","http":{},"icmp":{}}}},
+ {"name":"worker-2","host":{"primary-address":{"ip":"192.168.100.13","http":{"status":"Connection timed out"},"icmp":{}}},
+  "health-endpoint":{"primary-address":{"ip":"10.245.2.9","icmp":{"status":"unreachable"}}}}]}`)
+	paths, bad, err := parseHealth(data)
+	if err != nil || paths != 7 || len(bad) != 2 || bad[0] != "worker-2 endpoint icmp (10.245.2.9): unreachable" ||
+		bad[1] != "worker-2 host http (192.168.100.13): Connection timed out" {
+		t.Fatalf("%d %q %v", paths, bad, err)
+	}
+	if _, _, err := parseHealth([]byte("not json")); err == nil {
+		t.Fatal("no error for text")
+	}
+	r := healthRun{When: "after finalize", Agents: []agentHealth{{Node: "worker-1", Paths: 8, Cluster: "3/3 reachable"}}}
+	if !r.healthy() || !strings.Contains(healthMarkdown([]healthRun{r}), "| after finalize | worker-1 | 8 | none | 3/3 reachable |") {
+		t.Fatalf("%v\n%s", r.healthy(), healthMarkdown([]healthRun{r}))
+	}
+}
+
+func TestParseGinkgoReport(t *testing.T) {
+	data := []byte(`[{"SpecReports":[
+ {"ContainerHierarchyTexts":["[sig-network] DNS"],"LeafNodeText":"should provide DNS for services [Conformance]","LeafNodeType":"It","State":"passed","RunTime":12000000000},
+ {"ContainerHierarchyTexts":["[sig-network] NoSNAT"],"LeafNodeText":"Should be able to send traffic between Pods without SNAT","LeafNodeType":"It","State":"failed","RunTime":30000000000,"Failure":{"Message":"source IP 10.244.1.0 is not the pod's\nmore"}},
+ {"ContainerHierarchyTexts":["[sig-network] Other"],"LeafNodeText":"not focused","LeafNodeType":"It","State":"skipped"},
+ {"LeafNodeText":"","LeafNodeType":"SynchronizedBeforeSuite","State":"passed"}]}]`)
+	rs, err := parseGinkgoReport(data)
+	if err != nil || len(rs) != 2 || rs[0].Name != "[sig-network] DNS should provide DNS for services [Conformance]" || rs[1].Failure != "source IP 10.244.1.0 is not the pod's" {
+		t.Fatalf("%+v %v", rs, err)
+	}
+	run := suiteRun{When: "After finalize", Results: rs, Took: time.Minute}
+	passed, failed, skipped, missing := run.counts()
+	if passed != 1 || failed != 1 || skipped != 0 || len(missing) != len(conformance)-2 {
+		t.Fatalf("%d %d %d %d", passed, failed, skipped, len(missing))
+	}
+	md := suiteMarkdown([]suiteRun{run})
+	if !strings.Contains(md, "**After finalize**: 1 passed, 1 failed, 0 skipped, 28 not run, in 1m0s.") || !strings.Contains(md, "| failed: source IP 10.244.1.0 is not the pod's | 30 |") {
+		t.Fatalf("%s", md)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab"
 )
 
@@ -135,11 +137,20 @@ func runConformance(ctx context.Context, l *lab.Lab, when string) suiteRun {
 		run.Err = fmt.Sprintf("no report (%v; the suite: %v; its log: %s)", err, runErr, logf.Name())
 		return run
 	}
+	if run.Results, err = parseGinkgoReport(data); err != nil {
+		run.Err = fmt.Sprintf("report %s: %v", report, err)
+	}
+	return run
+}
+
+// parseGinkgoReport reads the focused tests' results from ginkgo's JSON
+// report, sorted by name.
+func parseGinkgoReport(data []byte) ([]specResult, error) {
 	var rep ginkgoReport
 	if err := json.Unmarshal(data, &rep); err != nil {
-		run.Err = fmt.Sprintf("report %s: %v", report, err)
-		return run
+		return nil, err
 	}
+	var out []specResult
 	for _, s := range rep {
 		for _, sp := range s.SpecReports {
 			if sp.LeafNodeType != "It" {
@@ -153,11 +164,11 @@ func runConformance(ctx context.Context, l *lab.Lab, when string) suiteRun {
 			if i := strings.IndexByte(msg, '\n'); i >= 0 {
 				msg = msg[:i]
 			}
-			run.Results = append(run.Results, specResult{Name: name, State: sp.State, Seconds: sp.RunTime.Seconds(), Failure: msg})
+			out = append(out, specResult{Name: name, State: sp.State, Seconds: sp.RunTime.Seconds(), Failure: msg})
 		}
 	}
-	slices.SortFunc(run.Results, func(a, b specResult) int { return strings.Compare(a.Name, b.Name) })
-	return run
+	slices.SortFunc(out, func(a, b specResult) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // counts returns how many tests passed, failed (any state but passed and
@@ -210,4 +221,149 @@ func suiteMarkdown(runs []suiteRun) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// healthRun is Cilium's own view of the cluster's connectivity at one
+// point: each agent's `cilium-health status --probe` (node to node and
+// endpoint to endpoint, as Cilium measures it) and the cluster health line
+// of `cilium-dbg status --all-health`.
+type healthRun struct {
+	When   string
+	Agents []agentHealth
+}
+
+type agentHealth struct {
+	Node string
+	// Paths and Unreachable count the probed paths (each peer's host and
+	// health endpoint, ICMP and HTTP) and those with an error, named.
+	Paths       int
+	Unreachable []string
+	// Cluster is `cilium-dbg status --all-health`'s "Cluster health" line.
+	Cluster string
+	Err     string
+}
+
+// ciliumHealth asks every agent.
+func ciliumHealth(ctx context.Context, l *lab.Lab, when string) healthRun {
+	run := healthRun{When: when}
+	pods, err := l.Cluster.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=cilium"})
+	if err != nil {
+		return healthRun{When: when, Agents: []agentHealth{{Err: err.Error()}}}
+	}
+	for _, p := range pods.Items {
+		a := agentHealth{Node: p.Spec.NodeName}
+		out, err := l.Cluster.Kubectl(ctx, "-n", "kube-system", "exec", p.Name, "-c", "cilium-agent", "--", "cilium-health", "status", "--probe", "-o", "json")
+		if err != nil {
+			a.Err = fmt.Sprintf("cilium-health status --probe: %v: %s", err, strings.TrimSpace(string(out)))
+		} else {
+			a.Paths, a.Unreachable, err = parseHealth(out)
+			if err != nil {
+				a.Err = err.Error()
+			}
+		}
+		out, err = l.Cluster.Kubectl(ctx, "-n", "kube-system", "exec", p.Name, "-c", "cilium-agent", "--", "cilium-dbg", "status", "--all-health")
+		if m := clusterHealthRE.FindStringSubmatch(string(out)); m != nil {
+			a.Cluster = strings.TrimSpace(m[1])
+		} else if a.Err == "" {
+			a.Err = fmt.Sprintf("cilium-dbg status --all-health printed no cluster health (%v)", err)
+		}
+		run.Agents = append(run.Agents, a)
+	}
+	slices.SortFunc(run.Agents, func(a, b agentHealth) int { return strings.Compare(a.Node, b.Node) })
+	return run
+}
+
+var clusterHealthRE = regexp.MustCompile(`(?m)^Cluster health:\s+(.*)$`)
+
+// healthJSON is the part of cilium-health's status read here.
+type healthJSON struct {
+	Nodes []struct {
+		Name string `json:"name"`
+		Host *struct {
+			PrimaryAddress *healthPath `json:"primary-address"`
+		} `json:"host"`
+		HealthEndpoint *struct {
+			PrimaryAddress *healthPath `json:"primary-address"`
+		} `json:"health-endpoint"`
+	} `json:"nodes"`
+}
+
+type healthPath struct {
+	IP   string `json:"ip"`
+	HTTP *struct {
+		Status string `json:"status"`
+	} `json:"http"`
+	Icmp *struct {
+		Status string `json:"status"`
+	} `json:"icmp"`
+}
+
+// parseHealth counts the paths of `cilium-health status -o json` and names
+// those that failed.
+func parseHealth(data []byte) (int, []string, error) {
+	var h healthJSON
+	if err := json.Unmarshal(data, &h); err != nil {
+		return 0, nil, fmt.Errorf("cilium-health status -o json: %w", err)
+	}
+	paths := 0
+	var bad []string
+	check := func(node, what string, p *healthPath) {
+		if p == nil {
+			return
+		}
+		for proto, st := range map[string]*struct {
+			Status string `json:"status"`
+		}{"http": p.HTTP, "icmp": p.Icmp} {
+			if st == nil {
+				continue
+			}
+			paths++
+			if st.Status != "" {
+				bad = append(bad, fmt.Sprintf("%s %s %s (%s): %s", node, what, proto, p.IP, st.Status))
+			}
+		}
+	}
+	for _, n := range h.Nodes {
+		if n.Host != nil {
+			check(n.Name, "host", n.Host.PrimaryAddress)
+		}
+		if n.HealthEndpoint != nil {
+			check(n.Name, "endpoint", n.HealthEndpoint.PrimaryAddress)
+		}
+	}
+	slices.Sort(bad)
+	return paths, bad, nil
+}
+
+// healthMarkdown is the results page's section on Cilium's own view.
+func healthMarkdown(runs []healthRun) string {
+	var b strings.Builder
+	b.WriteString("\n### Cilium's own view\n\n`cilium-health status --probe` (every peer's node and health endpoint, ICMP and HTTP) and `cilium-dbg status --all-health` on every agent.\n\n")
+	b.WriteString("| when | agent's node | paths probed | unreachable | cluster health |\n|---|---|---:|---|---|\n")
+	for _, r := range runs {
+		for _, a := range r.Agents {
+			un := "none"
+			if len(a.Unreachable) > 0 {
+				un = strings.Join(a.Unreachable, "; ")
+			}
+			if a.Err != "" {
+				un = "error: " + a.Err
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s |\n", r.When, a.Node, a.Paths, strings.ReplaceAll(un, "|", "\\|"), a.Cluster)
+		}
+	}
+	return b.String()
+}
+
+// healthy reports whether every agent reached every path.
+func (r healthRun) healthy() bool {
+	if len(r.Agents) == 0 {
+		return false
+	}
+	for _, a := range r.Agents {
+		if a.Err != "" || len(a.Unreachable) > 0 || a.Paths == 0 {
+			return false
+		}
+	}
+	return true
 }
