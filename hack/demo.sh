@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make demo: start a local simulated Flannel cluster (real control plane, kwok
+# make demo-sim (and make demo where the real-datapath lab cannot run):
+# start a local simulated Flannel cluster (real control plane, kwok
 # nodes, the Cilium simulation: see test/e2e/README.md) and run every step of
 # the migration that kubectl cni-migrate has, printing each command first.
 #
@@ -38,6 +39,9 @@ stop_cluster() {
 rm -rf "$DEMO_DIR"
 mkdir -p "$DEMO_DIR/values"
 
+printf '%sThe simulated demo%s: a real control plane with kwok nodes and a simulated Cilium; no packet moves
+' "$bold" "$off"
+echo "(make demo-real, as root: real nodes, a real Cilium and the downtime monitor)."
 step "Start a local cluster: $NODES kwok nodes running Flannel from its upstream manifest"
 note "control plane: etcd, kube-apiserver, controller-manager, scheduler (real, on 127.0.0.1)"
 "$E2E_CLUSTER_BIN" up --dir "$DEMO_DIR/cluster" --nodes "$NODES" --name demo 2>&1 | sed 's/^/  /'
@@ -119,4 +123,4 @@ run "$KUBECTL" get ds -A
 run "$KUBECTL" cni-migrate plan || true
 
 step "Done"
-echo "The cluster went from Flannel to Cilium, node by node. KEEP=1 make demo leaves it running."
+echo "The cluster went from Flannel to Cilium, node by node. KEEP=1 make demo-sim leaves it running."

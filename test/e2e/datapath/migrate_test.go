@@ -103,7 +103,24 @@ func plugin(t *testing.T, ctx context.Context, l *lab.Lab, args ...string) (stri
 		}
 	}
 	t.Logf("$ kubectl cni-migrate %s  (exit %d, %v)\n%s", strings.Join(args, " "), code, time.Since(t0).Round(time.Millisecond), out)
+	transcript("$ kubectl cni-migrate %s\n%s(exit %d after %v)\n", strings.Join(args, " "), out, code, time.Since(t0).Round(time.Second))
 	return string(out), code
+}
+
+// transcript appends to E2E_DEMO_TRANSCRIPT, when set, what a person
+// watching `make demo` follows: the plugin's commands with their output,
+// and the parts of the run.
+func transcript(format string, args ...any) {
+	path := os.Getenv("E2E_DEMO_TRANSCRIPT")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, format, args...)
 }
 
 func mustPlugin(t *testing.T, ctx context.Context, l *lab.Lab, args ...string) string {
@@ -162,6 +179,16 @@ var migrations = []migration{
 	{source: "calico"},
 	{source: "canal"},
 	{source: "flannel", inPlace: true},
+}
+
+// TestDemo is `make demo` on a machine that can run the lab: Flannel to
+// Cilium on three real nodes, node by node, under the monitor, with the
+// results written to E2E_DATAPATH_REPORT_DIR (hack/demo-real.sh prints
+// them).
+func TestDemo(t *testing.T) {
+	need(t)
+	e2e.PluginPath(t)
+	migrate(t, migration{source: "flannel"})
 }
 
 // TestDatapathMigration migrates a real cluster from each source CNI to a

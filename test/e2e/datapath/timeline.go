@@ -65,6 +65,7 @@ func (tl *timeline) Mark(name string) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	tl.marks = append(tl.marks, mark{name, time.Now()})
+	transcript("\n==> %s  (%s)\n", name, time.Now().Format("15:04:05"))
 }
 
 // Fault records a fault the test injects on node from now on (its end
