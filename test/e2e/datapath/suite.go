@@ -117,7 +117,7 @@ func runConformance(ctx context.Context, l *lab.Lab, when string) suiteRun {
 		"--kubeconfig="+l.Cluster.Kubeconfig, "--provider=local",
 		"--ginkgo.focus=^("+strings.Join(focus, "|")+")$",
 		"--ginkgo.json-report="+report, "--ginkgo.no-color", "--ginkgo.timeout=30m",
-		"--report-dir="+dir, "--e2e-output-dir="+dir,
+		"--report-dir="+dir, "--e2e-output-dir="+dir, "--dump-logs-on-failure=false", "--disable-log-dump",
 		// The lab's system pods are all up; its nodes are its own.
 		"--minStartupPods=0", "--system-pods-startup-timeout=2m", "--allowed-not-ready-nodes=0")
 	cmd.Env = append(os.Environ(), "KUBE_TEST_REPO_LIST="+repoList, "KUBECONFIG="+l.Cluster.Kubeconfig)
