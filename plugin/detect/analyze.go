@@ -259,6 +259,18 @@ func analyzeKubeProxy(s *Snapshot) KubeProxy {
 			kp.Mode, kp.ClusterCIDR = cfg.Mode, cfg.ClusterCIDR
 		}
 	}
+	if cm := s.ConfigMap("kube-system", "kube-proxy"); cm != nil && cm.Data["kubeconfig.conf"] != "" {
+		var kc struct {
+			Clusters []struct {
+				Cluster struct {
+					Server string `json:"server"`
+				} `json:"cluster"`
+			} `json:"clusters"`
+		}
+		if yaml.Unmarshal([]byte(cm.Data["kubeconfig.conf"]), &kc) == nil && len(kc.Clusters) == 1 {
+			kp.APIServer = kc.Clusters[0].Cluster.Server
+		}
+	}
 	if v := flagValue(args, "--proxy-mode"); v != "" {
 		kp.Mode = v
 	}

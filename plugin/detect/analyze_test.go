@@ -64,7 +64,8 @@ func TestAnalyzeGolden(t *testing.T) {
 				if c.Name != "prod-eu1" || c.ServiceCIDRs[0].Source != "ServiceCIDR objects" {
 					t.Errorf("name %q, service %+v", c.Name, c.ServiceCIDRs)
 				}
-				if c.KubeProxy.Mode != "iptables" || c.KubeProxy.ClusterCIDR != "10.244.0.0/16" || c.KubeProxy.Kind != "DaemonSet" {
+				if c.KubeProxy.Mode != "iptables" || c.KubeProxy.ClusterCIDR != "10.244.0.0/16" || c.KubeProxy.Kind != "DaemonSet" ||
+					c.KubeProxy.APIServer != "https://k8s-api.prod-eu1.example:6443" {
 					t.Errorf("kube-proxy %+v", c.KubeProxy)
 				}
 				if len(c.BlockingPDBs) != 1 || c.BlockingPDBs[0].Name != "db" {

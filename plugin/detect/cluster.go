@@ -184,6 +184,11 @@ type KubeProxy struct {
 	Object      string `json:"object,omitempty"`
 	Mode        string `json:"mode,omitempty"`
 	ClusterCIDR string `json:"clusterCIDR,omitempty"`
+	// APIServer is the API server URL of kube-proxy's own kubeconfig
+	// (kubeadm's kube-proxy ConfigMap, kubeconfig.conf): an address every
+	// node reaches without the kubernetes Service, which kube-proxy
+	// itself provides.
+	APIServer string `json:"apiServer,omitempty"`
 }
 
 // Cilium describes an installed Cilium, if any.
