@@ -147,6 +147,9 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 		if p.IPv4NativeRoutingCIDR != "" {
 			row("  no SNAT to", p.IPv4NativeRoutingCIDR+" (ipv4NativeRoutingCIDR while the migration runs, see check pod-snat)")
 		}
+		if !p.KubeProxyReplacement && p.K8sServiceHost != "" {
+			row("  API server", fmt.Sprintf("%s:%d, kube-proxy's own (k8sServiceHost: Cilium does not wait for the kubernetes Service on a booting node)", p.K8sServiceHost, p.K8sServicePort))
+		}
 		if p.KubeProxyReplacement {
 			row("  kube-proxy", fmt.Sprintf("replaced by Cilium (k8sServiceHost %s, k8sServicePort %d)", p.K8sServiceHost, p.K8sServicePort))
 		} else {

@@ -91,6 +91,10 @@ type Proposal struct {
 	TunnelProtocol       string   `json:"tunnelProtocol"`
 	TunnelPort           int      `json:"tunnelPort"`
 	KubeProxyReplacement bool     `json:"kubeProxyReplacement"`
+	// K8sServiceHost and K8sServicePort are the API server address Cilium
+	// uses instead of the kubernetes Service: the kubeconfig's without
+	// kube-proxy, else the one kube-proxy's own kubeconfig names (when the
+	// cluster has it, as kubeadm's do).
 	K8sServiceHost       string   `json:"k8sServiceHost,omitempty"`
 	K8sServicePort       int      `json:"k8sServicePort,omitempty"`
 	ClusterName          string   `json:"clusterName,omitempty"`
@@ -251,6 +255,15 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 				"kube-proxy is absent, so Cilium must replace it and needs the API server address, but %v", err)
 		}
 		p.K8sServiceHost, p.K8sServicePort = host, port
+	} else if c.KubeProxy.APIServer != "" {
+		// kube-proxy provides the kubernetes Service; on a node that just
+		// booted, Cilium's agent (and its config init container) would
+		// wait for kube-proxy's rules before it reaches the API server
+		// through it (docs/datapath.md, the per-node window). kube-proxy's
+		// own address needs no Service.
+		if host, port, err := hostPort(c.KubeProxy.APIServer); err == nil {
+			p.K8sServiceHost, p.K8sServicePort = host, port
+		}
 	}
 	if len(c.Nodes) == 1 {
 		p.OperatorReplicas = 1

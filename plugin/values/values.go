@@ -53,7 +53,8 @@ type Input struct {
 	// KubeProxyReplacement is true when the cluster runs no kube-proxy.
 	KubeProxyReplacement bool
 	// K8sServiceHost and K8sServicePort are the API server address Cilium
-	// uses without kube-proxy; set only with KubeProxyReplacement.
+	// uses instead of the kubernetes Service: required with
+	// KubeProxyReplacement, else optional (kube-proxy's own address).
 	K8sServiceHost string
 	K8sServicePort int
 	// OperatorReplicas sets operator.replicas; 0 leaves the chart default (2).
@@ -264,6 +265,12 @@ func initialSettings(in Input, clusterName string) []setting {
 		)
 	} else {
 		s = append(s, set("kubeProxyReplacement", "false", "the cluster runs kube-proxy, which keeps handling Services"))
+		if in.K8sServiceHost != "" && in.K8sServicePort > 0 {
+			s = append(s,
+				set("k8sServiceHost", in.K8sServiceHost, "the API server address kube-proxy's own kubeconfig names: on a node that just\n"+
+					"booted, Cilium reaches the API server without waiting for kube-proxy's rules for the kubernetes Service"),
+				set("k8sServicePort", float64(in.K8sServicePort), "API server port"))
+		}
 	}
 	if clusterName != "" {
 		s = append(s, set("cluster.name", clusterName, "cluster name, in the form Cilium accepts"))
@@ -657,12 +664,12 @@ func userWarnings(in Input, rules chartRules, initial, final *Doc, ini, fin []se
 		}
 	}
 	// k8sServiceHostRef next to the k8sServiceHost the migration sets.
-	if rules.hasServiceHostRef && in.KubeProxyReplacement {
+	if rules.hasServiceHostRef && in.K8sServiceHost != "" {
 		name, _ := lookup(initial.values, []string{"k8sServiceHostRef", "name"})
 		key, _ := lookup(initial.values, []string{"k8sServiceHostRef", "key"})
 		host, _ := lookup(initial.values, []string{"k8sServiceHost"})
 		if truthy(name) && truthy(key) && truthy(host) {
-			out = append(out, fmt.Sprintf("%s sets k8sServiceHostRef, which the Cilium %s chart refuses together with the k8sServiceHost the migration sets for a cluster without kube-proxy; set k8sServiceHost to null in the values file to use the reference",
+			out = append(out, fmt.Sprintf("%s sets k8sServiceHostRef, which the Cilium %s chart refuses together with the k8sServiceHost the migration sets (the API server address for a cluster without kube-proxy, else kube-proxy's own); set k8sServiceHost to null in the values file to use the reference",
 				flag, in.Version.MinorString()))
 		}
 	}

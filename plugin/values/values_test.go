@@ -229,16 +229,23 @@ func TestKubeProxyReplacementAndOperator(t *testing.T) {
 			t.Errorf("%s: operator.replicas = %#v, want 1", d.Name(), got)
 		}
 	}
-	// Without replacement the API server address is not set, even if given.
+	// With kube-proxy, no API server address unless one is given (the
+	// one kube-proxy's own kubeconfig names), then in both files.
 	in = baseInput(t, "1.17")
-	in.K8sServiceHost = "10.0.0.1"
-	in.K8sServicePort = 443
 	in.OperatorReplicas = 3
 	ini, _, _ = generate(t, in)
-	m := ini.Map()
-	if _, ok := m["k8sServiceHost"]; ok {
-		t.Error("k8sServiceHost set with kube-proxy present")
+	if _, ok := ini.Map()["k8sServiceHost"]; ok {
+		t.Error("k8sServiceHost set with kube-proxy present and no address given")
 	}
+	in.K8sServiceHost = "10.0.0.1"
+	in.K8sServicePort = 6443
+	ini, fin, _ = generate(t, in)
+	for _, d := range []*Doc{ini, fin} {
+		if m := d.Map(); m["kubeProxyReplacement"] != "false" || m["k8sServiceHost"] != "10.0.0.1" || m["k8sServicePort"] != 6443.0 {
+			t.Errorf("%s: kube-proxy's API server address not set: %#v", d.Name(), m)
+		}
+	}
+	m := ini.Map()
 	if got, _ := lookup(m, []string{"operator", "replicas"}); got != 3.0 {
 		t.Errorf("operator.replicas = %#v, want 3", got)
 	}
