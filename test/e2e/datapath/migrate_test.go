@@ -806,7 +806,20 @@ func agentConfig(t *testing.T, ctx context.Context, l *lab.Lab, pod string, keys
 	t.Helper()
 	slices.Sort(keys)
 	script := `for k in "$@"; do printf '%s=%s\n' "$k" "$(cat /tmp/cilium/config-map/$k 2>/dev/null)"; done`
-	out, err := l.Cluster.Kubectl(ctx, append([]string{"-n", "kube-system", "exec", pod, "-c", "cilium-agent", "--", "sh", "-c", script, "sh"}, keys...)...)
+	// The exec goes through the node's kubelet, which once refused the API
+	// server's connection for a moment right after the node's migration
+	// ended (dial tcp NODE:10250: connection refused; a second later it
+	// answered): try for 30 s, logging each refusal.
+	var out []byte
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		out, err = l.Cluster.Kubectl(ctx, append([]string{"-n", "kube-system", "exec", pod, "-c", "cilium-agent", "--", "sh", "-c", script, "sh"}, keys...)...)
+		if err == nil || time.Now().After(deadline) || !strings.Contains(string(out), ":10250: connect: connection refused") {
+			break
+		}
+		t.Logf("read the agent's configuration: the kubelet refused the exec, again in 2s: %s", strings.TrimSpace(string(out)))
+		time.Sleep(2 * time.Second)
+	}
 	if err != nil {
 		t.Errorf("read the agent's configuration: %v\n%s", err, out)
 		return nil
