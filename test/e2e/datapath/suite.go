@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -93,6 +94,11 @@ type ginkgoReport []struct {
 	}
 }
 
+// conformanceShards is how many e2e.test processes run the tests side by
+// side (each a serial ginkgo run of every conformanceShards-th test): most of the tests
+// wait on pods, not on the CPU.
+const conformanceShards = 3
+
 // runConformance runs the conformance tests against the lab, with the
 // lab's images (KUBE_TEST_REPO_LIST), and returns their results.
 func runConformance(ctx context.Context, l *lab.Lab, when string) suiteRun {
@@ -107,41 +113,67 @@ func runConformance(ctx context.Context, l *lab.Lab, when string) suiteRun {
 		run.Err = err.Error()
 		return run
 	}
-	focus := make([]string, len(conformance))
-	for i, n := range conformance {
-		focus[i] = regexp.QuoteMeta(n)
-	}
-	report := filepath.Join(dir, "report.json")
 	bin := filepath.Join(l.Cache(), "datapath", "bin", "e2e-network.test")
-	cmd := exec.CommandContext(ctx, bin,
-		"--kubeconfig="+l.Cluster.Kubeconfig, "--provider=local",
-		// Anchored at the end only: ginkgo matches the focus against a
-		// text that does not begin with the test's name.
-		"--ginkgo.focus=("+strings.Join(focus, "|")+")$",
-		"--ginkgo.json-report="+report, "--ginkgo.no-color", "--ginkgo.timeout=30m",
-		"--report-dir="+dir, "--e2e-output-dir="+dir, "--dump-logs-on-failure=false", "--disable-log-dump",
-		// The lab's system pods are all up; its nodes are its own.
-		"--minStartupPods=0", "--system-pods-startup-timeout=2m", "--allowed-not-ready-nodes=0")
-	cmd.Env = append(os.Environ(), "KUBE_TEST_REPO_LIST="+repoList, "KUBECONFIG="+l.Cluster.Kubeconfig)
-	cmd.Dir = dir
-	logf, err := os.Create(filepath.Join(dir, "e2e.log"))
-	if err != nil {
-		run.Err = err.Error()
-		return run
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
 	t0 := time.Now()
-	runErr := cmd.Run()
+	type shard struct {
+		report, log string
+		err         error
+	}
+	shards := make([]shard, conformanceShards)
+	var wg sync.WaitGroup
+	for i := range shards {
+		var focus []string
+		for j, n := range conformance {
+			if j%conformanceShards == i {
+				focus = append(focus, regexp.QuoteMeta(n))
+			}
+		}
+		sd := filepath.Join(dir, fmt.Sprintf("shard-%d", i))
+		if err := os.MkdirAll(sd, 0o755); err != nil {
+			run.Err = err.Error()
+			return run
+		}
+		shards[i].report, shards[i].log = filepath.Join(sd, "report.json"), filepath.Join(sd, "e2e.log")
+		cmd := exec.CommandContext(ctx, bin,
+			"--kubeconfig="+l.Cluster.Kubeconfig, "--provider=local",
+			// Anchored at the end only: ginkgo matches the focus against a
+			// text that does not begin with the test's name.
+			"--ginkgo.focus=("+strings.Join(focus, "|")+")$",
+			"--ginkgo.json-report="+shards[i].report, "--ginkgo.no-color", "--ginkgo.timeout=30m",
+			"--report-dir="+sd, "--e2e-output-dir="+sd, "--dump-logs-on-failure=false", "--disable-log-dump",
+			// The lab's system pods are all up; its nodes are its own.
+			"--minStartupPods=0", "--system-pods-startup-timeout=2m", "--allowed-not-ready-nodes=0")
+		cmd.Env = append(os.Environ(), "KUBE_TEST_REPO_LIST="+repoList, "KUBECONFIG="+l.Cluster.Kubeconfig)
+		cmd.Dir = sd
+		logf, err := os.Create(shards[i].log)
+		if err != nil {
+			run.Err = err.Error()
+			return run
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer logf.Close()
+			shards[i].err = cmd.Run()
+		}()
+	}
+	wg.Wait()
 	run.Took = time.Since(t0)
-	data, err := os.ReadFile(report)
-	if err != nil {
-		run.Err = fmt.Sprintf("no report (%v; the suite: %v; its log: %s)", err, runErr, logf.Name())
-		return run
+	for _, sh := range shards {
+		data, err := os.ReadFile(sh.report)
+		if err != nil {
+			run.Err = fmt.Sprintf("no report (%v; the suite: %v; its log: %s)", err, sh.err, sh.log)
+			return run
+		}
+		rs, err := parseGinkgoReport(data)
+		if err != nil {
+			run.Err = fmt.Sprintf("report %s: %v", sh.report, err)
+			return run
+		}
+		run.Results = append(run.Results, rs...)
 	}
-	if run.Results, err = parseGinkgoReport(data); err != nil {
-		run.Err = fmt.Sprintf("report %s: %v", report, err)
-	}
+	slices.SortFunc(run.Results, func(a, b specResult) int { return strings.Compare(a.Name, b.Name) })
 	return run
 }
 
