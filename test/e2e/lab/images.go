@@ -177,7 +177,9 @@ func buildImages(cache, ciliumVersion string, calico bool, probe string, logf fu
 		{Names: []string{Images.FlannelCNI}, Entrypoint: []string{"/bin/sh"}},
 		{Names: []string{Images.KubeProxy}, Entrypoint: []string{"/usr/local/bin/kube-proxy"}},
 		{Names: []string{Images.CoreDNS}, Entrypoint: []string{"/coredns"}},
-		{Names: []string{Images.Agnhost, E2ERegistry + "/agnhost:2.56"}, Entrypoint: []string{"/agnhost"}},
+		// As upstream's agnhost image: the e2e suite's exec pods give no
+		// arguments and expect it to pause.
+		{Names: []string{Images.Agnhost, E2ERegistry + "/agnhost:2.56"}, Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}},
 		// The e2e suite's DNS queriers (dig, from the rootfs) and shells.
 		{Names: []string{E2ERegistry + "/jessie-dnsutils:1.7", E2ERegistry + "/busybox:1.37.0-1"}, Cmd: []string{"/bin/sh"}},
 		{Names: []string{Images.Probe}, Entrypoint: []string{"/usr/local/bin/labprobe"}},
