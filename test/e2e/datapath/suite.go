@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -145,6 +146,8 @@ func runConformance(ctx context.Context, l *lab.Lab, when string) suiteRun {
 			"--minStartupPods=0", "--system-pods-startup-timeout=2m", "--allowed-not-ready-nodes=0")
 		cmd.Env = append(os.Environ(), "KUBE_TEST_REPO_LIST="+repoList, "KUBECONFIG="+l.Cluster.Kubeconfig)
 		cmd.Dir = sd
+		// It dies with the test, also on Ctrl-C.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		logf, err := os.Create(shards[i].log)
 		if err != nil {
 			run.Err = err.Error()
