@@ -104,3 +104,11 @@ func TestParseGinkgoReport(t *testing.T) {
 		t.Fatalf("%s", md)
 	}
 }
+
+func TestMergeShards(t *testing.T) {
+	got := mergeShards([]specResult{{Name: "b", State: "skipped"}, {Name: "a", State: "passed"}, {Name: "b", State: "failed"}, {Name: "a", State: "skipped"}, {Name: "c", State: "skipped"}})
+	want := []specResult{{Name: "a", State: "passed"}, {Name: "b", State: "failed"}, {Name: "c", State: "skipped"}}
+	if len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Fatalf("%+v", got)
+	}
+}

@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -176,8 +177,24 @@ func runConformance(ctx context.Context, l *lab.Lab, when string) suiteRun {
 		}
 		run.Results = append(run.Results, rs...)
 	}
-	slices.SortFunc(run.Results, func(a, b specResult) int { return strings.Compare(a.Name, b.Name) })
+	run.Results = mergeShards(run.Results)
 	return run
+}
+
+// mergeShards keeps one result per test, sorted by name: each shard
+// reports the others' tests as skipped, so the one that ran wins.
+func mergeShards(rs []specResult) []specResult {
+	slices.SortStableFunc(rs, func(a, b specResult) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), cmp.Compare(skippedRank(a), skippedRank(b)))
+	})
+	return slices.CompactFunc(rs, func(a, b specResult) bool { return a.Name == b.Name })
+}
+
+func skippedRank(r specResult) int {
+	if r.State == "skipped" {
+		return 1
+	}
+	return 0
 }
 
 // parseGinkgoReport reads the focused tests' results from ginkgo's JSON

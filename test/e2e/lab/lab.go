@@ -290,9 +290,10 @@ func (l *Lab) RebootCommand() string {
 // OnNodeCommand is a shell command for the plugin's --reboot-command that
 // first runs script as root on the node (through the lab controller, as
 // `ssh NODE sudo` would on a real cluster) and then reboots it. script may
-// use the plugin's template ({{.Node}}) and must not contain a single quote.
+// use the plugin's template ({{.Node}}) and must not contain a quote. The
+// plugin runs a command without a shell, so the pipeline is sh -c's.
 func (l *Lab) OnNodeCommand(script string) string {
-	return fmt.Sprintf("printf '%%s' '%s' | curl -fsS --max-time 60 --unix-socket %s -X POST --data-binary @- http://lab/nodes/{{.Node}}/exec && %s",
+	return fmt.Sprintf(`sh -c "printf %%s '%s' | curl -fsS --max-time 60 --unix-socket %s -X POST --data-binary @- http://lab/nodes/{{.Node}}/exec && %s"`,
 		script, l.Socket, l.RebootCommand())
 }
 
