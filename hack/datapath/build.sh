@@ -2,7 +2,8 @@
 # Builds everything the real-datapath lab (test/e2e/lab, test/e2e/datapath) needs into
 # $E2E_CACHE/datapath, on top of what hack/e2e/build-tools.sh builds:
 #
-#   bin/{kubelet,kube-proxy,agnhost}       k8s.io/kubernetes (hack/e2e/kube)
+#   bin/{kubelet,kube-proxy,agnhost}       k8s.io/kubernetes (hack/e2e/kube), and
+#   agnhost/localhost.{crt,key}            its porter's TLS pair, as its image has
 #   bin/flanneld                           github.com/flannel-io/flannel
 #   bin/flannel                            the flannel CNI plugin
 #   bin/coredns                            github.com/coredns/coredns
@@ -139,6 +140,16 @@ build_kube() {
 		stamp lab-agnhost "$pin"
 	else
 		log "skip  agnhost ($v)"
+	fi
+	# The TLS certificate and key agnhost's image has for its porter (the
+	# image's Dockerfile adds them from test/images/agnhost/porter).
+	if ! fresh lab-agnhost-tls "$pin" "$OUT/agnhost/localhost.crt" "$OUT/agnhost/localhost.key"; then
+		local src
+		src="$(cd "$HERE/../e2e/kube" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)"
+		[[ -n "$src" ]] || { log "cannot locate k8s.io/kubernetes $v"; exit 1; }
+		mkdir -p "$OUT/agnhost"
+		install -m 0644 "$src/test/images/agnhost/porter/localhost.crt" "$src/test/images/agnhost/porter/localhost.key" "$OUT/agnhost/"
+		stamp lab-agnhost-tls "$pin"
 	fi
 }
 

@@ -164,6 +164,10 @@ func buildImages(cache, ciliumVersion string, calico bool, probe string, logf fu
 			"/opt/bin/flanneld":         bin("flanneld"),
 			"/flannel":                  bin("flannel"),
 			"/cni/loopback":             "/usr/lib/cni/loopback",
+			// agnhost's porter serves TLS with these, from its working
+			// directory, as in upstream's image.
+			"/localhost.crt": filepath.Join(dp, "agnhost", "localhost.crt"),
+			"/localhost.key": filepath.Join(dp, "agnhost", "localhost.key"),
 		},
 		Trees:    map[string]string{},
 		Symlinks: map[string]string{"/agnhost": "/usr/local/bin/agnhost"},
