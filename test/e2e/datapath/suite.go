@@ -164,6 +164,13 @@ func runConformance(ctx context.Context, l *lab.Lab, when string) suiteRun {
 	}
 	wg.Wait()
 	run.Took = time.Since(t0)
+	// The suite deletes its namespaces without waiting: their pods (some
+	// bare, which a drain refuses to evict, as kubectl drain does) would
+	// still be on the nodes when the migration goes on.
+	if err := waitSuiteNamespacesGone(ctx, l, 5*time.Minute); err != nil {
+		run.Err = err.Error()
+		return run
+	}
 	for _, sh := range shards {
 		data, err := os.ReadFile(sh.report)
 		if err != nil {
@@ -420,4 +427,30 @@ func (r healthRun) healthy() bool {
 		}
 	}
 	return true
+}
+
+// waitSuiteNamespacesGone waits until no namespace of the e2e suite (label
+// e2e-run) is left.
+func waitSuiteNamespacesGone(ctx context.Context, l *lab.Lab, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		nss, err := l.Cluster.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: "e2e-run"})
+		if err == nil && len(nss.Items) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			if err == nil {
+				for _, ns := range nss.Items {
+					names = append(names, ns.Name)
+				}
+			}
+			return fmt.Errorf("the suite's namespaces were not gone after %v: %v %v", timeout, names, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
