@@ -286,8 +286,10 @@ func migrate(t *testing.T, m migration) {
 		gate = gateFault(t, ctx, l, tl, work, m.fault)
 		if m.suites {
 			tl.Mark("conformance tests (one worker on Cilium)")
+			end := tl.Fault("", suiteWindow)
 			suites = append(suites, runConformance(ctx, l, "With one worker on Cilium"))
-			health = append(health, ciliumHealth(ctx, l, "one worker on Cilium"))
+			end()
+			health = append(health, waitCiliumHealth(ctx, l, "one worker on Cilium", 2*time.Minute))
 			t.Logf("conformance tests with one worker on Cilium:\n%s", suiteMarkdown(suites))
 		}
 		if m.rollback != "" {
@@ -360,17 +362,33 @@ func migrate(t *testing.T, m migration) {
 	mustPlugin(t, ctx, l, "status")
 	tl.Mark("after finalize")
 	time.Sleep(settle)
-	health = append(health, ciliumHealth(ctx, l, "after finalize"))
+	health = append(health, waitCiliumHealth(ctx, l, "after finalize", 2*time.Minute))
 	if !health[len(health)-1].healthy() {
 		t.Errorf("Cilium's health after finalize:%s", healthMarkdown(health[len(health)-1:]))
 	}
 	if m.suites {
 		tl.Mark("conformance tests (after finalize)")
+		end := tl.Fault("", suiteWindow)
 		suites = append(suites, runConformance(ctx, l, "After finalize"))
-		// After finalize the cluster is Cilium's alone: every test must pass.
+		end()
+		// After finalize the cluster is Cilium's alone: every test must
+		// pass but the known failures (suite.go), each named with its
+		// cause; one of those that passes fails the test too, so that it
+		// leaves the list.
 		last := suites[len(suites)-1]
-		if passed, failed, _, missing := last.counts(); last.Err != "" || failed > 0 || len(missing) > 0 || passed == 0 {
+		if passed, _, _, missing := last.counts(); last.Err != "" || len(missing) > 0 || passed == 0 {
 			t.Errorf("conformance tests after finalize: %s", suiteMarkdown(suites[len(suites)-1:]))
+		}
+		for _, r := range last.Results {
+			why, known := knownFailures[r.Name]
+			switch {
+			case r.State != "passed" && r.State != "skipped" && !known:
+				t.Errorf("conformance test after finalize: %s: %s: %s", r.Name, r.State, r.Failure)
+			case r.State != "passed" && known:
+				t.Logf("conformance test after finalize: %s: %s (known: %s)", r.Name, r.State, why)
+			case r.State == "passed" && known:
+				t.Errorf("conformance test after finalize: %s passed: remove it from knownFailures", r.Name)
+			}
 		}
 	}
 	end := time.Now()

@@ -65,6 +65,22 @@ var conformance = []string{
 	"[sig-network] NoSNAT Should be able to send traffic between Pods without SNAT",
 }
 
+// suiteWindow is the reason of the window of every node a suite run is:
+// the suite creates and deletes Services, NodePorts, host ports and pods
+// across the cluster, three tests at a time, which is no steady state to
+// judge the monitor's Service probes by (the users' verdict, on Service
+// app, is not excused by it).
+const suiteWindow = "Kubernetes' e2e suite running"
+
+// knownFailures are the conformance tests that fail after finalize for a
+// cause the plugin does not handle yet, each with that cause; the results
+// page shows them as failed.
+var knownFailures = map[string]string{
+	"[sig-network] HostPort validates that there is no conflict between pods with same hostPort but different hostIP and protocol [LinuxOnly] [Conformance]": "" +
+		"the old CNI's config chained the portmap plugin, Cilium's does not: with kube-proxy (no kube-proxy replacement) " +
+		"Cilium serves hostPorts only with cni.chainingMode=portmap, which the plugin's values and CiliumNodeConfig do not set yet",
+}
+
 // specResult is one test of a suite run.
 type specResult struct {
 	Name    string
@@ -274,6 +290,9 @@ func suiteMarkdown(runs []suiteRun) string {
 			if s.Failure != "" {
 				res += ": " + s.Failure
 			}
+			if why, ok := knownFailures[s.Name]; ok && s.State != "passed" && s.State != "skipped" {
+				res += " (known: " + why + ")"
+			}
 			fmt.Fprintf(&b, "| %s | %s | %.0f |\n", strings.ReplaceAll(s.Name, "|", "\\|"), strings.ReplaceAll(res, "|", "\\|"), s.Seconds)
 		}
 		for _, m := range missing {
@@ -414,6 +433,20 @@ func healthMarkdown(runs []healthRun) string {
 		}
 	}
 	return b.String()
+}
+
+// waitCiliumHealth asks every agent until all of them have probed their
+// peers and reached every path, or timeout passed: right after finalize's
+// restart the agents' health has probed nobody yet (0/0 reachable).
+func waitCiliumHealth(ctx context.Context, l *lab.Lab, when string, timeout time.Duration) healthRun {
+	deadline := time.Now().Add(timeout)
+	for {
+		r := ciliumHealth(ctx, l, when)
+		if r.healthy() || time.Now().After(deadline) || ctx.Err() != nil {
+			return r
+		}
+		time.Sleep(5 * time.Second)
+	}
 }
 
 // healthy reports whether every agent reached every path.
