@@ -95,9 +95,9 @@ type Proposal struct {
 	// uses instead of the kubernetes Service: the kubeconfig's without
 	// kube-proxy, else the one kube-proxy's own kubeconfig names (when the
 	// cluster has it, as kubeadm's do).
-	K8sServiceHost       string   `json:"k8sServiceHost,omitempty"`
-	K8sServicePort       int      `json:"k8sServicePort,omitempty"`
-	ClusterName          string   `json:"clusterName,omitempty"`
+	K8sServiceHost string `json:"k8sServiceHost,omitempty"`
+	K8sServicePort int    `json:"k8sServicePort,omitempty"`
+	ClusterName    string `json:"clusterName,omitempty"`
 	// OperatorReplicas is 1 on single-node clusters (the operator's
 	// anti-affinity would leave a second replica pending), else 0 (chart
 	// default).
