@@ -710,11 +710,11 @@ func report(t *testing.T, l *lab.Lab, m migration, src lab.Source, nets monitor.
 	}
 	// The one-shot method restarts the monitor's pods together (their
 	// namespace at once): they never straddle the two networks.
-	dirs := []string{"old->new", "new->old", "new->new"}
+	directions := []string{"old->new", "new->old", "new->new"}
 	if m.inPlace {
-		dirs = []string{"new->new"}
+		directions = []string{"new->new"}
 	}
-	for _, d := range dirs {
+	for _, d := range directions {
 		if crossed[d] == 0 {
 			t.Errorf("no successful %s pod probe: the cluster was never half migrated under the monitor", d)
 		}
