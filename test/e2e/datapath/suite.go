@@ -131,7 +131,7 @@ func runConformance(ctx context.Context, l *lab.Lab, when string) suiteRun {
 		run.Err = err.Error()
 		return run
 	}
-	bin := filepath.Join(l.Cache(), "datapath", "bin", "e2e-network.test")
+	bin := l.Bin("e2e-network.test")
 	t0 := time.Now()
 	type shard struct {
 		report, log string

@@ -439,5 +439,6 @@ func (l *Lab) NodeNames() []string {
 // (Options.CiliumVersion).
 func (l *Lab) CiliumVersion() string { return l.opts.CiliumVersion }
 
-// Cache is the tool cache the lab runs from (Options.Cache).
-func (l *Lab) Cache() string { return l.opts.Cache }
+// Bin is the path of a tool the lab's build put into the tool cache
+// (hack/datapath/build.sh: datapath/bin).
+func (l *Lab) Bin(name string) string { return l.bin(name) }
