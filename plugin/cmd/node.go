@@ -107,7 +107,7 @@ func (f *migrateFlags) addStepFlags(cmd *cobra.Command) {
 	fl.BoolVar(&f.opts.DeleteEmptyDirData, "delete-emptydir-data", false, "drain pods that use emptyDir volumes (their data is lost)")
 	fl.BoolVar(&f.opts.DisableEviction, "disable-eviction", false, "delete pods instead of evicting them: bypasses PodDisruptionBudgets")
 	fl.BoolVar(&f.opts.Force, "force", false, "drain pods that no controller manages (they are not recreated)")
-	fl.DurationVar(&f.opts.AgentTimeout, "agent-timeout", migrate.DefaultAgentTimeout, "how long to wait for the restarted Cilium agent to be Ready")
+	fl.DurationVar(&f.opts.AgentTimeout, "agent-timeout", migrate.DefaultAgentTimeout, "how long to wait for the restarted Cilium agent to be Ready (at verify, also the old CNI's pod on the node)")
 	fl.StringVar(&f.reboot, "reboot", "", "how to reboot the node: command (run --reboot-command), manual (stop until you did) or skip (default: command with --reboot-command, else manual)")
 	fl.StringVar(&f.rebootCommand, "reboot-command", "", "command that reboots a node, split into words before {{.Node}} and {{.InternalIP}} are filled in; run without a shell")
 	fl.DurationVar(&f.opts.RebootTimeout, "reboot-timeout", migrate.DefaultRebootTimeout, "how long to wait for a rebooted node to report a new bootID and be Ready (and for a node that went NotReady before its verification)")

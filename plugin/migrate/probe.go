@@ -32,7 +32,25 @@ const (
 // ProbeScript is what the probe container runs: print the pod's
 // addresses, then reach the API server through its Service address (any
 // HTTP answer proves the pod network, the service path and the tunnel).
-const ProbeScript = `ip -br addr 2>/dev/null || true; curl -sSk --max-time 10 "https://${KUBERNETES_SERVICE_HOST}:${KUBERNETES_SERVICE_PORT}/healthz" && echo`
+// With OLD_NETWORK_ADDR set (OldNetworkEnv: another node's tunnel
+// interface of the old CNI) it then retries, once a second, until that
+// address answers on the kubelet's port (any answer, a refused connection
+// included, proves the path): the old CNI's overlay on this node is back
+// after the reboot, which is how this node's pods reach the pods still on
+// the old network.
+const ProbeScript = `ip -br addr 2>/dev/null || true
+curl -sSk --max-time 10 "https://${KUBERNETES_SERVICE_HOST}:${KUBERNETES_SERVICE_PORT}/healthz" || exit
+echo
+[ -n "${OLD_NETWORK_ADDR:-}" ] || exit 0
+until out=$(curl -sSk --connect-timeout 2 --max-time 4 -o /dev/null "https://${OLD_NETWORK_ADDR}:10250/healthz" 2>&1) || case "$out" in *refused*) true ;; *) false ;; esac; do
+  echo "old network: ${OLD_NETWORK_ADDR}: $out"
+  sleep 1
+done
+echo "old network: reached ${OLD_NETWORK_ADDR}"`
+
+// OldNetworkEnv names the probe container's variable that holds the old
+// network's address to reach (see ProbeScript).
+const OldNetworkEnv = "OLD_NETWORK_ADDR"
 
 // ProbeName is the name of the probe Job of a node: fixed per node, so a
 // re-run finds and replaces what an interrupted run left, and short enough
@@ -51,15 +69,20 @@ func NodeJobName(prefix, node string) string {
 }
 
 // ProbeJob returns the Job whose single pod verifies a migrated node (a
-// NodeJob).
-func ProbeJob(namespace, node, image string, timeout time.Duration) *batchv1.Job {
+// NodeJob); oldNetwork is the old network's address it must reach too
+// ("" for none).
+func ProbeJob(namespace, node, image string, timeout time.Duration, oldNetwork string) *batchv1.Job {
 	lbls := map[string]string{nodeconfig.ManagedByLabel: nodeconfig.ManagedByValue, ComponentLabel: ProbeComponent}
+	c := corev1.Container{
+		Name:    "probe",
+		Image:   image,
+		Command: []string{"sh", "-c", ProbeScript},
+	}
+	if oldNetwork != "" {
+		c.Env = []corev1.EnvVar{{Name: OldNetworkEnv, Value: oldNetwork}}
+	}
 	return NodeJob(ProbeName(node), namespace, node, lbls, map[string]string{AnnotationPrefix + "probe-node": node}, timeout,
-		corev1.PodSpec{Containers: []corev1.Container{{
-			Name:    "probe",
-			Image:   image,
-			Command: []string{"sh", "-c", ProbeScript},
-		}}})
+		corev1.PodSpec{Containers: []corev1.Container{c}})
 }
 
 // NodeJob is a Job of one pod with spec on node: pinned to it (nodeName,

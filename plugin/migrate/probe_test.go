@@ -36,7 +36,7 @@ func TestProbeName(t *testing.T) {
 }
 
 func TestProbeJob(t *testing.T) {
-	j := ProbeJob("kube-system", "worker-1", "img:1", 90*time.Second)
+	j := ProbeJob("kube-system", "worker-1", "img:1", 90*time.Second, "")
 	ps := j.Spec.Template.Spec
 	if ps.NodeName != "worker-1" || ps.RestartPolicy != corev1.RestartPolicyNever || len(ps.Tolerations) != 1 ||
 		ps.Tolerations[0].Operator != corev1.TolerationOpExists || ps.Tolerations[0].Key != "" || ps.Tolerations[0].Effect != "" {

@@ -70,7 +70,7 @@ pool=${pool//,/ }
 		oldCNI.OldCNI = &detect.CNI{Name: in.OldCNI}
 	}
 	for _, node := range in.Nodes {
-		job := ProbeJob(ns, node, o.ProbeImage, o.ProbeTimeout)
+		job := ProbeJob(ns, node, o.ProbeImage, o.ProbeTimeout, "")
 		jobYAML, err := yaml.Marshal(job)
 		if err != nil {
 			return "", err

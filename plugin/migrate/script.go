@@ -68,7 +68,7 @@ pool=${pool//,/ }
 	drainFlags := scriptDrainFlags(o)
 
 	for _, node := range in.Nodes {
-		job := ProbeJob(ns, node, o.ProbeImage, o.ProbeTimeout)
+		job := ProbeJob(ns, node, o.ProbeImage, o.ProbeTimeout, "")
 		jobYAML, err := yaml.Marshal(job)
 		if err != nil {
 			return "", err
@@ -114,7 +114,10 @@ case "$(annotation %[1]s phase)" in
 
 		p(`%[1]s)
   # 6. verify: the agent is Ready, and a probe pod pinned to the node gets an
-  # address in Cilium's pod CIDR and reaches the API server
+  # address in Cilium's pod CIDR and reaches the API server (the plugin also
+  # waits for the old CNI's pod on the node to be Ready and has the probe
+  # reach the old network; this script, written without reading the
+  # cluster's CNI, does not: check both before the uncordon)
   wait_agent_rebooted %[4]s %[5]d
   kubectl -n %[2]s delete job %[6]s --ignore-not-found --wait=true
   kubectl create -f - <<'EOF'

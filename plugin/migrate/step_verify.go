@@ -91,7 +91,19 @@ func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string,
 		}
 	}
 	agentWait := time.Since(t0)
-	job := ProbeJob(plan.Namespace, name, m.opts.ProbeImage, m.opts.ProbeTimeout)
+	var oldPod string
+	if !m.opts.DryRun {
+		var err error
+		if oldPod, err = m.waitOldCNIPod(ctx, plan, name); err != nil {
+			return "", err
+		}
+	}
+	oldWait := time.Since(t0) - agentWait
+	target, probeOld, err := m.oldNetwork(ctx, plan, name)
+	if err != nil {
+		return "", err
+	}
+	job := ProbeJob(plan.Namespace, name, m.opts.ProbeImage, m.opts.ProbeTimeout, target.Addr)
 	jobs := m.cl.Kube.BatchV1().Jobs(plan.Namespace)
 	if !m.opts.DryRun {
 		if err := m.deleteJob(ctx, plan.Namespace, job.Name, true); err != nil {
@@ -112,7 +124,7 @@ func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string,
 		return "", err
 	}
 	probeStart := time.Now()
-	ip, addrAt, err := m.waitProbe(ctx, plan, name, created, check)
+	ip, addrAt, err := m.waitProbe(ctx, plan, name, created, check, target, probeOld)
 	if err != nil {
 		return "", err
 	}
@@ -122,9 +134,19 @@ func (m *Migrator) verify(ctx context.Context, plan *Plan, name string) (string,
 	if err := m.stillReady(ctx, name); err != nil {
 		return "", err
 	}
-	// How the time went: the wait for this boot's agent, then the probe.
-	return fmt.Sprintf("agent Ready after %s; probe pod got %s (%s) after %s and reached the API server %s later",
-		agentWait.Round(100*time.Millisecond), ip, where, addrAt.Sub(probeStart).Round(100*time.Millisecond), time.Since(addrAt).Round(100*time.Millisecond)), m.record(ctx, name, StepVerify, nil)
+	// How the time went: the wait for this boot's agent, the old CNI's
+	// pod, then the probe.
+	detail := fmt.Sprintf("agent Ready after %s; ", agentWait.Round(100*time.Millisecond))
+	if oldPod != "" {
+		detail += fmt.Sprintf("old CNI's pod %s Ready %s later; ", oldPod, oldWait.Round(100*time.Millisecond))
+	}
+	reached := "the API server"
+	if probeOld {
+		reached += " and the old network (" + target.String() + ")"
+	}
+	detail += fmt.Sprintf("probe pod got %s (%s) after %s and reached %s %s later",
+		ip, where, addrAt.Sub(probeStart).Round(100*time.Millisecond), reached, time.Since(addrAt).Round(100*time.Millisecond))
+	return detail, m.record(ctx, name, StepVerify, nil)
 }
 
 // addrCheck returns the error for a probe address the verification does
@@ -227,7 +249,7 @@ func (e errProbe) Error() string { return e.err.Error() }
 // waitProbe watches the probe Job's pod until it succeeds, and checks its
 // address with check as soon as it has one.
 // It also returns when the pod's address was first seen.
-func (m *Migrator) waitProbe(ctx context.Context, plan *Plan, node string, job *batchv1.Job, check addrCheck) (string, time.Time, error) {
+func (m *Migrator) waitProbe(ctx context.Context, plan *Plan, node string, job *batchv1.Job, check addrCheck, old OldNetwork, probeOld bool) (string, time.Time, error) {
 	ns := plan.Namespace
 	wctx, cancel := context.WithTimeout(ctx, m.opts.ProbeTimeout)
 	defer cancel()
@@ -276,6 +298,9 @@ func (m *Migrator) waitProbe(ctx context.Context, plan *Plan, node string, job *
 		state := "its pod was not created"
 		if last != nil {
 			state = "pod " + last.Name + " is " + podState(last)
+			if probeOld && last.Status.Phase == corev1.PodRunning {
+				state += fmt.Sprintf(" (it retries the old network, %s, until it answers: the old CNI's overlay on node %s is not back; check the old CNI's pod there)", old, node)
+			}
 		}
 		return "", addrAt, errs.Newf(errs.VerificationFailed, keep+" (is --probe-image "+m.opts.ProbeImage+" pullable?)",
 			"the probe on node %s did not finish within %s: %s", node, m.opts.ProbeTimeout, state)

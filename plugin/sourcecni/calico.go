@@ -37,6 +37,7 @@ const calicoKubeconfig = "calico-kubeconfig"
 // calicoNode is what Calico's agents leave on a node, however installed.
 func calicoNode() Node {
 	return Node{
+		Tunnel:    calicoTunnel,
 		Leftovers: "Calico's interfaces (tunl0, vxlan.calico, cali* veths), its iptables rules (cali-*) and ipsets (cali40*), felix's and BIRD's routes to the old pod CIDR (blackhole routes included), 10-calico.conflist and calico-kubeconfig in the CNI directory, /var/lib/calico and /run/calico, and the node annotations projectcalico.org/*",
 		ByHand:    "ip link delete vxlan.calico; ip link delete tunl0; ip route flush proto 80; iptables-save | grep -v cali | iptables-restore; ipset list -n | grep ^cali | xargs -rn1 ipset destroy; kubectl annotate node --all projectcalico.org/IPv4Address- projectcalico.org/IPv4VXLANTunnelAddr- projectcalico.org/IPv4IPIPTunnelAddr-",
 		Sweep: &Sweep{

@@ -26,6 +26,7 @@ func canal() Source {
 		SNAT:     SNAT{OldToNew: flannelSNAT},
 		Finalize: Finalize{Owned: calicoManifestObjects},
 		Node: Node{
+			Tunnel:    flannelTunnel,
 			Leftovers: "canal's interfaces (flannel.1, cali* veths), its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD, cali-*) and ipsets (cali40*), routes to the old pod CIDR, 10-canal.conflist and calico-kubeconfig in the CNI directory, /var/lib/calico, /run/calico and /run/flannel",
 			ByHand:    "ip link delete flannel.1; iptables-save | grep -v -e FLANNEL -e cali | iptables-restore; ipset list -n | grep ^cali | xargs -rn1 ipset destroy",
 			Sweep: &Sweep{

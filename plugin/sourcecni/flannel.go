@@ -24,6 +24,7 @@ func flannel() Source {
 			return Owned{ConfigMaps: nonEmpty(cni.ConfigMap), EmptyNamespace: true}
 		}},
 		Node: Node{
+			Tunnel:      flannelTunnel,
 			Leftovers:   "the old CNI's interfaces (for flannel: flannel.1, cni0), its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD), routes to the old pod CIDR",
 			ByHand:      "ip link delete flannel.1; ip link delete cni0; iptables-save | grep -v FLANNEL | iptables-restore",
 			CNIConf:     flannelCNIConf,

@@ -33,6 +33,7 @@ func k3sFlannel() Source {
 		SNAT:     SNAT{OldToNew: flannelSNAT},
 		Finalize: Finalize{Manual: k3sFlannelManual},
 		Node: Node{
+			Tunnel:    flannelTunnel,
 			Leftovers: "k3s flannel's interfaces (flannel.1, cni0), its iptables rules (FLANNEL-POSTRTG, FLANNEL-FWD; KUBE-ROUTER-* of k3s's network policy controller), routes to the old pod CIDR",
 			ByHand:    "ip link delete flannel.1; ip link delete cni0; iptables-save | grep -v -e FLANNEL -e KUBE-ROUTER | iptables-restore",
 			CNIConf:   "10-flannel.conflist",

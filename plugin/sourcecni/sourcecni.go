@@ -19,6 +19,8 @@ package sourcecni
 import (
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
@@ -163,6 +165,12 @@ type Node struct {
 	// the CNI's pods are gone (nil: nothing; Leftovers and ByHand are
 	// printed instead).
 	Sweep *Sweep
+	// Tunnel is the CNI's tunnel interface on node n, read from the Node
+	// object, when it has one the plugin can name (optional: nil for a
+	// CNI without one, such as a CNI that routes with BGP). Verify makes a
+	// migrated node's probe pod reach another node's, which proves the old
+	// CNI's overlay on the migrated node is back after its reboot.
+	Tunnel func(cni *detect.CNI, n *corev1.Node) (Tunnel, bool)
 }
 
 // Sweep names what a CNI leaves in a node's network namespace, CNI

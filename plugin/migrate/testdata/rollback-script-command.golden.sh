@@ -219,8 +219,16 @@ spec:
       - command:
         - sh
         - -c
-        - ip -br addr 2>/dev/null || true; curl -sSk --max-time 10 "https://${KUBERNETES_SERVICE_HOST}:${KUBERNETES_SERVICE_PORT}/healthz"
-          && echo
+        - |-
+          ip -br addr 2>/dev/null || true
+          curl -sSk --max-time 10 "https://${KUBERNETES_SERVICE_HOST}:${KUBERNETES_SERVICE_PORT}/healthz" || exit
+          echo
+          [ -n "${OLD_NETWORK_ADDR:-}" ] || exit 0
+          until out=$(curl -sSk --connect-timeout 2 --max-time 4 -o /dev/null "https://${OLD_NETWORK_ADDR}:10250/healthz" 2>&1) || case "$out" in *refused*) true ;; *) false ;; esac; do
+            echo "old network: ${OLD_NETWORK_ADDR}: $out"
+            sleep 1
+          done
+          echo "old network: reached ${OLD_NETWORK_ADDR}"
         image: curlimages/curl:8.11.1
         name: probe
       nodeName: worker-1
@@ -368,8 +376,16 @@ spec:
       - command:
         - sh
         - -c
-        - ip -br addr 2>/dev/null || true; curl -sSk --max-time 10 "https://${KUBERNETES_SERVICE_HOST}:${KUBERNETES_SERVICE_PORT}/healthz"
-          && echo
+        - |-
+          ip -br addr 2>/dev/null || true
+          curl -sSk --max-time 10 "https://${KUBERNETES_SERVICE_HOST}:${KUBERNETES_SERVICE_PORT}/healthz" || exit
+          echo
+          [ -n "${OLD_NETWORK_ADDR:-}" ] || exit 0
+          until out=$(curl -sSk --connect-timeout 2 --max-time 4 -o /dev/null "https://${OLD_NETWORK_ADDR}:10250/healthz" 2>&1) || case "$out" in *refused*) true ;; *) false ;; esac; do
+            echo "old network: ${OLD_NETWORK_ADDR}: $out"
+            sleep 1
+          done
+          echo "old network: reached ${OLD_NETWORK_ADDR}"
         image: curlimages/curl:8.11.1
         name: probe
       nodeName: worker-2

@@ -132,7 +132,10 @@ agent-restarted)
   ;&
 rebooted)
   # 6. verify: the agent is Ready, and a probe pod pinned to the node gets an
-  # address in Cilium's pod CIDR and reaches the API server
+  # address in Cilium's pod CIDR and reaches the API server (the plugin also
+  # waits for the old CNI's pod on the node to be Ready and has the probe
+  # reach the old network; this script, written without reading the
+  # cluster's CNI, does not: check both before the uncordon)
   wait_agent_rebooted worker-1 180
   kubectl -n kube-system delete job cni-migrate-probe-worker-1 --ignore-not-found --wait=true
   kubectl create -f - <<'EOF'
@@ -160,8 +163,16 @@ spec:
       - command:
         - sh
         - -c
-        - ip -br addr 2>/dev/null || true; curl -sSk --max-time 10 "https://${KUBERNETES_SERVICE_HOST}:${KUBERNETES_SERVICE_PORT}/healthz"
-          && echo
+        - |-
+          ip -br addr 2>/dev/null || true
+          curl -sSk --max-time 10 "https://${KUBERNETES_SERVICE_HOST}:${KUBERNETES_SERVICE_PORT}/healthz" || exit
+          echo
+          [ -n "${OLD_NETWORK_ADDR:-}" ] || exit 0
+          until out=$(curl -sSk --connect-timeout 2 --max-time 4 -o /dev/null "https://${OLD_NETWORK_ADDR}:10250/healthz" 2>&1) || case "$out" in *refused*) true ;; *) false ;; esac; do
+            echo "old network: ${OLD_NETWORK_ADDR}: $out"
+            sleep 1
+          done
+          echo "old network: reached ${OLD_NETWORK_ADDR}"
         image: curlimages/curl:8.11.1
         name: probe
       nodeName: worker-1
