@@ -30,6 +30,7 @@ type nodeconfigOptions struct {
 	ciliumVersion string
 	name          string
 	label         string
+	chaining      string
 	apply         bool
 	dryRun        cmdutil.DryRunStrategy
 	namespace     string
@@ -61,6 +62,7 @@ runs in (default: where it is installed, else kube-system).`,
 	cmd.Flags().StringVar(&o.ciliumVersion, "cilium-version", "", "Cilium release the config is for (default: the installed one with --apply, else "+ciliumver.Default().String()+")")
 	cmd.Flags().StringVar(&o.name, "name", nodeconfig.DefaultName, "name of the CiliumNodeConfig")
 	cmd.Flags().StringVar(&o.label, "node-label", nodeconfig.DefaultLabel, "node label (key=value) that selects the nodes the config applies to")
+	cmd.Flags().StringVar(&o.chaining, "cni-chaining-mode", "", "cni-chaining-mode on the selected nodes: none or portmap (default: the installed Cilium's with --apply, which values makes portmap for hostPorts when kube-proxy stays and the old CNI chains portmap; else none)")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "server-side apply the CiliumNodeConfig to the cluster")
 	cmdutil.AddDryRunFlag(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("cilium-version", completeCiliumVersions)
@@ -101,10 +103,7 @@ func (o *nodeconfigOptions) Validate() error {
 	if _, err := o.printFlags.ToPrinter(); err != nil {
 		return errs.Wrap(errs.Usage, err, err.Error(), "use -o yaml, json or name")
 	}
-	if _, _, err := nodeconfig.ParseLabel(o.label); err != nil {
-		return err
-	}
-	return nil
+	return nodeconfig.Options{Version: ciliumver.Default(), Namespace: nodeconfig.DefaultNamespace, Name: o.name, Label: o.label, ChainingMode: o.chaining}.Validate()
 }
 
 func (o *nodeconfigOptions) Run(ctx context.Context) error {
@@ -127,6 +126,9 @@ func (o *nodeconfigOptions) Run(ctx context.Context) error {
 		if ns == "" {
 			ns = cluster.Cilium.Namespace
 		}
+		if o.chaining == "" && cluster.Cilium.ChainingMode == "portmap" {
+			o.chaining = "portmap"
+		}
 		if cluster.Cilium.Version != "" {
 			if installed, err := ciliumver.Parse(cluster.Cilium.Version); err == nil {
 				if err := nodeconfig.CheckVersion(version, installed, o.ciliumVersion != ""); err != nil {
@@ -141,7 +143,7 @@ func (o *nodeconfigOptions) Run(ctx context.Context) error {
 	if ns == "" {
 		ns = nodeconfig.DefaultNamespace
 	}
-	obj, err := nodeconfig.Build(nodeconfig.Options{Version: version, Namespace: ns, Name: o.name, Label: o.label})
+	obj, err := nodeconfig.Build(nodeconfig.Options{Version: version, Namespace: ns, Name: o.name, Label: o.label, ChainingMode: o.chaining})
 	if err != nil {
 		return err
 	}

@@ -216,6 +216,7 @@ func analyzeCilium(s *Snapshot, ds *appsv1.DaemonSet, c *Cilium) {
 		c.TunnelPort, _ = strconv.Atoi(cm.Data["tunnel-port"])
 		c.MaskSize, _ = strconv.Atoi(cm.Data["cluster-pool-ipv4-mask-size"])
 		c.TunnelProtocol = cm.Data["tunnel-protocol"]
+		c.ChainingMode = cm.Data["cni-chaining-mode"]
 		if c.TunnelProtocol == "" && cm.Data["routing-mode"] != "native" {
 			c.TunnelProtocol = cm.Data["tunnel"] // Cilium < 1.15
 		}

@@ -30,6 +30,7 @@ func calicoManifest(s *Snapshot, cni *CNI, env map[string]string, kubeadm kubead
 		if conf := cm.Data["cni_network_config"]; strings.Contains(conf, "host-local") && !strings.Contains(conf, "calico-ipam") {
 			cni.IPAM = "kubernetes"
 		}
+		cni.PortMap = ChainsPortmap(cm.Data["cni_network_config"])
 	}
 	if strings.EqualFold(env["FELIX_BPFENABLED"], "true") {
 		cni.Dataplane = "bpf"

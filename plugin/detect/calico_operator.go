@@ -25,6 +25,9 @@ func calicoOperator(cni *CNI, ds *appsv1.DaemonSet, in *unstructured.Unstructure
 	}
 	net := inst.Spec.CalicoNetwork
 	var auto *addrAutodetect
+	// The operator chains portmap unless calicoNetwork.hostPorts is
+	// Disabled (its default is Enabled).
+	cni.PortMap = net == nil || net.HostPorts != "Disabled"
 	if net != nil {
 		if net.BGP == "Disabled" {
 			cni.Routing = ""
@@ -84,9 +87,10 @@ type installation struct {
 			} `json:"ipam"`
 		} `json:"cni"`
 		CalicoNetwork *struct {
-			BGP     string `json:"bgp"`
-			MTU     int    `json:"mtu"`
-			IPPools []struct {
+			BGP       string `json:"bgp"`
+			MTU       int    `json:"mtu"`
+			HostPorts string `json:"hostPorts"`
+			IPPools   []struct {
 				Name          string `json:"name"`
 				CIDR          string `json:"cidr"`
 				Encapsulation string `json:"encapsulation"`

@@ -79,6 +79,11 @@ type CNI struct {
 	// masquerades everything from its network that leaves it, Cilium's pods
 	// included (docs/snat.md). nil when not read.
 	IPMasq *bool `json:"ipMasq,omitempty"`
+	// PortMap says the CNI's config chains the portmap plugin, which
+	// serves pods' hostPorts today (read from the CNI config its installer
+	// writes: flannel's cni-conf.json, Calico's and Canal's
+	// cni_network_config, kube-router's cni-conf.json).
+	PortMap bool `json:"portMap,omitempty"`
 	// FlannelContainer is flanneld's container in the DaemonSet (flannel
 	// and Canal), for advice that edits its flags; nil when not found.
 	FlannelContainer *ContainerRef `json:"-"`
@@ -205,9 +210,12 @@ type Cilium struct {
 	// TunnelProtocol is cilium-config's tunnel-protocol (or the older tunnel).
 	TunnelProtocol string `json:"tunnelProtocol,omitempty"`
 	// MaskSize is cilium-config's cluster-pool-ipv4-mask-size.
-	MaskSize      int   `json:"clusterPoolMaskSize,omitempty"`
-	AgentsReady   int32 `json:"agentsReady"`
-	AgentsDesired int32 `json:"agentsDesired"`
+	MaskSize int `json:"clusterPoolMaskSize,omitempty"`
+	// ChainingMode is cilium-config's cni-chaining-mode ("portmap" when
+	// values set cni.chainingMode=portmap for hostPorts).
+	ChainingMode  string `json:"cniChainingMode,omitempty"`
+	AgentsReady   int32  `json:"agentsReady"`
+	AgentsDesired int32  `json:"agentsDesired"`
 }
 
 // PDB is a PodDisruptionBudget that blocks evictions.

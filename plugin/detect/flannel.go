@@ -116,6 +116,7 @@ func flannelLike(s *Snapshot, ds *appsv1.DaemonSet, name, fallbackCM string) *CN
 			continue
 		}
 		cni.ConfigMap = cmName
+		cni.PortMap = ChainsPortmap(cm.Data["cni-conf.json"]) || ChainsPortmap(cm.Data["cni_network_config"])
 		if network, b, err := ParseFlannelNetConf(cm.Data["net-conf.json"]); err == nil {
 			cni.Network, cni.Backend = network, b
 		}

@@ -73,6 +73,7 @@ func analyzeKubeRouter(s *Snapshot, ds *appsv1.DaemonSet) (*CNI, []SourcedCIDR) 
 			continue
 		}
 		cni.ConfigMap = name
+		cni.PortMap = ChainsPortmap(cm.Data["cni-conf.json"])
 		var conf struct {
 			MTU     int `json:"mtu"`
 			Plugins []struct {

@@ -5,6 +5,7 @@ package nodeconfig
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,7 +39,17 @@ type Options struct {
 	Name      string
 	// Label is "key=value": nodes carrying it get the config.
 	Label string
+	// ChainingMode is the cni-chaining-mode the config sets: "none" (the
+	// guide's; "" means it) or "portmap", which chains the portmap plugin
+	// after Cilium's for hostPorts, as values-initial.yaml's
+	// cni.chainingMode does when the cluster keeps kube-proxy and the old
+	// CNI chains portmap (the config's value wins over cilium-config's on
+	// the nodes it selects).
+	ChainingMode string
 }
+
+// ChainingModes are the cni-chaining-mode values Options takes.
+var ChainingModes = []string{"none", "portmap"}
 
 // ParseLabel splits and validates "key=value".
 func ParseLabel(s string) (key, value string, err error) {
@@ -63,6 +74,9 @@ func (o Options) Validate() error {
 	if msgs := validation.IsDNS1123Label(o.Namespace); len(msgs) > 0 {
 		return errs.Newf(errs.Usage, "pass the namespace Cilium runs in with -n", "namespace %q is invalid: %s", o.Namespace, msgs[0])
 	}
+	if o.ChainingMode != "" && !slices.Contains(ChainingModes, o.ChainingMode) {
+		return errs.Newf(errs.Usage, "use --cni-chaining-mode none or portmap", "--cni-chaining-mode %q is not one the migration supports", o.ChainingMode)
+	}
 	_, _, err := ParseLabel(o.Label)
 	return err
 }
@@ -73,6 +87,10 @@ func Build(o Options) (*unstructured.Unstructured, error) {
 		return nil, err
 	}
 	key, value, _ := ParseLabel(o.Label)
+	chaining := o.ChainingMode
+	if chaining == "" {
+		chaining = "none"
+	}
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": o.Version.NodeConfigAPIVersion(),
 		"kind":       "CiliumNodeConfig",
@@ -92,7 +110,7 @@ func Build(o Options) (*unstructured.Unstructured, error) {
 				"write-cni-conf-when-ready": "/host/etc/cni/net.d/05-cilium.conflist",
 				// Let the agent write its own CNI config on this node.
 				"custom-cni-conf":   "false",
-				"cni-chaining-mode": "none",
+				"cni-chaining-mode": chaining,
 				// Rename other CNI configs so only Cilium's is used.
 				"cni-exclusive": "true",
 			},

@@ -76,6 +76,20 @@ func TestCustomNameAndLabel(t *testing.T) {
 	}
 }
 
+// TestChainingMode: the guide's none by default, portmap when asked (for
+// hostPorts with kube-proxy, as values-initial.yaml's cni.chainingMode).
+func TestChainingMode(t *testing.T) {
+	for mode, want := range map[string]string{"": "none", "none": "none", "portmap": "portmap"} {
+		obj, err := Build(Options{Version: version(t, "1.20"), Namespace: "kube-system", Name: DefaultName, Label: DefaultLabel, ChainingMode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := obj.Object["spec"].(map[string]any)["defaults"].(map[string]any)["cni-chaining-mode"]; got != want {
+			t.Errorf("ChainingMode %q: cni-chaining-mode %v, want %s", mode, got, want)
+		}
+	}
+}
+
 func TestBadOptions(t *testing.T) {
 	v := version(t, "1.18")
 	for _, tt := range []struct {
@@ -88,6 +102,7 @@ func TestBadOptions(t *testing.T) {
 		{"bad value", Options{Version: v, Namespace: "kube-system", Name: "x", Label: "a=b c"}, "value"},
 		{"bad name", Options{Version: v, Namespace: "kube-system", Name: "Bad_Name", Label: DefaultLabel}, "--name"},
 		{"bad namespace", Options{Version: v, Namespace: "Kube System", Name: "x", Label: DefaultLabel}, "namespace"},
+		{"bad chaining", Options{Version: v, Namespace: "kube-system", Name: "x", Label: DefaultLabel, ChainingMode: "generic-veth"}, "--cni-chaining-mode"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Build(tt.o)

@@ -155,6 +155,9 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 		} else {
 			row("  kube-proxy", "kept (kubeProxyReplacement=false)")
 		}
+		if p.PortMapChaining {
+			row("  hostPorts", "portmap chained after Cilium (cni.chainingMode=portmap), as the old CNI's config chains it")
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err

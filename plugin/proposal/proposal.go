@@ -97,7 +97,12 @@ type Proposal struct {
 	// cluster has it, as kubeadm's do).
 	K8sServiceHost string `json:"k8sServiceHost,omitempty"`
 	K8sServicePort int    `json:"k8sServicePort,omitempty"`
-	ClusterName    string `json:"clusterName,omitempty"`
+	// PortMapChaining chains the portmap CNI plugin after Cilium's
+	// (cni.chainingMode=portmap): with kube-proxy, Cilium serves pods'
+	// hostPorts only that way, and the old CNI's config chains portmap
+	// today (so the plugin is on the nodes and hostPorts work).
+	PortMapChaining bool   `json:"portMapChaining,omitempty"`
+	ClusterName     string `json:"clusterName,omitempty"`
 	// OperatorReplicas is 1 on single-node clusters (the operator's
 	// anti-affinity would leave a second replica pending), else 0 (chart
 	// default).
@@ -265,6 +270,7 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 			p.K8sServiceHost, p.K8sServicePort = host, port
 		}
 	}
+	p.PortMapChaining = !p.KubeProxyReplacement && c.CNI != nil && c.CNI.PortMap
 	if len(c.Nodes) == 1 {
 		p.OperatorReplicas = 1
 	}

@@ -88,6 +88,32 @@ func TestPropose(t *testing.T) {
 			},
 		},
 		{
+			name:  "the old CNI chains portmap, kube-proxy stays: portmap chained after Cilium",
+			tweak: func(c *detect.Cluster) { c.CNI.PortMap = true },
+			check: func(t *testing.T, p *Proposal) {
+				if !p.PortMapChaining {
+					t.Errorf("no portmap chaining: %+v", p)
+				}
+			},
+		},
+		{
+			name:  "the old CNI chains portmap, no kube-proxy: Cilium serves hostPorts itself",
+			tweak: func(c *detect.Cluster) { c.CNI.PortMap, c.KubeProxy = true, detect.KubeProxy{} },
+			check: func(t *testing.T, p *Proposal) {
+				if p.PortMapChaining {
+					t.Errorf("portmap chaining with kube-proxy replacement: %+v", p)
+				}
+			},
+		},
+		{
+			name:  "the old CNI chains no portmap: none",
+			check: func(t *testing.T, p *Proposal) {
+				if p.PortMapChaining {
+					t.Errorf("portmap chaining without the old CNI's: %+v", p)
+				}
+			},
+		},
+		{
 			name: "installed Cilium's pool and version are kept",
 			tweak: func(c *detect.Cluster) {
 				c.Cilium = detect.Cilium{Installed: true, MigrationMode: true, Version: "1.15.19", PodCIDRs: []string{"10.250.0.0/16"}, TunnelPort: 8480, TunnelProtocol: "geneve", MaskSize: 26}

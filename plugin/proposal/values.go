@@ -25,6 +25,7 @@ func GenerateValues(c *detect.Cluster, opts Options, user map[string]any, userFi
 		KubeProxyReplacement: p.KubeProxyReplacement,
 		K8sServiceHost:       p.K8sServiceHost,
 		K8sServicePort:       p.K8sServicePort,
+		PortMapChaining:      p.PortMapChaining,
 		OperatorReplicas:     p.OperatorReplicas,
 		User:                 user,
 		UserFile:             userFile,

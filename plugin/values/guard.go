@@ -339,7 +339,9 @@ func (g *guard) chaining() {
 	if !user {
 		return
 	}
-	if s := helmString(v); s == "none" || s == "" {
+	if s := helmString(v); s == "none" || s == "" || s == "portmap" {
+		// portmap chains the portmap plugin after Cilium's own (hostPorts
+		// without kube-proxy replacement): Cilium stays the pods' CNI.
 		return
 	}
 	g.add("cni.chainingMode", desc,

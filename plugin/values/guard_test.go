@@ -120,6 +120,7 @@ func TestGuard(t *testing.T) {
 		{name: "chaining", user: map[string]any{"cni": map[string]any{"chainingMode": "generic-veth"}},
 			keys: []string{"cni.chainingMode"}, want: []string{"chaining Cilium onto another CNI"}},
 		{name: "chaining none", user: map[string]any{"cni": map[string]any{"chainingMode": "none"}}},
+		{name: "chaining portmap", user: map[string]any{"cni": map[string]any{"chainingMode": "portmap"}}},
 		{name: "several at once", user: map[string]any{"tunnelPort": 8472, "ipam": map[string]any{"mode": "kubernetes"}, "cni": map[string]any{"customConf": false}},
 			keys: []string{"ipam.mode", "cni.customConf", "tunnelPort"},
 			want: []string{"ipam.mode", "cni.customConf", "tunnelPort"}},

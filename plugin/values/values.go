@@ -57,6 +57,9 @@ type Input struct {
 	// KubeProxyReplacement, else optional (kube-proxy's own address).
 	K8sServiceHost string
 	K8sServicePort int
+	// PortMapChaining sets cni.chainingMode=portmap (without kube-proxy
+	// replacement, when the old CNI's config chains portmap).
+	PortMapChaining bool
 	// OperatorReplicas sets operator.replicas; 0 leaves the chart default (2).
 	// cilium-cli uses 1 on single-node clusters.
 	OperatorReplicas int
@@ -270,6 +273,10 @@ func initialSettings(in Input, clusterName string) []setting {
 				set("k8sServiceHost", in.K8sServiceHost, "the API server address kube-proxy's own kubeconfig names: on a node that just\n"+
 					"booted, Cilium reaches the API server without waiting for kube-proxy's rules for the kubernetes Service"),
 				set("k8sServicePort", float64(in.K8sServicePort), "API server port"))
+		}
+		if in.PortMapChaining {
+			s = append(s, set("cni.chainingMode", "portmap", "pods' hostPorts: with kube-proxy, Cilium serves them only through the portmap\n"+
+				"CNI plugin chained after its own, as the old CNI's config chains it today"))
 		}
 	}
 	if clusterName != "" {

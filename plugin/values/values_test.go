@@ -753,3 +753,37 @@ func TestInPlaceValues(t *testing.T) {
 		}
 	}
 }
+
+// TestPortMapChaining: cni.chainingMode=portmap in both files when asked
+// (kube-proxy stays and the old CNI chains portmap), never with kube-proxy
+// replacement, which serves hostPorts itself.
+func TestPortMapChaining(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		portmap  bool
+		kpr      bool
+		chaining any
+	}{
+		{"asked, with kube-proxy", true, false, "portmap"},
+		{"not asked", false, false, nil},
+		{"asked, but kube-proxy replacement", true, true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput(t, "1.20")
+			in.PortMapChaining = tc.portmap
+			if tc.kpr {
+				in.KubeProxyReplacement, in.K8sServiceHost, in.K8sServicePort = true, "10.0.0.1", 6443
+			}
+			ini, fin, _ := generate(t, in)
+			for _, d := range []*Doc{ini, fin} {
+				got, _ := lookup(d.Map(), []string{"cni", "chainingMode"})
+				if got != tc.chaining {
+					t.Errorf("%s: cni.chainingMode = %#v, want %#v", d.Name(), got, tc.chaining)
+				}
+			}
+			if u := Guard(in, ini, OldNetwork{}); len(u) > 0 {
+				t.Errorf("the guard refuses the plugin's own values: %+v", u)
+			}
+		})
+	}
+}
