@@ -207,7 +207,12 @@ func runBatch(ctx context.Context, cl *kube.Clients, o Options, plan *migrate.Pl
 		go func() {
 			defer wg.Done()
 			m := migrate.New(cl, o.Migrate, migrate.NewProgress(errOut, tty, o.Style, nil), nil)
-			s, err := m.Run(ctx, &migrate.Plan{Targets: []migrate.Target{targets[n.Name]}, Namespace: plan.Namespace, Pool: plan.Pool, NodeConfig: plan.NodeConfig})
+			// The node's own plan: the rollout's, with this node alone (the
+			// old CNI and the CNI config file included: verify and rollback
+			// read them).
+			one := *plan
+			one.Targets = []migrate.Target{targets[n.Name]}
+			s, err := m.Run(ctx, &one)
 			if s != nil && len(s.Nodes) == 1 {
 				results[i] = s.Nodes[0]
 			} else {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,10 @@ type rolloutSummary struct {
 		Name       string `json:"name"`
 		PhaseAfter string `json:"phaseAfter"`
 		Result     string `json:"result"`
+		Steps      []struct {
+			Name   string `json:"name"`
+			Detail string `json:"detail"`
+		} `json:"steps"`
 	} `json:"nodes"`
 	Result string `json:"result"`
 }
@@ -119,6 +124,17 @@ func TestRolloutFinalize(t *testing.T) {
 		order = append(order, n.Name)
 		if n.PhaseAfter != "done" {
 			t.Errorf("node %s ended in phase %q (%s)", n.Name, n.PhaseAfter, n.Result)
+		}
+		// verify waited for flannel's pod on the node and had the probe
+		// reach another node's flannel.1 (the rollout hands each node the
+		// old CNI it detected).
+		for _, st := range n.Steps {
+			if st.Name != "verify" {
+				continue
+			}
+			if !strings.Contains(st.Detail, "old CNI's pod kube-flannel-ds-") || !regexp.MustCompile(`the old network \(node [a-z0-9-]+'s flannel\.1 10\.244\.[0-9]+\.0\)`).MatchString(st.Detail) {
+				t.Errorf("node %s: verify's detail %q does not name flannel's pod and the old network it reached", n.Name, st.Detail)
+			}
 		}
 	}
 	if got := strings.Join(order, " "); got != "worker-1 worker-2 worker-3 worker-4 worker-5 control-plane" {
