@@ -76,9 +76,9 @@ const suiteWindow = "Kubernetes' e2e suite running"
 // cause the plugin does not handle yet, each with that cause; the results
 // page shows them as failed.
 var knownFailures = map[string]string{
-	"[sig-network] HostPort validates that there is no conflict between pods with same hostPort but different hostIP and protocol [LinuxOnly] [Conformance]": "" +
-		"the old CNI's config chained the portmap plugin, Cilium's does not: with kube-proxy (no kube-proxy replacement) " +
-		"Cilium serves hostPorts only with cni.chainingMode=portmap, which the plugin's values and CiliumNodeConfig do not set yet",
+	// None today. HostPort was one until values chained portmap after
+	// Cilium (cni.chainingMode=portmap) where kube-proxy stays and the old
+	// CNI's config chains portmap.
 }
 
 // specResult is one test of a suite run.
