@@ -106,7 +106,7 @@ func TestPropose(t *testing.T) {
 			},
 		},
 		{
-			name:  "the old CNI chains no portmap: none",
+			name: "the old CNI chains no portmap: none",
 			check: func(t *testing.T, p *Proposal) {
 				if p.PortMapChaining {
 					t.Errorf("portmap chaining without the old CNI's: %+v", p)
