@@ -404,7 +404,7 @@ func migrate(t *testing.T, m migration) {
 	if len(suites) > 0 {
 		suitesMD += suiteMarkdown(suites)
 	}
-	report(t, l, m, src, nets, tl, pw.Windows(nets.Old), end, drops.stop(), left+window+suitesMD)
+	report(t, l, m, src, nets, tl, pw.Windows(nets.Old, tl.Windows()), end, drops.stop(), left+window+suitesMD)
 }
 
 // followPlan runs plan as a user would before installing Cilium and

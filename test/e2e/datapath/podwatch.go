@@ -26,6 +26,16 @@ type podRecord struct {
 	// Created, Ready and Deleting are when the watch first saw the pod,
 	// saw it Ready and saw its deletion begin (zero: not seen).
 	Created, Ready, Deleting time.Time
+	// Moves are the pod's earlier addresses, each with when the watch saw
+	// the next one (a node's reboot gives the sandboxes of the pods no
+	// drain moves, DaemonSet pods, a new address).
+	Moves []addrMove
+}
+
+// addrMove is an address a pod left.
+type addrMove struct {
+	From, To string
+	At       time.Time
 }
 
 // podWatch follows every pod (a watch, relisted when it ends), for the
@@ -84,6 +94,9 @@ func (pw *podWatch) observe(now time.Time, p *corev1.Pod) {
 		r.Node = p.Spec.NodeName
 	}
 	if p.Status.PodIP != "" && !p.Spec.HostNetwork {
+		if r.IP != "" && r.IP != p.Status.PodIP {
+			r.Moves = append(r.Moves, addrMove{From: r.IP, To: p.Status.PodIP, At: now})
+		}
 		r.IP = p.Status.PodIP
 	}
 	if r.Ready.IsZero() && podReady(p) {
@@ -154,15 +167,43 @@ func (pw *podWatch) Restarts(old []netip.Prefix) []restart {
 	return out
 }
 
-// Windows are the restarted pods' windows: from each deletion on, the old
-// address is gone.
-func (pw *podWatch) Windows(old []netip.Prefix) []monitor.Window {
+// Windows are the restarted pods' windows (from each deletion on, the old
+// address is gone; Service probes are explained until the replacement's
+// Ready) and the re-addressed pods' (from the start of the node's window
+// in which the pod changed address, nodes being the nodes' windows: the
+// reboot in it ended the old address).
+func (pw *podWatch) Windows(old []netip.Prefix, nodes []monitor.Window) []monitor.Window {
 	var out []monitor.Window
 	for _, r := range pw.Restarts(old) {
-		out = append(out, monitor.Window{Node: r.Old.Node, IP: r.Old.IP, Start: r.Old.Deleting,
-			Reason: "pod " + r.Old.NS + "/" + r.Old.Name + " evicted"})
+		w := monitor.Window{Node: r.Old.Node, IP: r.Old.IP, Start: r.Old.Deleting,
+			Reason: "pod " + r.Old.NS + "/" + r.Old.Name + " evicted"}
+		if r.New != nil {
+			w.ServiceUntil = r.New.Ready
+		}
+		out = append(out, w)
 	}
-	return out
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	var moved []monitor.Window
+	for _, r := range pw.pods {
+		for _, m := range r.Moves {
+			// The node's last window that began before the move and had
+			// not ended a minute before it.
+			start, found := m.At, time.Time{}
+			for _, n := range nodes {
+				if n.IP == "" && n.Node == r.Node && !n.Start.After(m.At) && (n.End.IsZero() || !n.End.Before(m.At.Add(-time.Minute))) && n.Start.After(found) {
+					found = n.Start
+				}
+			}
+			if !found.IsZero() {
+				start = found
+			}
+			moved = append(moved, monitor.Window{Node: r.Node, IP: m.From, Start: start, Readdressed: true,
+				Reason: fmt.Sprintf("pod %s/%s re-addressed: %s to %s, seen at %s", r.NS, r.Name, m.From, m.To, m.At.UTC().Format("15:04:05.000"))})
+		}
+	}
+	slices.SortFunc(moved, func(a, b monitor.Window) int { return a.Start.Compare(b.Start) })
+	return append(out, moved...)
 }
 
 func inPrefixes(ip string, ps []netip.Prefix) bool {

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab/monitor"
 )
 
 func TestPodWatchRestarts(t *testing.T) {
@@ -52,9 +54,17 @@ func TestPodWatchRestarts(t *testing.T) {
 		rs[1].Old.Name != "mon-b" || rs[1].New == nil || rs[1].New.Name != "mon-d" || rs[1].Gap != 4*time.Second {
 		t.Fatalf("%+v", rs)
 	}
-	ws := pw.Windows(old)
-	if len(ws) != 2 || ws[0].IP != "10.244.1.7" || ws[0].Node != "worker-1" || !ws[0].Start.Equal(at(10)) || !ws[0].End.IsZero() {
+	// mon-a re-addressed by worker-1's reboot (its window from 40 to 60).
+	pw.observe(at(55), pod("a", "lab-monitor", "mon-a", "worker-1", "10.245.1.8", "DaemonSet", "monitor", true, false))
+	nodes := []monitor.Window{{Node: "worker-2", Start: at(38), End: at(62)}, {Node: "worker-1", Start: at(40), End: at(60)}}
+	ws := pw.Windows(old, nodes)
+	if len(ws) != 3 || ws[0].IP != "10.244.1.7" || ws[0].Node != "worker-1" || !ws[0].Start.Equal(at(10)) || !ws[0].End.IsZero() ||
+		!ws[0].ServiceUntil.Equal(at(13)) || ws[0].Readdressed {
 		t.Fatalf("%+v", ws)
+	}
+	if m := ws[2]; m.IP != "10.244.1.5" || m.Node != "worker-1" || !m.Readdressed || !m.Start.Equal(at(40)) || !m.ServiceUntil.IsZero() ||
+		!strings.Contains(m.Reason, "lab-monitor/mon-a re-addressed: 10.244.1.5 to 10.245.1.8") {
+		t.Fatalf("re-addressed window %+v", m)
 	}
 	md := restartsMarkdown(rs)
 	for _, want := range []string{"| lab-apps/web-1 | ReplicaSet/web-x | worker-1 | 10.244.1.7 | web-2 | worker-2 | 10.245.2.9 | 3.0 |", "gap median 4.0 s, longest 4.0 s"} {

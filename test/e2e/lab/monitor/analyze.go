@@ -75,10 +75,17 @@ type Window struct {
 	Start, End time.Time
 	Reason     string
 	// IP, when set, makes it a pod's window (its eviction: the in-place
-	// method restarts pods, not nodes; Node is the pod's node): it
-	// explains the probes from or to that address, and Service probes,
-	// never the other probes of its node.
-	IP string `json:",omitempty"`
+	// method restarts pods, not nodes; Node is the pod's node): the
+	// address is gone from Start on. It explains the probes from or to
+	// that address, never the other probes of its node, and Service
+	// probes only until ServiceUntil (the replacement's Ready: until
+	// then a Service may still send to the pod; zero: none).
+	IP           string    `json:",omitempty"`
+	ServiceUntil time.Time `json:",omitempty"`
+	// Readdressed marks a pod window of a pod that kept running under a
+	// new address (its node's reboot gave its sandbox another): the old
+	// address is gone, the pod was not restarted by the migration.
+	Readdressed bool `json:",omitempty"`
 }
 
 // Starved returns a window (of every node: Node "") around each loopback
@@ -360,7 +367,8 @@ type pairKey struct{ src, kind, dst string }
 // failures. A failed probe is explained when a window of its source node
 // or of its source pod (Window.IP) is open at its time; for peer kinds also when one of its destination pod's
 // node is (the node resolved from the successful probes to the same IP);
-// for Service kinds (targets, DNS) also when any window is open. The
+// for Service kinds (targets, DNS) also when any node's window is open,
+// or a restarting pod's until its replacement is Ready (ServiceUntil). The
 // application's probes (KindApp) are judged as its users would: explained
 // only by a window of the client's own node or pod (never another node's, nor a
 // starved period of every node), or when that client's own loopback probe
@@ -465,7 +473,10 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 		}
 		from, to := span(p)
 		for _, w := range windows {
-			if w.During(from, to) {
+			if w.IP == "" && w.During(from, to) {
+				return explainedService
+			}
+			if w.IP != "" && !w.ServiceUntil.IsZero() && !w.Start.After(to) && w.ServiceUntil.After(from) {
 				return explainedService
 			}
 		}

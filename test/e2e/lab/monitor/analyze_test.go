@@ -629,12 +629,15 @@ func TestAnalyzeApp(t *testing.T) {
 }
 
 // TestAnalyzePodWindows: an evicted pod's window explains the probes from
-// and to its address (and Service probes), not its node's other pods.
+// and to its address, not its node's other pods, and Service probes only
+// until its replacement was Ready; a re-addressed pod's window explains
+// the probes to its old address, never Service probes.
 func TestAnalyzePodWindows(t *testing.T) {
 	failApp := func(sec float64, src pod) Probe {
 		return Probe{T: at(sec), MS: 3000, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: KindApp, Dst: "http://10.96.100.30/clientip", Err: "timeout"}
 	}
 	podD := pod{"mon-d", "worker-1", "10.244.1.9"}
+	const moved = "10.245.2.77" // podB's address before its node's reboot
 	probes := []Probe{
 		okPod(1, podB, podA),
 		failPod(10, podB, podA.ip),                  // to the evicted pod: explained
@@ -642,16 +645,24 @@ func TestAnalyzePodWindows(t *testing.T) {
 		failPod(12, podD, podB.ip),                  // another pod of its node: unexplained
 		failApp(13, podA),                           // the evicted client's own request: explained
 		failApp(14, podD),                           // another client on its node: unexplained
-		failSvc(15, podB, "svc-ip", "10.96.100.10"), // a Service probe: explained
+		failSvc(9, podB, "svc-ip", "10.96.100.10"),  // a Service probe before the replacement is Ready: explained
+		failSvc(15, podB, "svc-ip", "10.96.100.10"), // and after it: unexplained
 		failPod(5, podB, podA.ip),                   // before the eviction: unexplained
+		failPod(16, podD, moved),                    // to a re-addressed pod's old address: explained
+		failSvc(17, podD, "svc-ip", "10.96.100.10"), // not by that window: unexplained
 	}
-	windows := []Window{{Node: "worker-1", IP: podA.ip, Start: at(8), Reason: "pod lab-monitor/mon-a evicted"}}
+	windows := []Window{
+		{Node: "worker-1", IP: podA.ip, Start: at(8), ServiceUntil: at(11), Reason: "pod lab-monitor/mon-a evicted"},
+		{Node: "worker-2", IP: moved, Start: at(2), Readdressed: true, Reason: "pod lab-monitor/mon-b re-addressed: 10.245.2.77 to 10.244.2.5"},
+	}
 	r := Analyze(probes, nets, nil, windows)
-	if r.Totals.Unexplained != 3 || r.App.Unexplained != 1 || r.App.InWindow != 1 {
+	if r.Totals.Unexplained != 5 || r.App.Unexplained != 1 || r.App.InWindow != 1 {
 		t.Fatalf("totals %+v, app %+v, unexplained %+v", r.Totals, r.App, r.UnexplainedProbes)
 	}
 	md := r.Markdown()
-	if strings.Contains(md, "### Disruption windows") || !strings.Contains(md, "Pods restarted: 1;") {
+	if strings.Contains(md, "### Disruption windows") || !strings.Contains(md, "Pods restarted: 1;") ||
+		!strings.Contains(md, "Pods re-addressed by their node's reboot (DaemonSet pods, which no drain moves): 1;") ||
+		!strings.Contains(md, "- worker-2: pod lab-monitor/mon-b re-addressed: 10.245.2.77 to 10.244.2.5, from ") {
 		t.Errorf("pod windows in the markdown:\n%s", md)
 	}
 }

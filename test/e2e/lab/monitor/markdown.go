@@ -90,8 +90,12 @@ func (r Report) Markdown() string {
 	}
 
 	var nodeWindows []Window
-	pods := 0
+	pods, moved := 0, 0
 	for _, w := range r.Windows {
+		if w.IP != "" && w.Readdressed {
+			moved++
+			continue
+		}
 		if w.IP != "" {
 			pods++
 			continue
@@ -113,7 +117,15 @@ func (r Report) Markdown() string {
 	}
 
 	if pods > 0 {
-		fmt.Fprintf(&b, "\nPods restarted: %d; each one's eviction opened a window of its address (probes from or to it, and Service probes, from then on).\n", pods)
+		fmt.Fprintf(&b, "\nPods restarted: %d; each one's eviction opened a window of its address (probes from or to it from then on, and Service probes until its replacement was Ready).\n", pods)
+	}
+	if moved > 0 {
+		fmt.Fprintf(&b, "\nPods re-addressed by their node's reboot (DaemonSet pods, which no drain moves): %d; the old address is gone from the start of the node's window (probes to it from then on):\n\n", moved)
+		for _, w := range r.Windows {
+			if w.IP != "" && w.Readdressed {
+				fmt.Fprintf(&b, "- %s: %s, from %s\n", cell(w.Node), cell(w.Reason), off(w.Start))
+			}
+		}
 	}
 
 	b.WriteString("\n### Longest outage per pair\n\n")

@@ -78,6 +78,9 @@ func Timeline(probes []Probe, r Report, phases []Phase, windows []Window, nodes 
 		}
 		x0, x1 := x(w.Start), x(we)
 		title := esc(fmt.Sprintf("%s %s: %s to %s (%s)", orAll(w.Node), w.Reason, off(w.Start, start), off(we, start), we.Sub(w.Start).Round(time.Second)))
+		if w.IP != "" && w.Readdressed {
+			continue // the node's own window shows it
+		}
 		if w.IP != "" {
 			// A pod's restart: a tick where it began, on its node's row.
 			if i, ok := row[w.Node]; ok {
