@@ -236,15 +236,12 @@ func migrate(t *testing.T, m migration) {
 		t.Fatal(err)
 	}
 	// The in-place method restarts pods, not nodes: their evictions are
-	// the windows.
+	// the windows. In every run the watch also sees the DaemonSet pods a
+	// node's reboot gives a new address (their old one is gone).
 	pw := newPodWatch()
 	pctx, stopPods := context.WithCancel(ctx)
 	podsWatched := make(chan struct{})
-	if m.inPlace {
-		go func() { pw.Watch(pctx, c.Client); close(podsWatched) }()
-	} else {
-		close(podsWatched)
-	}
+	go func() { pw.Watch(pctx, c.Client); close(podsWatched) }()
 	defer func() { stopPods(); <-podsWatched }()
 	followPlan(t, ctx, l, tl.Mark, m.strategy()...)
 	userValues := ciliumBeside(t, ctx, l, work, tl.Mark, m.strategy()...)
