@@ -598,9 +598,24 @@ func rollBack(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source, tl 
 	if !slices.Contains(files, src.Conflist) || slices.Contains(files, "05-cilium.conflist") || slices.Contains(files, src.Conflist+".cilium_bak") {
 		t.Errorf("%s after the rollback: /etc/cni/net.d holds %v, want %s and no Cilium conflist", node, files, src.Conflist)
 	}
-	pods, err := l.Cluster.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
-	if err != nil {
-		t.Fatal(err)
+	// The node's DaemonSet pods get their new sandboxes (and addresses)
+	// from its kubelet after the reboot, which may be after the rollback
+	// uncordoned it (seen: three pods without an address 1 s after): a
+	// pod not on the old network yet is waited for, up to a minute.
+	var pods *corev1.PodList
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		var err error
+		if pods, err = l.Cluster.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node}); err != nil {
+			t.Fatal(err)
+		}
+		pending := false
+		for _, p := range pods.Items {
+			ip, err := netip.ParseAddr(p.Status.PodIP)
+			pending = pending || (!p.Spec.HostNetwork && p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && (err != nil || !src.OldNetwork.Contains(ip)))
+		}
+		if !pending || time.Now().After(deadline) {
+			break
+		}
 	}
 	back := 0
 	for _, p := range pods.Items {
