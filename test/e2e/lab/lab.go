@@ -55,6 +55,9 @@ type Options struct {
 	// put into the images as /usr/local/bin/labprobe.
 	ProbeBinary string
 	Logf        func(format string, args ...any)
+	// Created, when set, gets the lab before it starts anything, so that
+	// an interrupt while it starts can still close it.
+	Created func(*Lab)
 }
 
 // Lab is a running real-datapath cluster.
@@ -145,6 +148,9 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		Dir: dir, GatewayIP: gatewayIP, DNSServiceIP: "10.96.0.10",
 		MonitorDir: filepath.Join(dir, "monitor"), Socket: filepath.Join(dir, "lab.sock"),
 		opts: opts, owner: os.Getpid(),
+	}
+	if opts.Created != nil {
+		opts.Created(l)
 	}
 	if err := l.start(ctx); err != nil {
 		return nil, errors.Join(err, l.Close())
@@ -393,6 +399,17 @@ func (l *Lab) Close() error {
 		}
 		if err := delNetNS(ctx, fab); err != nil {
 			errs = append(errs, err)
+		}
+		// A node's namespace made before the node joined l.Nodes (an
+		// interrupt while the lab starts).
+		left, _ := filepath.Glob(nsPath(fmt.Sprintf("%s%d-*", namePrefix, l.owner)))
+		for _, p := range left {
+			if err := killNetNS(ctx, p, 30*time.Second); err != nil {
+				errs = append(errs, err)
+			}
+			if err := delNetNS(ctx, filepath.Base(p)); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		for _, ctrl := range cgroupControllers() {
 			removeCgroupTree(filepath.Join(cgroupRoot, ctrl, fmt.Sprintf("%s%d", namePrefix, l.owner)))
