@@ -37,7 +37,7 @@ func (g *gateRecord) record(title, cmd, out string, code int) {
 
 // write puts the record into LAB_DIR/connectivity.md and, with
 // E2E_DATAPATH_REPORT_DIR=DIR, DIR/connectivity-results.md.
-func (g *gateRecord) write(t *testing.T, l *lab.Lab) {
+func (g *gateRecord) write(t testing.TB, l *lab.Lab) {
 	t.Helper()
 	md := g.b.String()
 	t.Logf("connectivity report:\n%s", md)
@@ -63,7 +63,7 @@ func (g *gateRecord) write(t *testing.T, l *lab.Lab) {
 // The rule is then removed; the caller runs the same rollout again, which
 // must end green. The fault is a disruption window of the broken node in
 // the monitor's judgement, from the rule's insertion to its removal.
-func gateFault(t *testing.T, ctx context.Context, l *lab.Lab, tl *timeline, work, broken string) *gateRecord {
+func gateFault(t testing.TB, ctx context.Context, l *lab.Lab, tl *timeline, work, broken string) *gateRecord {
 	t.Helper()
 	g := &gateRecord{}
 	fmt.Fprintf(&g.b, "The connectivity gate on the real-datapath lab (Cilium %s, %d nodes; docs/datapath.md), as `TestDatapathMigration/flannel` ran it. The probes run the lab's agnhost: every `connectivity` below ran with `--image %s`.\n\n", l.CiliumVersion(), len(l.Nodes), lab.Images.Agnhost)
@@ -137,7 +137,7 @@ func gateFault(t *testing.T, ctx context.Context, l *lab.Lab, tl *timeline, work
 }
 
 // tunnelPort reads Cilium's tunnel port from the plugin's values.
-func tunnelPort(t *testing.T, valuesFile string) string {
+func tunnelPort(t testing.TB, valuesFile string) string {
 	t.Helper()
 	b, err := os.ReadFile(valuesFile)
 	if err != nil {

@@ -48,7 +48,7 @@ func closeAll() {
 }
 
 // need skips the test unless the lab can run here.
-func need(t *testing.T) {
+func need(t testing.TB) {
 	t.Helper()
 	if os.Getenv("E2E_DATAPATH") == "" {
 		t.Skip("real-datapath tests run with E2E_DATAPATH=1 (make test-datapath)")
@@ -60,7 +60,7 @@ func need(t *testing.T) {
 
 // startLab starts a lab for the test and registers its teardown; the work
 // directory is kept when the test fails (or E2E_KEEP_DIR is set).
-func startLab(t *testing.T, ctx context.Context, opts lab.Options) *lab.Lab {
+func startLab(t testing.TB, ctx context.Context, opts lab.Options) *lab.Lab {
 	t.Helper()
 	if opts.Dir == "" {
 		d, err := os.MkdirTemp("", "cni-migrate-lab-")
@@ -73,14 +73,33 @@ func startLab(t *testing.T, ctx context.Context, opts lab.Options) *lab.Lab {
 	if opts.ProbeBinary == "" {
 		opts.ProbeBinary = buildProbe(t, opts.Dir)
 	}
+	var created *lab.Lab
+	opts.Created = func(l *lab.Lab) {
+		liveMu.Lock()
+		live[l] = struct{}{}
+		liveMu.Unlock()
+		created = l
+	}
 	l, err := lab.Start(ctx, opts)
 	if err != nil {
+		if created != nil { // Start closed it
+			liveMu.Lock()
+			delete(live, created)
+			liveMu.Unlock()
+		}
 		t.Fatalf("lab: %v", err)
 	}
-	liveMu.Lock()
-	live[l] = struct{}{}
-	liveMu.Unlock()
 	t.Cleanup(func() {
+		if d, err := time.ParseDuration(os.Getenv("E2E_LAB_HOLD_ON_FAIL")); err == nil && t.Failed() {
+			// A failed lab kept running to look at by hand.
+			release := filepath.Join(l.Dir, "release")
+			t.Logf("lab held for %v after the failure: export KUBECONFIG=%s; touch %s to tear it down", d, l.Cluster.Kubeconfig, release)
+			for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(2 * time.Second) {
+				if _, err := os.Stat(release); err == nil {
+					break
+				}
+			}
+		}
 		if t.Failed() {
 			// The logs go to a file in the kept directory, not the test's
 			// output, whose tail (all CI shows) must stay the failures.
@@ -113,7 +132,7 @@ func startLab(t *testing.T, ctx context.Context, opts lab.Options) *lab.Lab {
 // the tool cache, replaced only when its bytes change: the lab's image
 // archive (and each node's import of it) is keyed on its inputs' paths and
 // times, so an unchanged probe reuses them.
-func buildProbe(t *testing.T, dir string) string {
+func buildProbe(t testing.TB, dir string) string {
 	t.Helper()
 	tmp := filepath.Join(dir, "labprobe")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", tmp, "../cmd/labprobe")
@@ -138,7 +157,7 @@ func buildProbe(t *testing.T, dir string) string {
 // installSource installs what a kubeadm cluster running the source runs
 // (kubeadm-config, kube-proxy in iptables mode, the CNI, CoreDNS) with the
 // lab's images, and waits for every node to be Ready.
-func installSource(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source) {
+func installSource(t testing.TB, ctx context.Context, l *lab.Lab, src lab.Source) {
 	t.Helper()
 	if err := l.Install(ctx, src); err != nil {
 		t.Fatal(err)
@@ -155,7 +174,7 @@ func installSource(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source
 // peer Service, with no probe failing (and no policy probe of a flow the
 // policies allow): the baseline a migration must start from (a headless Service's first seconds, before its EndpointSlice, are
 // NXDOMAIN, which CoreDNS then caches).
-func waitMonitorGreen(t *testing.T, ctx context.Context, l *lab.Lab, quiet, timeout time.Duration) {
+func waitMonitorGreen(t testing.TB, ctx context.Context, l *lab.Lab, quiet, timeout time.Duration) {
 	t.Helper()
 	pods := len(l.Nodes)
 	deadline := time.Now().Add(timeout)

@@ -31,7 +31,7 @@ import (
 // when the user names none (`version -o json`): the lab runs that one
 // (hack/datapath/build.sh builds the same default), so the release users
 // get and the release the lab proves cannot drift apart.
-func ciliumVersion(t *testing.T) string {
+func ciliumVersion(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command(e2e.PluginPath(t), "version", "-o", "json").Output()
 	if err != nil {
@@ -83,7 +83,7 @@ securityContext:
 
 // plugin runs `kubectl cni-migrate ARGS` against the lab, logging its
 // output, and returns the output and the exit code.
-func plugin(t *testing.T, ctx context.Context, l *lab.Lab, args ...string) (string, int) {
+func plugin(t testing.TB, ctx context.Context, l *lab.Lab, args ...string) (string, int) {
 	t.Helper()
 	dir := filepath.Dir(e2e.PluginPath(t))
 	kubectl, err := exec.LookPath("kubectl")
@@ -123,7 +123,7 @@ func transcript(format string, args ...any) {
 	fmt.Fprintf(f, format, args...)
 }
 
-func mustPlugin(t *testing.T, ctx context.Context, l *lab.Lab, args ...string) string {
+func mustPlugin(t testing.TB, ctx context.Context, l *lab.Lab, args ...string) string {
 	t.Helper()
 	out, code := plugin(t, ctx, l, args...)
 	if code != 0 {
@@ -202,12 +202,19 @@ func TestDemo(t *testing.T) {
 func TestDatapathMigration(t *testing.T) {
 	need(t)
 	e2e.PluginPath(t)
+	// Last in the log (CI shows its tail): what failed in each run.
+	rec := &failures{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("what failed, run by run:\n%s", rec)
+		}
+	})
 	for _, m := range migrations {
-		t.Run(m.name(), func(t *testing.T) { migrate(t, m) })
+		t.Run(m.name(), func(t *testing.T) { migrate(recT{t, rec}, m) })
 	}
 }
 
-func migrate(t *testing.T, m migration) {
+func migrate(t testing.TB, m migration) {
 	src, err := lab.SourceNamed(m.source)
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +293,7 @@ func migrate(t *testing.T, m migration) {
 			end := tl.Fault("", suiteWindow)
 			suites = append(suites, runConformance(ctx, l, "With one worker on Cilium"))
 			end()
-			health = append(health, waitCiliumHealth(ctx, l, "one worker on Cilium", 2*time.Minute))
+			health = append(health, waitCiliumHealth(ctx, l, "one worker on Cilium", healthTimeout))
 			t.Logf("conformance tests with one worker on Cilium:\n%s", suiteMarkdown(suites))
 		}
 		if m.rollback != "" {
@@ -359,9 +366,13 @@ func migrate(t *testing.T, m migration) {
 	mustPlugin(t, ctx, l, "status")
 	tl.Mark("after finalize")
 	time.Sleep(settle)
-	health = append(health, waitCiliumHealth(ctx, l, "after finalize", 2*time.Minute))
+	health = append(health, waitCiliumHealth(ctx, l, "after finalize", healthTimeout))
 	if !health[len(health)-1].healthy() {
 		t.Errorf("Cilium's health after finalize:%s", healthMarkdown(health[len(health)-1:]))
+		f := filepath.Join(l.Dir, "health-diagnostics.txt")
+		if err := os.WriteFile(f, []byte(healthDiagnostics(ctx, l)), 0o644); err == nil {
+			t.Logf("routes, links, endpoints, ipcache of every node and agent: %s", f)
+		}
 	}
 	if m.suites {
 		tl.Mark("conformance tests (after finalize)")
@@ -409,7 +420,7 @@ func migrate(t *testing.T, m migration) {
 // commands in plan -o json): for Calico its node address autodetection
 // (cilium/cilium#31273), for Canal flanneld's masquerading; then plan must
 // find nothing left to FAIL.
-func followPlan(t *testing.T, ctx context.Context, l *lab.Lab, mark func(string), strategy ...string) {
+func followPlan(t testing.TB, ctx context.Context, l *lab.Lab, mark func(string), strategy ...string) {
 	t.Helper()
 	type check struct {
 		ID, Status, Fix string
@@ -492,7 +503,7 @@ spec:
 // installs Cilium with the plugin's values-initial.yaml beside Flannel, as
 // a user would; mark (optional) is told when the helm install begins. It
 // returns the path of the user values file.
-func ciliumBeside(t *testing.T, ctx context.Context, l *lab.Lab, work string, mark func(string), strategy ...string) string {
+func ciliumBeside(t testing.TB, ctx context.Context, l *lab.Lab, work string, mark func(string), strategy ...string) string {
 	t.Helper()
 	c := l.Cluster
 	mustPlugin(t, ctx, l, append([]string{"plan"}, strategy...)...)
@@ -542,7 +553,7 @@ const (
 
 // networks reads Cilium's pool from the plugin's values; old is the
 // source's pod network.
-func networks(t *testing.T, valuesFile string, old netip.Prefix) monitor.Networks {
+func networks(t testing.TB, valuesFile string, old netip.Prefix) monitor.Networks {
 	t.Helper()
 	b, err := os.ReadFile(valuesFile)
 	if err != nil {
@@ -576,7 +587,7 @@ func networks(t *testing.T, valuesFile string, old netip.Prefix) monitor.Network
 // the monitor green. The rollback is a window of the node; the node's
 // migration is forgotten by the timeline, so that the resumed rollout's is
 // recorded anew.
-func rollBack(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source, tl *timeline, node string) {
+func rollBack(t testing.TB, ctx context.Context, l *lab.Lab, src lab.Source, tl *timeline, node string) {
 	t.Helper()
 	n := l.Node(node)
 	tl.Mark("rollback " + node)
@@ -637,7 +648,7 @@ func rollBack(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source, tl 
 
 // nodeAddresses names every node's IPv4 addresses by their interface
 // (flannel.1, cilium_host, eth0, ...).
-func nodeAddresses(t *testing.T, ctx context.Context, l *lab.Lab) map[netip.Addr]string {
+func nodeAddresses(t testing.TB, ctx context.Context, l *lab.Lab) map[netip.Addr]string {
 	t.Helper()
 	names := map[netip.Addr]string{}
 	for _, n := range l.Nodes {
@@ -662,7 +673,7 @@ func nodeAddresses(t *testing.T, ctx context.Context, l *lab.Lab) map[netip.Addr
 
 // report analyses the monitor's probes, writes the figures and fails the
 // test for every failed probe no disruption window explains.
-func report(t *testing.T, l *lab.Lab, m migration, src lab.Source, nets monitor.Networks, tl *timeline, pods []monitor.Window, end time.Time, drops []drop, left string) {
+func report(t testing.TB, l *lab.Lab, m migration, src lab.Source, nets monitor.Networks, tl *timeline, pods []monitor.Window, end time.Time, drops []drop, left string) {
 	t.Helper()
 	probes, err := monitor.Load(l.MonitorDir)
 	if err != nil {
@@ -769,7 +780,7 @@ func plural(n int) string {
 // deleted), and the agent running with the CiliumNodeConfig's settings
 // (the configuration cilium-dbg build-config resolved for the node, which
 // the agent reads) and healthy by cilium-dbg status.
-func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source, n *lab.Node, defaults map[string]string) {
+func checkMigratedNode(t testing.TB, ctx context.Context, l *lab.Lab, src lab.Source, n *lab.Node, defaults map[string]string) {
 	t.Helper()
 	pods, err := l.Cluster.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name})
 	if err != nil {
@@ -817,7 +828,7 @@ func checkMigratedNode(t *testing.T, ctx context.Context, l *lab.Lab, src lab.So
 
 // nodeConfigDefaults reads the settings of the one CiliumNodeConfig that
 // nodeconfig --apply made.
-func nodeConfigDefaults(t *testing.T, ctx context.Context, l *lab.Lab) map[string]string {
+func nodeConfigDefaults(t testing.TB, ctx context.Context, l *lab.Lab) map[string]string {
 	t.Helper()
 	cnc, err := l.Cluster.Kubectl(ctx, "get", "ciliumnodeconfigs.cilium.io", "-n", "kube-system", "-o", "json")
 	if err != nil {
@@ -838,7 +849,7 @@ func nodeConfigDefaults(t *testing.T, ctx context.Context, l *lab.Lab) map[strin
 
 // agentConfig reads the agent's resolved configuration (the directory
 // cilium-dbg build-config writes in the agent pod's config init container).
-func agentConfig(t *testing.T, ctx context.Context, l *lab.Lab, pod string, keys []string) map[string]string {
+func agentConfig(t testing.TB, ctx context.Context, l *lab.Lab, pod string, keys []string) map[string]string {
 	t.Helper()
 	slices.Sort(keys)
 	script := `for k in "$@"; do printf '%s=%s\n' "$k" "$(cat /tmp/cilium/config-map/$k 2>/dev/null)"; done`
@@ -872,7 +883,7 @@ func agentConfig(t *testing.T, ctx context.Context, l *lab.Lab, pod string, keys
 // checkFinalized checks what finalize must leave: no CiliumNodeConfig, no
 // DaemonSet of the old CNI, and every agent running with the final values
 // (Cilium writes its own conflist: custom-cni-conf false) and healthy.
-func checkFinalized(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source) {
+func checkFinalized(t testing.TB, ctx context.Context, l *lab.Lab, src lab.Source) {
 	t.Helper()
 	if out, err := l.Cluster.Kubectl(ctx, "get", "ciliumnodeconfigs.cilium.io", "-A", "-o", "name"); err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Errorf("CiliumNodeConfigs left after finalize: %v %s", err, out)
@@ -902,7 +913,7 @@ func checkFinalized(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Sourc
 // finalize (interfaces, routes, iptables chains, ipsets, CNI files) and
 // returns it as a report section; finalize --remove-old-cni sweeps the
 // nodes, so anything left fails the test.
-func checkLeftovers(t *testing.T, ctx context.Context, l *lab.Lab, src lab.Source, finalize string) string {
+func checkLeftovers(t testing.TB, ctx context.Context, l *lab.Lab, src lab.Source, finalize string) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("\n### What of the old CNI is left on the nodes after finalize\n\n")

@@ -79,9 +79,9 @@ func TestParseHealth(t *testing.T) {
  {"name":"worker-1","host":{"primary-address":{"ip":"192.168.100.12","http":{"latency":1},"icmp":{"latency":2}}},
   "health-endpoint":{"primary-address":{"ip":"10.245.1.9","http":{},"icmp":{}}}},
  {"name":"worker-2","host":{"primary-address":{"ip":"192.168.100.13","http":{"status":"Connection timed out"},"icmp":{}}},
-  "health-endpoint":{"primary-address":{"ip":"10.245.2.9","icmp":{"status":"unreachable"}}}}]}`)
+  "health-endpoint":{"primary-address":{"ip":"10.245.2.9","icmp":{"status":"unreachable","lastProbed":"2026-12-06T17:53:35Z"}}}}]}`)
 	paths, bad, err := parseHealth(data)
-	if err != nil || paths != 7 || len(bad) != 2 || bad[0] != "worker-2 endpoint icmp (10.245.2.9): unreachable" ||
+	if err != nil || paths != 7 || len(bad) != 2 || bad[0] != "worker-2 endpoint icmp (10.245.2.9): unreachable (probed 17:53:35)" ||
 		bad[1] != "worker-2 host http (192.168.100.13): Connection timed out" {
 		t.Fatalf("%d %q %v", paths, bad, err)
 	}

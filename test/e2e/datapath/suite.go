@@ -304,9 +304,12 @@ func suiteMarkdown(runs []suiteRun) string {
 }
 
 // healthRun is Cilium's own view of the cluster's connectivity at one
-// point: each agent's `cilium-health status --probe` (node to node and
-// endpoint to endpoint, as Cilium measures it) and the cluster health line
-// of `cilium-dbg status --all-health`.
+// point: each agent's `cilium-health status` (node to node and endpoint to
+// endpoint, as Cilium measures it) and the cluster health line of
+// `cilium-dbg status --all-health`. Both show the agent's last probe of each
+// path, made on its own schedule (one round per probe interval, about 2 min
+// for three nodes); `--probe` no longer probes (1.20: pkg/health/server
+// FetchStatusResponse returns the cached status).
 type healthRun struct {
 	When   string
 	Agents []agentHealth
@@ -332,9 +335,9 @@ func ciliumHealth(ctx context.Context, l *lab.Lab, when string) healthRun {
 	}
 	for _, p := range pods.Items {
 		a := agentHealth{Node: p.Spec.NodeName}
-		out, err := l.Cluster.Kubectl(ctx, "-n", "kube-system", "exec", p.Name, "-c", "cilium-agent", "--", "cilium-health", "status", "--probe", "-o", "json")
+		out, err := l.Cluster.Kubectl(ctx, "-n", "kube-system", "exec", p.Name, "-c", "cilium-agent", "--", "cilium-health", "status", "-o", "json")
 		if err != nil {
-			a.Err = fmt.Sprintf("cilium-health status --probe: %v: %s", err, strings.TrimSpace(string(out)))
+			a.Err = fmt.Sprintf("cilium-health status: %v: %s", err, strings.TrimSpace(string(out)))
 		} else {
 			a.Paths, a.Unreachable, err = parseHealth(out)
 			if err != nil {
@@ -369,13 +372,14 @@ type healthJSON struct {
 }
 
 type healthPath struct {
-	IP   string `json:"ip"`
-	HTTP *struct {
-		Status string `json:"status"`
-	} `json:"http"`
-	Icmp *struct {
-		Status string `json:"status"`
-	} `json:"icmp"`
+	IP   string       `json:"ip"`
+	HTTP *healthProbe `json:"http"`
+	Icmp *healthProbe `json:"icmp"`
+}
+
+type healthProbe struct {
+	Status     string `json:"status"`
+	LastProbed string `json:"lastProbed"`
 }
 
 // parseHealth counts the paths of `cilium-health status -o json` and names
@@ -391,15 +395,17 @@ func parseHealth(data []byte) (int, []string, error) {
 		if p == nil {
 			return
 		}
-		for proto, st := range map[string]*struct {
-			Status string `json:"status"`
-		}{"http": p.HTTP, "icmp": p.Icmp} {
+		for proto, st := range map[string]*healthProbe{"http": p.HTTP, "icmp": p.Icmp} {
 			if st == nil {
 				continue
 			}
 			paths++
 			if st.Status != "" {
-				bad = append(bad, fmt.Sprintf("%s %s %s (%s): %s", node, what, proto, p.IP, st.Status))
+				when := ""
+				if t, err := time.Parse(time.RFC3339, st.LastProbed); err == nil {
+					when = " (probed " + t.UTC().Format("15:04:05") + ")"
+				}
+				bad = append(bad, fmt.Sprintf("%s %s %s (%s): %s%s", node, what, proto, p.IP, st.Status, when))
 			}
 		}
 	}
@@ -418,7 +424,7 @@ func parseHealth(data []byte) (int, []string, error) {
 // healthMarkdown is the results page's section on Cilium's own view.
 func healthMarkdown(runs []healthRun) string {
 	var b strings.Builder
-	b.WriteString("\n### Cilium's own view\n\n`cilium-health status --probe` (every peer's node and health endpoint, ICMP and HTTP) and `cilium-dbg status --all-health` on every agent.\n\n")
+	b.WriteString("\n### Cilium's own view\n\n`cilium-health status` (each agent's last probe of every peer's node and health endpoint, ICMP and HTTP; a failed probe is probed again one probe interval later) and `cilium-dbg status --all-health` on every agent.\n\n")
 	b.WriteString("| when | agent's node | paths probed | unreachable | cluster health |\n|---|---|---:|---|---|\n")
 	for _, r := range runs {
 		for _, a := range r.Agents {
@@ -437,7 +443,10 @@ func healthMarkdown(runs []healthRun) string {
 
 // waitCiliumHealth asks every agent until all of them have probed their
 // peers and reached every path, or timeout passed: right after finalize's
-// restart the agents' health has probed nobody yet (0/0 reachable).
+// restart the agents' health has probed nobody yet (0/0 reachable), and a
+// probe made in the seconds before a peer's health endpoint was up stays
+// the agent's answer until its next round, a probe interval later
+// (healthTimeout covers two).
 func waitCiliumHealth(ctx context.Context, l *lab.Lab, when string, timeout time.Duration) healthRun {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -448,6 +457,10 @@ func waitCiliumHealth(ctx context.Context, l *lab.Lab, when string, timeout time
 		time.Sleep(5 * time.Second)
 	}
 }
+
+// healthTimeout is how long waitCiliumHealth waits: two of Cilium's probe
+// intervals (1m36s for two nodes, 1m56s for three) and a margin.
+const healthTimeout = 4*time.Minute + 30*time.Second
 
 // healthy reports whether every agent reached every path.
 func (r healthRun) healthy() bool {
@@ -486,4 +499,42 @@ func waitSuiteNamespacesGone(ctx context.Context, l *lab.Lab, timeout time.Durat
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// healthDiagnostics is what the nodes and agents say of the paths Cilium's
+// health probes use (routes, neighbours, links, the agents' endpoints,
+// ipcache, tunnel map and nodes, the health endpoint's own namespace), for
+// a failed health check; written to DIR/health-diagnostics.txt.
+func healthDiagnostics(ctx context.Context, l *lab.Lab) string {
+	var b strings.Builder
+	for _, n := range l.Nodes {
+		for _, c := range [][]string{
+			{"ip", "-d", "link"}, {"ip", "addr"}, {"ip", "route", "show", "table", "all"}, {"ip", "rule"}, {"ip", "neigh"},
+			{"ip", "netns", "exec", "cilium-health", "ip", "addr"}, {"ip", "netns", "exec", "cilium-health", "ip", "route"},
+			{"ip", "netns", "exec", "cilium-health", "ip", "neigh"}, {"ls", "-l", "/run/netns", "/var/run/cilium"},
+			{"iptables-save"},
+		} {
+			out, err := n.Exec(ctx, c[0], c[1:]...)
+			fmt.Fprintf(&b, "=== %s: %s (%v)\n%s\n", n.Name, strings.Join(c, " "), err, out)
+		}
+	}
+	pods, err := l.Cluster.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=cilium"})
+	if err != nil {
+		return b.String() + err.Error()
+	}
+	for _, p := range pods.Items {
+		for _, c := range [][]string{
+			{"cilium-dbg", "status", "--all-health", "--verbose"}, {"cilium-dbg", "endpoint", "list"},
+			{"cilium-dbg", "bpf", "endpoint", "list"}, {"cilium-dbg", "bpf", "ipcache", "list"},
+			{"cilium-dbg", "bpf", "tunnel", "list"}, {"cilium-dbg", "node", "list"}, {"cilium-health", "status", "--verbose"},
+		} {
+			out, err := l.Cluster.Kubectl(ctx, append([]string{"-n", "kube-system", "exec", p.Name, "-c", "cilium-agent", "--"}, c...)...)
+			fmt.Fprintf(&b, "=== agent %s on %s: %s (%v)\n%s\n", p.Name, p.Spec.NodeName, strings.Join(c, " "), err, out)
+		}
+	}
+	out, err := l.Cluster.Kubectl(ctx, "get", "ciliumnodes", "-o", "yaml")
+	fmt.Fprintf(&b, "=== ciliumnodes (%v)\n%s\n", err, out)
+	out, err = l.Cluster.Kubectl(ctx, "get", "pods", "-A", "-o", "wide")
+	fmt.Fprintf(&b, "=== pods (%v)\n%s\n", err, out)
+	return b.String()
 }
