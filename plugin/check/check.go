@@ -84,6 +84,9 @@ func Run(in Input) []Result {
 		out = append(out, podCIDRCheck(c, p), capacityCheck(c, p), serviceCIDRCheck(c), tunnelPortCheck(c, p))
 	}
 	out = append(out, networkPolicyCheck(c))
+	if r, ok := policyCompatCheck(c, p); ok {
+		out = append(out, r)
+	}
 	if p != nil {
 		out = append(out, kubeProxyCheck(c, p))
 	}

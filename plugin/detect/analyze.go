@@ -36,6 +36,7 @@ func AnalyzeWith(s *Snapshot, ov Override) *Cluster {
 		PodCIDRs:          []SourcedCIDR{},
 		ServiceCIDRs:      []SourcedCIDR{},
 		NetworkPolicies:   s.NetworkPolicies,
+		PolicyIPBlocks:    s.PolicyIPBlocks,
 		BlockingPDBs:      []PDB{},
 	}
 	if c.NetworkPolicies == nil {

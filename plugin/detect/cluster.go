@@ -33,6 +33,8 @@ type Cluster struct {
 	Cilium    Cilium    `json:"cilium"`
 
 	NetworkPolicies []NamespacedName `json:"networkPolicies"`
+	// PolicyIPBlocks are the NetworkPolicies' ipBlock peers.
+	PolicyIPBlocks []PolicyIPBlock `json:"policyIPBlocks,omitempty"`
 	// CalicoPolicies are Calico's own NetworkPolicies and
 	// GlobalNetworkPolicies (namespace ""), which Cilium does not read.
 	CalicoPolicies []NamespacedName `json:"calicoPolicies,omitempty"`

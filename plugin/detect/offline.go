@@ -56,6 +56,7 @@ func LoadSnapshot(streams ...[]byte) (*Snapshot, error) {
 				s.SystemPods = append(s.SystemPods, *o)
 			case *networkingv1.NetworkPolicy:
 				s.NetworkPolicies = append(s.NetworkPolicies, NamespacedName{o.Namespace, o.Name})
+				s.PolicyIPBlocks = append(s.PolicyIPBlocks, ipBlocksOf(o)...)
 			case *policyv1.PodDisruptionBudget:
 				s.PDBs = append(s.PDBs, *o)
 			case *networkingv1.ServiceCIDR:

@@ -39,6 +39,7 @@ type Snapshot struct {
 	// KubernetesServiceIP is the ClusterIP of default/kubernetes.
 	KubernetesServiceIP string
 	NetworkPolicies     []NamespacedName
+	PolicyIPBlocks      []PolicyIPBlock
 	PDBs                []policyv1.PodDisruptionBudget
 	// From the kubeconfig.
 	KubeconfigCluster string
@@ -100,6 +101,7 @@ func Fetch(ctx context.Context, c kubernetes.Interface, dyn dynamic.Interface) (
 	if err := listPages(ctx, c.NetworkingV1().NetworkPolicies("").List, func(l *networkingv1.NetworkPolicyList) {
 		for _, np := range l.Items {
 			s.NetworkPolicies = append(s.NetworkPolicies, NamespacedName{np.Namespace, np.Name})
+			s.PolicyIPBlocks = append(s.PolicyIPBlocks, ipBlocksOf(&np)...)
 		}
 	}); err != nil {
 		return nil, err
