@@ -119,6 +119,7 @@ func NewCmdCNIMigrate(streams genericiooptions.IOStreams, info BuildInfo, env En
 		newCmdRollback(c),
 		newCmdStatus(c),
 		newCmdConnectivity(c),
+		newCmdCalicoPolicies(c),
 		newCmdVersion(c, info),
 	)
 	return root

@@ -222,7 +222,7 @@ func calicoPoliciesCheck(c *detect.Cluster, _ *proposal.Proposal) Finding {
 	}
 	return warn(id, fmt.Sprintf("%s (%d global): Cilium does not read Calico's own policy resources; they stop applying to migrated pods and go away with %s (%s)",
 		count(len(names), "Calico policy", "Calico policies"), global, c.CNI.Name, listSome(names)),
-		"rewrite them as CiliumNetworkPolicies / CiliumClusterwideNetworkPolicies before finalize (policy enforcement is off on migrated pods until then)")
+		"before finalize, rewrite them as CiliumNetworkPolicies / CiliumClusterwideNetworkPolicies: kubectl cni-migrate calico-policies prints the translation with what it cannot translate; review it, then run it with --apply (policy enforcement is off on migrated pods until finalize)")
 }
 
 // calicoSNAT: Calico masquerades traffic from pools with natOutgoing to

@@ -334,6 +334,28 @@ spec:
 		t.Errorf("after the rollout the proposal moved: %+v", p.Proposal)
 	}
 
+	// What plan's calico-policies check tells the user to do before
+	// finalize: Calico's policy as a Cilium one, stored under the real CRD
+	// schema of the Cilium the migration installed.
+	ccnp := schema.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumclusterwidenetworkpolicies"}
+	tr := c.cli(t, "calico-policies").mustSucceed(t)
+	for _, want := range []string{"# from Calico's GlobalNetworkPolicy default.deny-metadata: translated exactly", "kind: CiliumClusterwideNetworkPolicy", "name: calico-default.deny-metadata", "egress:\n  - {}"} {
+		if !strings.Contains(tr.Stdout, want) {
+			t.Errorf("calico-policies printed no %q:\n%s", want, tr.Stdout)
+		}
+	}
+	c.cli(t, "calico-policies", "--apply", "--dry-run=server").mustSucceed(t)
+	if _, err := c.Dynamic.Resource(ccnp).Get(ctx, "calico-default.deny-metadata", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a server dry run stored the policy: %v", err)
+	}
+	if r := c.cli(t, "calico-policies", "--apply").mustSucceed(t); !strings.Contains(r.Stdout, "ciliumclusterwidenetworkpolicy.cilium.io/calico-default.deny-metadata serverside-applied") {
+		t.Errorf("calico-policies --apply: %s", r.Stdout)
+	}
+	if got, err := c.Dynamic.Resource(ccnp).Get(ctx, "calico-default.deny-metadata", metav1.GetOptions{}); err != nil ||
+		got.GetLabels()["cni-migrate.io/translated-from"] != "calico" {
+		t.Errorf("translated policy not stored: %v %v", err, got)
+	}
+
 	helm := filepath.Join(c.Cache, "bin", "helm")
 	chart := fixture.CiliumChart(c.Cluster, nodeTestCilium)
 	fin := runNode(t, c, "finalize", "--output-dir", t.TempDir(), "--yes", "--helm", helm, "--chart", chart, "--remove-old-cni")
@@ -368,6 +390,14 @@ spec:
 	// Nothing left to remove; plan says Cilium owns the network.
 	runNode(t, c, "finalize", "--output-dir", t.TempDir(), "--remove-old-cni").expect(t, 0, "no objects of the old CNI are left")
 	c.cli(t, "plan").mustFail(t, 6, "already owns the network")
+	// finalize keeps the translation (it replaces Calico's policy); --delete
+	// removes it.
+	if r := c.cli(t, "calico-policies", "--delete").mustSucceed(t); !strings.Contains(r.Stdout, "ciliumclusterwidenetworkpolicy.cilium.io/calico-default.deny-metadata deleted") {
+		t.Errorf("calico-policies --delete: %s", r.Stdout)
+	}
+	if _, err := c.Dynamic.Resource(ccnp).Get(ctx, "calico-default.deny-metadata", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("translated policy still there: %v", err)
+	}
 }
 
 // TestCalicoOperator: tigera-operator.yaml and custom-resources.yaml; the

@@ -348,11 +348,13 @@ func migrate(t testing.TB, m migration) {
 	}
 	if src.Policies.Calico {
 		// What plan's calico-policies check tells the user to do before
-		// finalize: the same rules as Cilium policies.
+		// finalize: the plugin's translation (the lab's two Calico policies
+		// translate to what the lab wrote by hand before: port-8083's Deny
+		// of every peer after its Allow is left out, as Cilium's deny would
+		// win over the Allow).
 		tl.Mark("Calico's policies rewritten for Cilium")
-		if _, err := c.Apply(ctx, []byte(ciliumEquivalents)); err != nil {
-			t.Fatal(err)
-		}
+		mustPlugin(t, ctx, l, "calico-policies")
+		mustPlugin(t, ctx, l, "calico-policies", "--apply")
 	}
 	// While both networks are up: the nodes' own addresses, to name a
 	// rewritten source address in the report.
@@ -463,41 +465,6 @@ func followPlan(t testing.TB, ctx context.Context, l *lab.Lab, mark func(string)
 	mustPlugin(t, ctx, l, append([]string{"plan"}, strategy...)...)
 }
 
-// ciliumEquivalents are lab-policy's Calico policies written as Cilium
-// policies, as a user does before finalize when plan warns that Cilium
-// does not read Calico's (calico-policies): allow-server-peers as a
-// CiliumNetworkPolicy; port-8083's ordered Allow then Deny as the Allow
-// alone (Cilium's deny rules win over any allow, and the pods are isolated
-// by the other policies already).
-const ciliumEquivalents = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: allow-server-peers
-  namespace: lab-policy
-spec:
-  endpointSelector:
-    matchLabels: {app: server}
-  ingress:
-  - fromEndpoints:
-    - matchLabels: {app: server}
-    toPorts:
-    - ports:
-      - {port: "8082", protocol: TCP}
----
-apiVersion: cilium.io/v2
-kind: CiliumClusterwideNetworkPolicy
-metadata:
-  name: port-8083
-spec:
-  endpointSelector:
-    matchLabels: {app: server, k8s:io.kubernetes.pod.namespace: lab-policy}
-  ingress:
-  - fromEndpoints:
-    - matchLabels: {role: client, k8s:io.kubernetes.pod.namespace: lab-policy}
-    toPorts:
-    - ports:
-      - {port: "8083", protocol: TCP}
-`
 
 // ciliumBeside runs plan and values (with labValues on top) into work and
 // installs Cilium with the plugin's values-initial.yaml beside Flannel, as
