@@ -168,6 +168,20 @@ func TestPluginOnFlannelCluster(t *testing.T) {
 	}
 
 	t.Run("plan detects flannel and flags policies and PDBs", func(t *testing.T) {
+		// A policy as users write one to let pods reach "anything": under
+		// Cilium its ipBlock reaches no pod and no node.
+		if _, err := c.Apply(ctx, []byte(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress-anywhere, namespace: `+fixture.WorkloadNamespace+`}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+  - to:
+    - ipBlock: {cidr: 0.0.0.0/0}
+`)); err != nil {
+			t.Fatal(err)
+		}
 		r := c.cli(t, "plan", "-o", "json").mustSucceed(t)
 		var p planJSON
 		if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
@@ -200,6 +214,11 @@ func TestPluginOnFlannelCluster(t *testing.T) {
 		}
 		if st, msg := p.check(t, "network-policies"); st != "WARN" {
 			t.Errorf("network-policies: %s %s", st, msg)
+		}
+		if st, msg := p.check(t, "network-policy-compat"); st != "WARN" ||
+			!strings.Contains(msg, "ipBlock covers pod addresses ("+fixture.WorkloadNamespace+"/egress-anywhere egress 0.0.0.0/0)") ||
+			!strings.Contains(msg, "ipBlock covers node addresses") {
+			t.Errorf("network-policy-compat: %s %s", st, msg)
 		}
 		if st, msg := p.check(t, "pod-disruption-budgets"); st != "WARN" {
 			t.Errorf("pod-disruption-budgets: %s %s", st, msg)
