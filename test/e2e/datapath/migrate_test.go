@@ -465,7 +465,6 @@ func followPlan(t testing.TB, ctx context.Context, l *lab.Lab, mark func(string)
 	mustPlugin(t, ctx, l, append([]string{"plan"}, strategy...)...)
 }
 
-
 // ciliumBeside runs plan and values (with labValues on top) into work and
 // installs Cilium with the plugin's values-initial.yaml beside Flannel, as
 // a user would; mark (optional) is told when the helm install begins. It
