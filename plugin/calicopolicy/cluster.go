@@ -12,10 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-)
 
-// FieldManager is the server-side apply field manager of what Apply writes.
-const FieldManager = "cni-migrate"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+)
 
 func calicoGVR(resource string) schema.GroupVersionResource {
 	return schema.GroupVersionResource{Group: "crd.projectcalico.org", Version: "v1", Resource: resource}
@@ -109,7 +108,7 @@ func Apply(ctx context.Context, dyn dynamic.Interface, p CiliumPolicy, dryRun bo
 	if err != nil {
 		return nil, err
 	}
-	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	opts := metav1.ApplyOptions{FieldManager: nodeconfig.FieldManager, Force: true}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}

@@ -202,18 +202,22 @@ func (p *parser) and() (Selector, error) {
 		if err != nil {
 			return nil, err
 		}
-		var out Selector
-		for _, a := range left {
-			for _, b := range right {
-				out = append(out, append(append([]Term{}, a...), b...))
-			}
-		}
-		if len(out) > maxConjunctions {
+		if left = and(left, right); len(left) > maxConjunctions {
 			return nil, fmt.Errorf("more than %d alternatives", maxConjunctions)
 		}
-		left = out
 	}
 	return left, nil
+}
+
+// and is the conjunction of two selectors in normal form.
+func and(a, b Selector) Selector {
+	var out Selector
+	for _, x := range a {
+		for _, y := range b {
+			out = append(out, append(append([]Term{}, x...), y...))
+		}
+	}
+	return out
 }
 
 func (p *parser) unary() (Selector, error) {

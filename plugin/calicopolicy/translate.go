@@ -567,17 +567,6 @@ func (t *translator) l4(r rule, where string) ([]PortRule, []ICMPRule, bool) {
 	return []PortRule{{Ports: pp}}, nil, true
 }
 
-// and is the conjunction of two selectors in normal form.
-func and(a, b Selector) Selector {
-	var out Selector
-	for _, x := range a {
-		for _, y := range b {
-			out = append(out, append(append([]Term{}, x...), y...))
-		}
-	}
-	return out
-}
-
 // namespaceTerms turns a namespaceSelector into terms on Cilium's
 // namespace labels; Calico's projectcalico.org/name is the namespace's
 // name. Each conjunction also says "in any namespace", which lifts the

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/cidr"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 )
@@ -27,10 +28,8 @@ func policyCompatCheck(c *detect.Cluster, p *proposal.Proposal) (Result, bool) {
 	}
 	var pods []netip.Prefix
 	for _, s := range c.PodCIDRs {
-		for _, f := range strings.Split(s.CIDR, ",") {
-			if q, err := netip.ParsePrefix(strings.TrimSpace(f)); err == nil {
-				pods = append(pods, q.Masked())
-			}
+		if r, err := cidr.ParseReserved(s.CIDR, "pod network"); err == nil {
+			pods = append(pods, r.Prefix)
 		}
 	}
 	if p != nil && p.PodCIDR != "" {
