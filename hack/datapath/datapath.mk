@@ -35,8 +35,10 @@ datapath-report: e2e-tools datapath-tools $(BIN)
 
 # A lab to look at by hand: SOURCE's cluster with the workloads and the
 # monitor, kept for HOLD (1h) or until Ctrl-C; the log prints its KUBECONFIG.
+# MIGRATE=worker-1 also installs Cilium beside the old CNI and migrates
+# those nodes (comma-separated) with the plugin: the half-migrated cluster.
 .PHONY: lab-hold
 lab-hold: e2e-tools datapath-tools $(BIN)
 	cd $(E2E_ROOT)/test/e2e && GOWORK=off E2E_DATAPATH=1 E2E_CACHE=$(E2E_CACHE) PLUGIN_BIN_DIR=$(abspath $(dir $(BIN))) \
-		E2E_LAB_HOLD=$(or $(SOURCE),flannel) E2E_LAB_HOLD_FOR=$(or $(HOLD),1h) \
+		E2E_LAB_HOLD=$(or $(SOURCE),flannel) E2E_LAB_HOLD_FOR=$(or $(HOLD),1h) E2E_LAB_HOLD_MIGRATE=$(MIGRATE) \
 		go test -count=1 -timeout 0 -v -run '^TestLabHold$$' ./datapath/

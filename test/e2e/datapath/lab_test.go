@@ -266,6 +266,24 @@ func TestLabHold(t *testing.T) {
 	if err := l.Monitor(ctx, probeInterval, probeTimeout, s.Policies); err != nil {
 		t.Fatal(err)
 	}
+	// E2E_LAB_HOLD_MIGRATE=NODE[,NODE...]: Cilium installed beside the
+	// old CNI as the migration tests do (plan's advice, values, helm
+	// install, nodeconfig --apply), and those nodes migrated with `node`:
+	// the half-migrated cluster, to look at by hand.
+	if names := os.Getenv("E2E_LAB_HOLD_MIGRATE"); names != "" {
+		work := filepath.Join(l.Dir, "migration")
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mark := func(what string) { t.Logf("lab: %s", what) }
+		followPlan(t, ctx, l, mark)
+		ciliumBeside(t, ctx, l, work, mark)
+		mustPlugin(t, ctx, l, "nodeconfig", "--apply")
+		mustPlugin(t, ctx, l, append(append([]string{"node"}, strings.Split(names, ",")...),
+			"--reboot-command", l.RebootCommand(), "--probe-image", lab.Images.Agnhost,
+			"--reboot-timeout", "5m", "--agent-timeout", "5m")...)
+		t.Logf("lab: %s on Cilium; values and helm's chart in %s", names, work)
+	}
 	t.Logf("lab up: export KUBECONFIG=%s (reboot: %s)", l.Cluster.Kubeconfig, l.RebootCommand())
 	select {
 	case <-ctx.Done():
