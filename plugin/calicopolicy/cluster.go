@@ -7,10 +7,12 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
@@ -119,16 +121,38 @@ func Apply(ctx context.Context, dyn dynamic.Interface, p CiliumPolicy, dryRun bo
 	return out, nil
 }
 
+// Translated lists the Cilium policies the translation wrote (its label),
+// named as kubectl writes them ("ciliumnetworkpolicy.cilium.io/NAME -n
+// NAMESPACE"). Without Cilium's CRDs there are none.
+func Translated(ctx context.Context, dyn dynamic.Interface) ([]string, error) {
+	var names []string
+	err := eachTranslated(ctx, dyn, func(_ dynamic.NamespaceableResourceInterface, _ *unstructured.Unstructured, n string) error {
+		names = append(names, n)
+		return nil
+	})
+	return names, err
+}
+
 // Delete deletes every Cilium policy the translation wrote (its label) and
-// returns their names as kubectl writes them
-// ("ciliumnetworkpolicy.cilium.io/NAME -n NAMESPACE"). Without Cilium's
-// CRDs there are none.
+// returns their names as Translated does.
 func Delete(ctx context.Context, dyn dynamic.Interface, dryRun bool) ([]string, error) {
 	var gone []string
 	opts := metav1.DeleteOptions{}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
+	err := eachTranslated(ctx, dyn, func(ri dynamic.NamespaceableResourceInterface, it *unstructured.Unstructured, n string) error {
+		err := ri.Namespace(it.GetNamespace()).Delete(ctx, it.GetName(), opts)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting %s %s: %w", it.GetKind(), name(it.GetNamespace(), it.GetName()), err)
+		}
+		gone = append(gone, n)
+		return nil
+	})
+	return gone, err
+}
+
+func eachTranslated(ctx context.Context, dyn dynamic.Interface, fn func(dynamic.NamespaceableResourceInterface, *unstructured.Unstructured, string) error) error {
 	for _, kind := range []string{"CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"} {
 		ri := dyn.Resource(CiliumGVR(kind))
 		l, err := ri.List(ctx, metav1.ListOptions{LabelSelector: TranslatedLabel + "=calico"})
@@ -136,21 +160,20 @@ func Delete(ctx context.Context, dyn dynamic.Interface, dryRun bool) ([]string, 
 			continue
 		}
 		if err != nil {
-			return gone, fmt.Errorf("listing %s: %w", kind, err)
+			return fmt.Errorf("listing %s: %w", kind, err)
 		}
-		for _, it := range l.Items {
-			err := ri.Namespace(it.GetNamespace()).Delete(ctx, it.GetName(), opts)
-			if err != nil && !apierrors.IsNotFound(err) {
-				return gone, fmt.Errorf("deleting %s %s: %w", kind, name(it.GetNamespace(), it.GetName()), err)
-			}
-			g := strings.ToLower(kind) + ".cilium.io/" + it.GetName()
+		for i := range l.Items {
+			it := &l.Items[i]
+			n := strings.ToLower(kind) + ".cilium.io/" + it.GetName()
 			if it.GetNamespace() != "" {
-				g += " -n " + it.GetNamespace()
+				n += " -n " + it.GetNamespace()
 			}
-			gone = append(gone, g)
+			if err := fn(ri, it, n); err != nil {
+				return err
+			}
 		}
 	}
-	return gone, nil
+	return nil
 }
 
 func name(ns, n string) string {
@@ -158,4 +181,81 @@ func name(ns, n string) string {
 		return n
 	}
 	return ns + "/" + n
+}
+
+// Served says whether the cluster serves Calico's CRDs
+// (crd.projectcalico.org/v1): without them there is no Calico policy.
+func Served(disc discovery.DiscoveryInterface) (bool, error) {
+	_, err := disc.ServerResourcesForGroupVersion("crd.projectcalico.org/v1")
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	}
+	return false, err
+}
+
+// Coverage says how much of Calico's policies the cluster's Cilium
+// policies carry: what finalize checks before Cilium enforces policies
+// and Calico stops.
+type Coverage struct {
+	// Policies is the number of Calico policies.
+	Policies int
+	// Missing names the Cilium policies of today's translation that are
+	// not in the cluster, or differ from it (the Calico policy changed
+	// since the translation was applied), each with its Calico source.
+	Missing []string
+	// Inexact names the Calico policies whose translation has notes
+	// (something not translated, or translated with another meaning).
+	Inexact []string
+}
+
+// Check translates the cluster's Calico policies and compares the result
+// with the Cilium policies in the cluster. Without Calico's CRDs it finds
+// nothing.
+func Check(ctx context.Context, dyn dynamic.Interface) (Coverage, error) {
+	var c Coverage
+	policies, sets, err := Read(ctx, dyn)
+	if err != nil {
+		return c, err
+	}
+	c.Policies = len(policies)
+	for _, p := range policies {
+		r := Translate(p, sets)
+		if len(r.Notes) > 0 {
+			c.Inexact = append(c.Inexact, r.Source)
+		}
+		for _, want := range r.Policies {
+			state, err := applied(ctx, dyn, want)
+			if err != nil {
+				return c, err
+			}
+			if state != "" {
+				c.Missing = append(c.Missing, fmt.Sprintf("%s.cilium.io/%s %s (from %s)",
+					strings.ToLower(want.Kind), name(want.Metadata.Namespace, want.Metadata.Name), state, r.Source))
+			}
+		}
+	}
+	return c, nil
+}
+
+// applied says "" when the cluster holds the policy as translated,
+// "missing" when it is not there and "out of date" when its spec differs.
+func applied(ctx context.Context, dyn dynamic.Interface, want CiliumPolicy) (string, error) {
+	got, err := dyn.Resource(CiliumGVR(want.Kind)).Namespace(want.Metadata.Namespace).Get(ctx, want.Metadata.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "missing", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s %s: %w", want.Kind, name(want.Metadata.Namespace, want.Metadata.Name), err)
+	}
+	u, err := want.Unstructured()
+	if err != nil {
+		return "", err
+	}
+	if !equality.Semantic.DeepEqual(u.Object["spec"], got.Object["spec"]) {
+		return "out of date", nil
+	}
+	return "", nil
 }

@@ -30,8 +30,11 @@ const finalizeLong = `Finish the migration once every node is migrated:
   6. remove the plugin's node labels and annotations (unless --keep-state)
 
 Each step is recognised from the cluster, so finalize can be run again after
-an interruption. Refuses while any node is not migrated, and checks the
-permissions of its own changes before the first (exit 8). From its first
+an interruption. Refuses while any node is not migrated, or (exit 15) while
+Calico policies exist whose Cilium translation is not in the cluster as
+translated (kubectl cni-migrate calico-policies --apply; --accept-untranslated
+goes on without it). Checks the permissions of its own changes before the
+first (exit 8). From its first
 change it holds the migration lock (the Lease kube-system/cni-migrate-rollout
 that node, rollout and rollback take): exit 18 while another run holds it.
 The lock's Lease also notes a helm upgrade and an old-CNI removal under way:
@@ -69,6 +72,7 @@ type finalizeOptions struct {
 	dryRun       cmdutil.DryRunStrategy
 	namespace    string
 	forceUnlock  bool
+	untranslated bool
 }
 
 func newCmdFinalize(c *common) *cobra.Command {
@@ -102,6 +106,7 @@ func newCmdFinalize(c *common) *cobra.Command {
 	f.StringVar(&o.label, "node-label", nodeconfig.DefaultLabel, "the migration node label to remove (key=value)")
 	f.StringVar(&o.ncName, "nodeconfig-name", nodeconfig.DefaultName, "name of the CiliumNodeConfig to delete")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long to wait for the Cilium agents to restart")
+	f.BoolVar(&o.untranslated, "accept-untranslated", false, "finalize although Calico policies have no Cilium translation in the cluster (see calico-policies)")
 	addForceUnlock(cmd, &o.forceUnlock)
 	cmdutil.AddDryRunFlag(cmd)
 	_ = cmd.MarkFlagDirname("output-dir")
@@ -153,24 +158,25 @@ func (o *finalizeOptions) Run(ctx context.Context) error {
 			}
 			return h, lease, release, nil
 		},
-		OutputDir:         o.outputDir,
-		User:              o.user,
-		UserFile:          o.valuesFile,
-		Yes:               o.yes,
-		Helm:              o.helm,
-		Release:           o.release,
-		Chart:             o.chart,
-		RemoveOldCNI:      o.removeOldCNI,
-		KeepState:         o.keepState,
-		KeepNodeLeftovers: o.keepLeft,
-		Label:             o.label,
-		NodeConfigName:    o.ncName,
-		Timeout:           o.timeout,
-		DryRun:            o.dryRun != cmdutil.DryRunNone,
-		ServerDryRun:      o.dryRun == cmdutil.DryRunServer,
-		Namespace:         o.namespace,
-		Out:               o.streams.ErrOut,
-		Style:             o.errStyle(),
+		OutputDir:          o.outputDir,
+		User:               o.user,
+		UserFile:           o.valuesFile,
+		Yes:                o.yes,
+		Helm:               o.helm,
+		Release:            o.release,
+		Chart:              o.chart,
+		RemoveOldCNI:       o.removeOldCNI,
+		AcceptUntranslated: o.untranslated,
+		KeepState:          o.keepState,
+		KeepNodeLeftovers:  o.keepLeft,
+		Label:              o.label,
+		NodeConfigName:     o.ncName,
+		Timeout:            o.timeout,
+		DryRun:             o.dryRun != cmdutil.DryRunNone,
+		ServerDryRun:       o.dryRun == cmdutil.DryRunServer,
+		Namespace:          o.namespace,
+		Out:                o.streams.ErrOut,
+		Style:              o.errStyle(),
 	})
 	if held != nil && err != nil {
 		if lost := rollout.LockLost(held); lost != nil {

@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/calicopolicy"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/internal/shell"
@@ -58,6 +60,9 @@ type Options struct {
 	DryRun, ServerDryRun bool
 	// Namespace is Cilium's namespace (-n), "" for the detected one.
 	Namespace string
+	// AcceptUntranslated finalizes although Calico policies have no
+	// Cilium translation in the cluster (see CalicoPolicies).
+	AcceptUntranslated bool
 	// Out receives what finalize does, step by step (stderr).
 	Out   io.Writer
 	Style output.Style
@@ -108,6 +113,9 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 		if left := NotDone(nodes.Items); len(left) > 0 {
 			return NotDoneError(left)
 		}
+	}
+	if err := o.calicoPolicies(ctx, cl, say); err != nil {
+		return err
 	}
 	dry := o.DryRun
 	serverDry := o.ServerDryRun
@@ -366,4 +374,38 @@ func (o Options) removeOldCNIHint() string {
 		return ", delete the old CNI's objects"
 	}
 	return ""
+}
+
+// calicoPolicies refuses (Precondition) while Calico policies exist whose
+// Cilium translation is not in the cluster, or is out of date: once
+// finalize's helm upgrade makes Cilium enforce policies, and Calico is
+// removed, Cilium's policies are all that is left. With
+// AcceptUntranslated it names them and goes on.
+func (o Options) calicoPolicies(ctx context.Context, cl *kube.Clients, say func(string, ...any)) error {
+	served, err := calicopolicy.Served(cl.Kube.Discovery())
+	if err != nil || !served {
+		return cl.Classify(err, "reading the crd.projectcalico.org API")
+	}
+	cov, err := calicopolicy.Check(ctx, cl.Dynamic)
+	if err != nil {
+		return cl.Classify(err, "comparing Calico's policies with their Cilium translation")
+	}
+	if cov.Policies == 0 {
+		return nil
+	}
+	if len(cov.Missing) == 0 {
+		say("Calico's %d policies: their Cilium translation is in the cluster", cov.Policies)
+	} else {
+		what := fmt.Sprintf("%d Cilium policies translated from Calico's are not in the cluster as translated: %s",
+			len(cov.Missing), strings.Join(cov.Missing, ", "))
+		if !o.AcceptUntranslated {
+			return errs.New(errs.Precondition, what+"; without them, Calico's policies end with Calico",
+				"review and apply the translation with `kubectl cni-migrate calico-policies --apply`, or pass --accept-untranslated to finalize without it")
+		}
+		say("warning: %s (--accept-untranslated)", what)
+	}
+	if len(cov.Inexact) > 0 {
+		say("  not translated exactly (`kubectl cni-migrate calico-policies` says what): %s", strings.Join(cov.Inexact, ", "))
+	}
+	return nil
 }

@@ -57,6 +57,13 @@ func RunNodes(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, na
 		fmt.Fprintf(errOut, "Cilium in %s, pod CIDR %s, %s, reboot: %s%s\n",
 			plan.Namespace, prefixes(plan), plan.NodeConfig, o.Migrate.Reboot, mode)
 	}
+	rollback := o.Migrate.Direction == migrate.DirectionRollback
+	var untranslate bool
+	if rollback {
+		if untranslate, err = translatedToRemove(ctx, cl, names, o.Migrate.NodeLabel); err != nil {
+			return nil, err
+		}
+	}
 	if o.Lock != nil && !o.Migrate.DryRun {
 		held, release, err := o.Lock.Hold(ctx, cl, errOut)
 		if err != nil {
@@ -95,6 +102,9 @@ func RunNodes(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, na
 		}
 	}
 	migrate.PrintSummary(errOut, summary, o.Style)
+	if runErr == nil && untranslate {
+		runErr = removeTranslated(ctx, cl, o.Migrate.NodeLabel, names, o.Migrate.DryRun, errOut)
+	}
 	return summary, runErr
 }
 

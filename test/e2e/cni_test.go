@@ -344,6 +344,12 @@ spec:
 			t.Errorf("calico-policies printed no %q:\n%s", want, tr.Stdout)
 		}
 	}
+	// finalize refuses while the translation is not in the cluster.
+	runNode(t, c, "finalize", "--output-dir", t.TempDir(), "--dry-run=client").expect(t, 15,
+		"ciliumclusterwidenetworkpolicy.cilium.io/calico-default.deny-metadata missing (from GlobalNetworkPolicy default.deny-metadata)",
+		"kubectl cni-migrate calico-policies --apply", "--accept-untranslated")
+	runNode(t, c, "finalize", "--output-dir", t.TempDir(), "--dry-run=client", "--accept-untranslated").expect(t, 0,
+		"warning: 1 Cilium policies translated from Calico's are not in the cluster as translated")
 	c.cli(t, "calico-policies", "--apply", "--dry-run=server").mustSucceed(t)
 	if _, err := c.Dynamic.Resource(ccnp).Get(ctx, "calico-default.deny-metadata", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a server dry run stored the policy: %v", err)
@@ -356,10 +362,20 @@ spec:
 		t.Errorf("translated policy not stored: %v %v", err, got)
 	}
 
+	// A Calico policy changed after --apply: its translation is out of
+	// date until applied again.
+	if out, err := c.Kubectl(ctx, "patch", "globalnetworkpolicies.crd.projectcalico.org", "default.deny-metadata", "--type=merge",
+		"-p", `{"spec":{"types":["Ingress","Egress"]}}`); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	runNode(t, c, "finalize", "--output-dir", t.TempDir(), "--dry-run=client").expect(t, 15,
+		"calico-default.deny-metadata out of date (from GlobalNetworkPolicy default.deny-metadata)")
+	c.cli(t, "calico-policies", "--apply").mustSucceed(t)
+
 	helm := filepath.Join(c.Cache, "bin", "helm")
 	chart := fixture.CiliumChart(c.Cluster, nodeTestCilium)
 	fin := runNode(t, c, "finalize", "--output-dir", t.TempDir(), "--yes", "--helm", helm, "--chart", chart, "--remove-old-cni")
-	fin.expect(t, 0, "daemonset/calico-node -n kube-system", "deployment/calico-kube-controllers -n kube-system",
+	fin.expect(t, 0, "Calico's 1 policies: their Cilium translation is in the cluster", "daemonset/calico-node -n kube-system", "deployment/calico-kube-controllers -n kube-system",
 		"poddisruptionbudget/calico-kube-controllers -n kube-system", "configmap/calico-config -n kube-system",
 		"clusterrole/calico-node", "clusterrolebinding/calico-cni-plugin", "serviceaccount/calico-kube-controllers -n kube-system",
 		"Kept: Calico's CustomResourceDefinitions", "removing what calico left on the 3 nodes (a Job cni-migrate-sweep-NODE per node",

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -156,6 +158,20 @@ func TestRollback(t *testing.T) {
 		}
 		t.Logf("TIMING node %s: %v", worker, time.Since(start).Round(time.Millisecond))
 
+		// A policy translated from Calico's (calico-policies --apply): the
+		// rollback that leaves no node on Cilium removes it.
+		if out, err := c.Apply(ctx, []byte(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: calico-allow-web
+  namespace: default
+  labels: {cni-migrate.io/translated-from: calico}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress: [{}]
+`)); err != nil {
+			t.Fatalf("applying a translated policy: %v (%v)", err, out)
+		}
 		oldAgent := agentOn(t, ctx, c, worker)
 		before := getNode(t, ctx, c, worker)
 		start = time.Now()
@@ -168,8 +184,13 @@ func TestRollback(t *testing.T) {
 			"mv -n /etc/cni/net.d/10-flannel.conflist.cilium_bak /etc/cni/net.d/10-flannel.conflist",
 			"rebooting "+worker,
 			"annotations cleared (phase none)",
-			"rolled-back          phase done -> none, 7 steps")
+			"rolled-back          phase done -> none, 7 steps",
+			"no node is on Cilium any more: deleted the policies translated from Calico's: ciliumnetworkpolicy.cilium.io/calico-allow-web -n default")
 		t.Logf("TIMING rollback %s: %v", worker, time.Since(start).Round(time.Millisecond))
+		cnp := schema.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumnetworkpolicies"}
+		if _, err := c.Dynamic.Resource(cnp).Namespace("default").Get(ctx, "calico-allow-web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the translated policy is still there: %v", err)
+		}
 		// The CNI instruction comes at the reboot step, before the reboot runs.
 		if i, j := strings.Index(r.stderr, "rm -f /etc/cni"), strings.Index(r.stderr, "rebooting "+worker); i < 0 || i > j || i < strings.Index(r.stderr, worker+": restart-agent") {
 			t.Errorf("the CNI instruction is not printed at the reboot step:\n%s", r.stderr)

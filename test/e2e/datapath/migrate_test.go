@@ -353,6 +353,9 @@ func migrate(t testing.TB, m migration) {
 		// of every peer after its Allow is left out, as Cilium's deny would
 		// win over the Allow).
 		tl.Mark("Calico's policies rewritten for Cilium")
+		if out, code := plugin(t, ctx, l, "finalize", "--dry-run=client", "--output-dir", work); code != 15 || !strings.Contains(out, "calico-policies --apply") {
+			t.Errorf("finalize before the translation was applied: exit %d, want 15 naming calico-policies --apply:\n%s", code, out)
+		}
 		mustPlugin(t, ctx, l, "calico-policies")
 		mustPlugin(t, ctx, l, "calico-policies", "--apply")
 	}
@@ -364,6 +367,9 @@ func migrate(t testing.TB, m migration) {
 	tl.Mark("finalize")
 	final := mustPlugin(t, ctx, l, "finalize", "--yes", "--remove-old-cni", "--output-dir", work,
 		"--chart", fixture.CiliumChart(c, l.CiliumVersion()), "--helm", c.Bin("helm"), "-f", userValues)
+	if src.Policies.Calico && !strings.Contains(final, "their Cilium translation is in the cluster") {
+		t.Errorf("finalize did not say Calico's policies are translated:\n%s", final)
+	}
 	checkFinalized(t, ctx, l, src)
 	mustPlugin(t, ctx, l, "status")
 	tl.Mark("after finalize")
