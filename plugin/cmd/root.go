@@ -120,6 +120,7 @@ func NewCmdCNIMigrate(streams genericiooptions.IOStreams, info BuildInfo, env En
 		newCmdStatus(c),
 		newCmdConnectivity(c),
 		newCmdCalicoPolicies(c),
+		newCmdPolicyBridge(c, info.Version),
 		newCmdVersion(c, info),
 	)
 	return root

@@ -494,7 +494,7 @@ func (o Options) sweep(ctx context.Context, cl *kube.Clients, c *detect.Cluster,
 	if err != nil {
 		return false, cl.Classify(err, "reading DaemonSet "+ns+"/"+c.Cilium.DaemonSet)
 	}
-	image, confDir := agentImage(ds)
+	image, confDir := AgentImage(ds)
 	if image == "" {
 		return false, errs.Newf(errs.Precondition, "check kubectl -n "+ns+" get ds "+ds.Name+", or pass --keep-node-leftovers",
 			"DaemonSet %s/%s has no cilium-agent container to take the sweep's image from", ns, ds.Name)
@@ -547,10 +547,10 @@ func (o Options) sweep(ctx context.Context, cl *kube.Clients, c *detect.Cluster,
 	return true, nil
 }
 
-// agentImage is the image of the DaemonSet's cilium-agent container and the
+// AgentImage is the image of the DaemonSet's cilium-agent container and the
 // node's CNI directory it mounts (volume etc-cni-netd; /etc/cni/net.d when
 // there is none).
-func agentImage(ds *appsv1.DaemonSet) (image, confDir string) {
+func AgentImage(ds *appsv1.DaemonSet) (image, confDir string) {
 	confDir = "/etc/cni/net.d"
 	for _, v := range ds.Spec.Template.Spec.Volumes {
 		if v.Name == "etc-cni-netd" && v.HostPath != nil && v.HostPath.Path != "" {

@@ -1,0 +1,309 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/cidr"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/finalize"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/policybridge"
+)
+
+const policyBridgeLong = `Keep Cilium aware of the pods still on the old CNI's network while the
+migration runs: for each of them (running, not on the host's network, with an
+address outside Cilium's pod CIDR) write a CiliumEndpoint with the pod's
+address, its node's address and the security identity of its labels (an
+existing CiliumIdentity with the same labels, or one created), so that every
+Cilium agent matches the pod by its labels: NetworkPolicies and Cilium
+policies select pods on both networks alike, and Cilium can enforce them from
+the first migrated node on. An endpoint goes with its pod (owner reference),
+is written again when an agent restart deletes it, and is deleted when the
+pod moves to Cilium. Only objects labelled app.kubernetes.io/managed-by=
+cni-migrate are touched. See docs/policy-continuity.md (what the real nodes
+also need: no NAT between the networks, and, for Calico and Canal, Cilium's
+packet mark cleared before felix).
+
+Runs until interrupted, one round every --interval; --once runs one round;
+--remove deletes every CiliumEndpoint the bridge wrote (the identities it
+created are left to Cilium's identity garbage collection: a pod that moved to
+Cilium may carry one now).`
+
+const policyBridgeExample = `  # Keep the CiliumEndpoints of the old network's pods, every 5 seconds
+  kubectl cni-migrate policy-bridge
+
+  # One round, saying what it writes
+  kubectl cni-migrate policy-bridge --once
+
+  # Delete every CiliumEndpoint the bridge wrote
+  kubectl cni-migrate policy-bridge --remove`
+
+type policyBridgeOptions struct {
+	*common
+	once, remove       bool
+	deploy, undeploy   bool
+	image, label       string
+	interval           time.Duration
+	namespace, version string
+}
+
+// pluginImage is the repository of the plugin's release images.
+const pluginImage = "ghcr.io/cni-migrate/kubectl-cni-migrate"
+
+func newCmdPolicyBridge(c *common, version string) *cobra.Command {
+	o := &policyBridgeOptions{common: c, version: version}
+	cmd := &cobra.Command{
+		Use:     "policy-bridge",
+		Short:   "Give the old network's pods CiliumEndpoints with the identity of their labels, so Cilium's policies match them during the migration",
+		Long:    policyBridgeLong,
+		Example: policyBridgeExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.once, "once", false, "run one round and exit")
+	f.BoolVar(&o.remove, "remove", false, "delete every CiliumEndpoint the bridge wrote, and exit")
+	f.DurationVar(&o.interval, "interval", 5*time.Second, "time between rounds")
+	f.BoolVar(&o.deploy, "deploy", false, "run the bridge in the cluster (a Deployment in the plugin's --image) with the node rules (a DaemonSet in the Cilium agent's image on the nodes not migrated), and exit")
+	f.BoolVar(&o.undeploy, "undeploy", false, "delete what --deploy created and the bridge's CiliumEndpoints, and exit")
+	f.StringVar(&o.image, "image", "", "the plugin's image for --deploy (default "+pluginImage+":VERSION of a release build)")
+	f.StringVar(&o.label, "node-label", nodeconfig.DefaultLabel, "the migration node label (key=value): the node rules run where it is absent")
+	return cmd
+}
+
+func (o *policyBridgeOptions) Complete(cmd *cobra.Command) error {
+	o.namespace = o.namespaceFlag(cmd)
+	return nil
+}
+
+func (o *policyBridgeOptions) Validate() error {
+	n := 0
+	for _, b := range []bool{o.once, o.remove, o.deploy, o.undeploy} {
+		if b {
+			n++
+		}
+	}
+	if n > 1 {
+		return errs.New(errs.Usage, "--once, --remove, --deploy and --undeploy exclude each other", "run one, then the other")
+	}
+	if _, _, err := nodeconfig.ParseLabel(o.label); err != nil {
+		return err
+	}
+	if o.deploy && o.image == "" && (o.version == "" || o.version == "dev" || strings.Contains(o.version, "-")) {
+		return errs.New(errs.Usage, "--deploy needs --image: this build ("+o.version+") has no published image",
+			"build the plugin's image and pass it with --image")
+	}
+	if o.interval <= 0 {
+		return errs.New(errs.Usage, "--interval must be positive", "pass a duration such as 5s")
+	}
+	return nil
+}
+
+// policyBridgeNeeds are the bridge's permissions.
+func policyBridgeNeeds(ciliumNS string) []access.Need {
+	var out []access.Need
+	add := func(group, resource, ns, why string, verbs ...string) {
+		for _, v := range verbs {
+			out = append(out, access.Need{Group: group, Resource: resource, Verb: v, Namespace: ns, Why: why})
+		}
+	}
+	add("", "pods", "", "find the pods on the old network", "list")
+	add("", "namespaces", "", "read the namespace labels of their identities", "list")
+	add("", "configmaps", ciliumNS, "read Cilium's pod CIDR and cluster name (cilium-config)", "get")
+	add("cilium.io", "ciliumendpoints", "", "write the old network's pods' CiliumEndpoints", "list", "create", "patch", "delete")
+	add("cilium.io", "ciliumidentities", "", "give label sets without an identity one", "list", "create")
+	return out
+}
+
+func (o *policyBridgeOptions) Run(ctx context.Context) error {
+	cl, err := o.clients()
+	if err != nil {
+		return err
+	}
+	ns := o.namespace
+	if ns == "" {
+		if ns, err = ciliumNamespace(ctx, cl); err != nil {
+			return err
+		}
+	}
+	if err := access.Require(ctx, cl.Kube, policyBridgeNeeds(ns), "kubectl cni-migrate policy-bridge",
+		"apply docs/rbac.yaml and bind it to your user (or to the bridge's ServiceAccount)"); err != nil {
+		return cl.Classify(err, "checking permissions")
+	}
+	errOut := o.streams.ErrOut
+	if o.deploy {
+		return o.runDeploy(ctx, cl, ns)
+	}
+	if o.undeploy {
+		return o.runUndeploy(ctx, cl, ns)
+	}
+	if o.remove {
+		gone, err := policybridge.Remove(ctx, cl.Dynamic, false)
+		for _, g := range gone {
+			fmt.Fprintf(o.streams.Out, "%s deleted\n", g)
+		}
+		if len(gone) == 0 && err == nil {
+			fmt.Fprintln(errOut, "nothing of the bridge's to delete")
+		}
+		return cl.Classify(err, "deleting what the bridge wrote")
+	}
+	say := func(s string) { fmt.Fprintln(errOut, s) }
+	last := -1
+	for {
+		n, err := bridgeRound(ctx, cl, ns, say)
+		switch {
+		case err != nil && (o.once || errors.Is(err, context.Canceled)):
+			return cl.Classify(err, "bridging the old network's pods")
+		case err != nil:
+			// A controller keeps going: the next round reads the cluster anew.
+			say("warning: " + errs.OneLine(err.Error()))
+		case n != last:
+			say(fmt.Sprintf("%d pods on the old network have their CiliumEndpoint", n))
+			last = n
+		}
+		if o.once {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(o.interval):
+		}
+	}
+}
+
+// bridgeRound reads the cluster, reconciles and applies the plan; it
+// returns the number of pods bridged.
+func bridgeRound(ctx context.Context, cl *kube.Clients, ns string, say func(string)) (int, error) {
+	in, err := policybridge.Read(ctx, cl.Kube, cl.Dynamic, ns)
+	if err != nil {
+		return 0, err
+	}
+	plan := policybridge.Reconcile(in)
+	return plan.Bridged, policybridge.Apply(ctx, cl.Dynamic, plan, say)
+}
+
+// ciliumNamespace finds where Cilium's agents run (their DaemonSet), the
+// default namespace when there is none yet.
+func ciliumNamespace(ctx context.Context, cl *kube.Clients) (string, error) {
+	l, err := cl.Kube.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: migrate.AgentLabel})
+	if err != nil {
+		return "", cl.Classify(err, "finding Cilium's DaemonSet")
+	}
+	var found []string
+	for _, ds := range l.Items {
+		found = append(found, ds.Namespace)
+	}
+	switch len(found) {
+	case 0:
+		return nodeconfig.DefaultNamespace, nil
+	case 1:
+		return found[0], nil
+	}
+	return "", errs.Newf(errs.Usage, "pass Cilium's namespace with -n", "Cilium DaemonSets in several namespaces: %s", strings.Join(found, ", "))
+}
+
+// runDeploy applies the bridge's Deployment and the node rules' DaemonSet
+// (docs/policy-continuity.md), with the old network and Cilium's pool of
+// the cluster.
+func (o *policyBridgeOptions) runDeploy(ctx context.Context, cl *kube.Clients, ns string) error {
+	cluster, err := detectCluster(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if cluster.CNI == nil {
+		return errs.New(errs.Precondition, "no old CNI found: there is nothing to bridge", "deploy the bridge while the migration runs, before finalize")
+	}
+	var old []netip.Prefix
+	for _, n := range strings.Split(cluster.CNI.Network, ",") {
+		r, err := cidr.ParseReserved(n, cluster.CNI.Name+"'s pod network")
+		if err != nil {
+			return errs.Wrap(errs.Precondition, err, err.Error(), "check the old CNI's configuration (kubectl cni-migrate plan)")
+		}
+		old = append(old, r.Prefix)
+	}
+	in, err := policybridge.Read(ctx, cl.Kube, cl.Dynamic, ns)
+	if err != nil {
+		return cl.Classify(err, "reading Cilium's configuration")
+	}
+	ds, err := cl.Kube.AppsV1().DaemonSets(ns).Get(ctx, "cilium", metav1.GetOptions{})
+	if err != nil {
+		return cl.Classify(err, "reading Cilium's DaemonSet")
+	}
+	agentImage, _ := finalize.AgentImage(ds)
+	if agentImage == "" {
+		return errs.Newf(errs.Precondition, "check Cilium's installation", "DaemonSet %s/cilium has no cilium-agent container", ns)
+	}
+	image := o.image
+	if image == "" {
+		image = pluginImage + ":" + o.version
+	}
+	key, value, _ := nodeconfig.ParseLabel(o.label)
+	felix := cluster.CNI.Name == "calico" || cluster.CNI.Name == "canal"
+	d := policybridge.Deployment{Namespace: ns, Image: image, AgentImage: agentImage, NodeLabelKey: key, NodeLabelValue: value,
+		Interval: int(o.interval / time.Second), Rules: policybridge.NodeRules{Old: old, Cilium: in.Pool, Felix: felix, Interval: 1}}
+	for _, u := range d.Objects() {
+		ri := cl.Dynamic.Resource(policybridge.GVR(u))
+		var out interface{ GetName() string }
+		if u.GetNamespace() != "" {
+			out, err = ri.Namespace(u.GetNamespace()).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: nodeconfig.FieldManager, Force: true})
+		} else {
+			out, err = ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: nodeconfig.FieldManager, Force: true})
+		}
+		if err != nil {
+			return cl.Classify(err, "applying "+u.GetKind()+" "+u.GetName())
+		}
+		fmt.Fprintf(o.streams.Out, "%s/%s serverside-applied\n", strings.ToLower(u.GetKind()), out.GetName())
+	}
+	fmt.Fprintf(o.streams.ErrOut, "the bridge runs %s in %s; the node rules (%s, felix: %v) run in %s where %s is not set\n",
+		image, ns, cluster.CNI.Network, felix, agentImage, o.label)
+	return nil
+}
+
+// runUndeploy deletes what runDeploy applied (the DaemonSet first: its
+// pods remove their rules as they stop), then the bridge's endpoints.
+func (o *policyBridgeOptions) runUndeploy(ctx context.Context, cl *kube.Clients, ns string) error {
+	objs := policybridge.Deployment{Namespace: ns}.Objects()
+	for i := len(objs) - 1; i >= 0; i-- {
+		u := objs[i]
+		ri := cl.Dynamic.Resource(policybridge.GVR(u))
+		var err error
+		if u.GetNamespace() != "" {
+			err = ri.Namespace(u.GetNamespace()).Delete(ctx, u.GetName(), metav1.DeleteOptions{})
+		} else {
+			err = ri.Delete(ctx, u.GetName(), metav1.DeleteOptions{})
+		}
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return cl.Classify(err, "deleting "+u.GetKind()+" "+u.GetName())
+		}
+		fmt.Fprintf(o.streams.Out, "%s/%s deleted\n", strings.ToLower(u.GetKind()), u.GetName())
+	}
+	gone, err := policybridge.Remove(ctx, cl.Dynamic, false)
+	for _, g := range gone {
+		fmt.Fprintf(o.streams.Out, "%s deleted\n", g)
+	}
+	return cl.Classify(err, "deleting the bridge's CiliumEndpoints")
+}

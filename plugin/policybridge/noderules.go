@@ -1,0 +1,151 @@
+package policybridge
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// NodeRules are the rules a node still on the old CNI needs while the
+// networks coexist (docs/policy-continuity.md, measured on the lab):
+//
+//   - nat POSTROUTING, first: -s OLD -d CILIUM -j RETURN, so that no rule
+//     (Cilium's host->cluster masquerade, flannel's --ip-masq, Calico's
+//     natOutgoing) rewrites an old pod's address on its way to a Cilium
+//     pod: Cilium then knows the client by its CiliumEndpoint;
+//   - with Felix (Calico's felix enforces policies on the node: Calico,
+//     Canal), mangle PREROUTING: -i cilium_host -d OLD -j MARK --set-mark
+//     0, so that felix does not read Cilium's identity mark, put on what
+//     Cilium's tunnel delivers to the host, as its own mark bits;
+//   - with Felix, filter FORWARD, first: -j cali-FORWARD, so that felix's
+//     policies see the traffic between the networks before Cilium's
+//     CILIUM_FORWARD accepts everything to and from cilium_host (Cilium's
+//     agent puts its chain first whenever it starts; felix puts its own
+//     back only at its next refresh: the lab let denied flows through for
+//     70 s after an agent restart on a Calico node).
+type NodeRules struct {
+	Old, Cilium []netip.Prefix
+	Felix       bool
+	// Interval is how often, in seconds, the rules are checked (an agent
+	// restart puts Cilium's chains first again).
+	Interval int
+}
+
+// Comments tag the rules, so that they are found and removed.
+const (
+	commentNoNAT      = "cni-migrate:no-nat"
+	commentClearMark  = "cni-migrate:clear-cilium-mark"
+	commentFelixFirst = "cni-migrate:felix-first"
+)
+
+// Script is a bash script that keeps the rules on the iptables backend the
+// node uses (the one with more nat rules, as kube-proxy's wrapper decides),
+// re-checked every Interval seconds, and removes them when it is stopped
+// (SIGTERM, SIGINT). With the argument "remove" it only removes them.
+func (r NodeRules) Script() string {
+	// Each rule's comment is its own (TAG:N), by which the script finds it
+	// in iptables -S, however the backend prints the rest.
+	var nat, mangle []string
+	// IPv4 only: the script drives iptables, not ip6tables (dual-stack
+	// pod networks keep their IPv6 NAT as it is).
+	for _, o := range r.Old {
+		if !o.Addr().Is4() {
+			continue
+		}
+		for _, c := range r.Cilium {
+			if !c.Addr().Is4() {
+				continue
+			}
+			nat = append(nat, fmt.Sprintf("-s %s -d %s -m comment --comment %s:%d -j RETURN", o, c, commentNoNAT, len(nat)+1))
+		}
+		if r.Felix {
+			mangle = append(mangle, fmt.Sprintf("-i cilium_host -d %s -m comment --comment %s:%d -j MARK --set-mark 0", o, commentClearMark, len(mangle)+1))
+		}
+	}
+	var forward []string
+	if r.Felix {
+		forward = append(forward, fmt.Sprintf("-m comment --comment %s:1 -j cali-FORWARD", commentFelixFirst))
+	}
+	interval := r.Interval
+	if interval <= 0 {
+		interval = 5
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `#!/bin/bash
+# kubectl cni-migrate: the rules of a node still on the old CNI while it and
+# Cilium coexist (docs/policy-continuity.md). Kept every %d s; removed on
+# SIGTERM or SIGINT, or by running this script with the argument "remove".
+set -u
+NAT_RULES=(
+`, interval)
+	for _, l := range nat {
+		fmt.Fprintf(&b, "  %q\n", l)
+	}
+	b.WriteString(")\nMANGLE_RULES=(\n")
+	for _, l := range mangle {
+		fmt.Fprintf(&b, "  %q\n", l)
+	}
+	b.WriteString(")\nFORWARD_RULES=(\n")
+	for _, l := range forward {
+		fmt.Fprintf(&b, "  %q\n", l)
+	}
+	fmt.Fprintf(&b, `)
+INTERVAL=%d
+
+# The backend with more nat rules is the one the node's networking uses.
+backend() {
+  local nft legacy
+  nft=$(iptables-nft-save -t nat 2>/dev/null | grep -c '^-A')
+  legacy=$(iptables-legacy-save -t nat 2>/dev/null | grep -c '^-A')
+  if [ "${legacy:-0}" -gt "${nft:-0}" ]; then echo iptables-legacy; else echo iptables-nft; fi
+}
+
+# ensure TABLE CHAIN RULES...: each rule once, and all of them first in the
+# chain, in order (inserted again when anything came before them).
+ensure() {
+  local table=$1 chain=$2; shift 2
+  local i=1 rule
+  for rule in "$@"; do
+    local tag=${rule##*--comment }; tag=${tag%%%% *}
+    if ! $IPT -t "$table" -S "$chain" 2>/dev/null | grep '^-A' | sed -n "${i}p" | grep -qF -- "$tag"; then
+      while $IPT -t "$table" -D "$chain" $rule 2>/dev/null; do :; done
+      $IPT -t "$table" -I "$chain" "$i" $rule && echo "$(date -u +%%FT%%TZ) $table $chain: inserted at $i: $rule"
+    fi
+    i=$((i + 1))
+  done
+}
+
+remove() {
+  local rule
+  for rule in "${NAT_RULES[@]}"; do while $IPT -t nat -D POSTROUTING $rule 2>/dev/null; do :; done; done
+  for rule in "${MANGLE_RULES[@]}"; do while $IPT -t mangle -D PREROUTING $rule 2>/dev/null; do :; done; done
+  for rule in "${FORWARD_RULES[@]}"; do while $IPT -t filter -D FORWARD $rule 2>/dev/null; do :; done; done
+  echo "$(date -u +%%FT%%TZ) rules removed ($IPT)"
+}
+
+IPT=$(backend)
+if [ "${1:-}" = remove ]; then remove; exit 0; fi
+trap 'remove; exit 0' TERM INT
+echo "$(date -u +%%FT%%TZ) keeping ${#NAT_RULES[@]} nat, ${#MANGLE_RULES[@]} mangle and ${#FORWARD_RULES[@]} filter rules with $IPT"
+while :; do
+  ensure nat POSTROUTING "${NAT_RULES[@]}"
+  # A jump to felix's chain before Cilium's CILIUM_FORWARD: felix's own
+  # will do (felix puts it first at each refresh, and then removes ours).
+  for rule in "${FORWARD_RULES[@]}"; do
+    rules=$($IPT -t filter -S FORWARD 2>/dev/null | grep '^-A')
+    felix=$(grep -n -- '-j cali-FORWARD' <<<"$rules" | head -1 | cut -d: -f1)
+    cilium=$(grep -n -- '-j CILIUM_FORWARD' <<<"$rules" | head -1 | cut -d: -f1)
+    if [ -n "$cilium" ] && { [ -z "$felix" ] || [ "$felix" -gt "$cilium" ]; }; then
+      while $IPT -t filter -D FORWARD $rule 2>/dev/null; do :; done
+      $IPT -t filter -I FORWARD 1 $rule && echo "$(date -u +%%FT%%TZ) filter FORWARD: inserted at 1: $rule"
+    fi
+  done
+  # Anywhere in mangle PREROUTING will do (felix keeps its own jump first).
+  for rule in "${MANGLE_RULES[@]}"; do
+    $IPT -t mangle -C PREROUTING $rule 2>/dev/null || { $IPT -t mangle -A PREROUTING $rule && echo "$(date -u +%%FT%%TZ) mangle PREROUTING: appended: $rule"; }
+  done
+  sleep "$INTERVAL" & wait $!
+done
+`, interval)
+	return b.String()
+}
