@@ -29,6 +29,9 @@ const finalizeLong = `Finish the migration once every node is migrated:
      Flannel, Canal and Calico manifest installs), saying what it removed
   6. remove the plugin's node labels and annotations (unless --keep-state)
 
+The policy bridge (policy-bridge --deploy), when there, is removed before
+the first of these steps.
+
 Each step is recognised from the cluster, so finalize can be run again after
 an interruption. Refuses while any node is not migrated, or (exit 15) while
 Calico policies exist whose Cilium translation is not in the cluster as

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
@@ -280,30 +279,14 @@ func (o *policyBridgeOptions) runDeploy(ctx context.Context, cl *kube.Clients, n
 	return nil
 }
 
-// runUndeploy deletes what runDeploy applied (the DaemonSet first: its
-// pods remove their rules as they stop), then the bridge's endpoints.
+// runUndeploy deletes what runDeploy applied and the bridge's endpoints.
 func (o *policyBridgeOptions) runUndeploy(ctx context.Context, cl *kube.Clients, ns string) error {
-	objs := policybridge.Deployment{Namespace: ns}.Objects()
-	for i := len(objs) - 1; i >= 0; i-- {
-		u := objs[i]
-		ri := cl.Dynamic.Resource(policybridge.GVR(u))
-		var err error
-		if u.GetNamespace() != "" {
-			err = ri.Namespace(u.GetNamespace()).Delete(ctx, u.GetName(), metav1.DeleteOptions{})
-		} else {
-			err = ri.Delete(ctx, u.GetName(), metav1.DeleteOptions{})
-		}
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return cl.Classify(err, "deleting "+u.GetKind()+" "+u.GetName())
-		}
-		fmt.Fprintf(o.streams.Out, "%s/%s deleted\n", strings.ToLower(u.GetKind()), u.GetName())
-	}
-	gone, err := policybridge.Remove(ctx, cl.Dynamic, false)
+	gone, err := policybridge.Undeploy(ctx, cl.Dynamic, ns, false)
 	for _, g := range gone {
 		fmt.Fprintf(o.streams.Out, "%s deleted\n", g)
 	}
-	return cl.Classify(err, "deleting the bridge's CiliumEndpoints")
+	if len(gone) == 0 && err == nil {
+		fmt.Fprintln(o.streams.ErrOut, "nothing of the bridge's to delete")
+	}
+	return cl.Classify(err, "deleting the bridge")
 }

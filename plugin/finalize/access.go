@@ -25,6 +25,8 @@ type Work struct {
 	CleanNodes bool
 	// Sweep: a Job on every node removes what the old CNI left there.
 	Sweep bool
+	// Bridge: the policy bridge is deployed, and is removed.
+	Bridge bool
 }
 
 // resources maps the kinds of Removal objects to their API group and
@@ -100,6 +102,16 @@ func (w Work) Needs(ns, lockNS string) []access.Need {
 	}
 	if w.CleanNodes {
 		add("", "nodes", "", "remove the migration label and annotations from the nodes", "patch")
+	}
+	if w.Bridge {
+		why := "remove the policy bridge (policy-bridge --undeploy)"
+		add("apps", "daemonsets", ns, why, "delete")
+		add("apps", "deployments", ns, why, "delete")
+		add("", "configmaps", ns, why, "delete")
+		add("", "serviceaccounts", ns, why, "delete")
+		add("rbac.authorization.k8s.io", "clusterroles", "", why, "delete")
+		add("rbac.authorization.k8s.io", "clusterrolebindings", "", why, "delete")
+		add("cilium.io", "ciliumendpoints", "", why+": its CiliumEndpoints", "list", "delete")
 	}
 	if w.Sweep {
 		why := "--remove-old-cni removes what the old CNI left on each node with a Job (--keep-node-leftovers skips it)"

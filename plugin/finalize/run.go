@@ -21,6 +21,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/lock"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/policybridge"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/values"
 )
@@ -142,6 +143,12 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	if err != nil {
 		return err
 	}
+	bridge := false
+	if ncVersion != "" { // Cilium's CRDs are served
+		if bridge, err = policybridge.Deployed(ctx, cl.Dynamic, ns); err != nil {
+			return cl.Classify(err, "looking for the policy bridge")
+		}
+	}
 	key, _, _ := nodeconfig.ParseLabel(o.Label)
 	// Every permission of this run's own changes, before the first: a run
 	// without one stops here rather than after the helm upgrade. A client
@@ -154,6 +161,7 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 			w.Remove = removal.Objects
 		}
 		w.Sweep = sweepSrc != nil
+		w.Bridge = bridge
 		for i := range nodes.Items {
 			if !o.KeepState && StatePatch(&nodes.Items[i], key) != nil {
 				w.CleanNodes = true
@@ -185,6 +193,22 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 	prefix := ""
 	if dry {
 		prefix = "(dry run) "
+	}
+
+	// The policy bridge first: every node is on Cilium, there is no pod
+	// left on the old network, and its node rules' DaemonSet must be gone
+	// before step 6 takes the migration label off the nodes (it runs where
+	// the label is absent).
+	if bridge {
+		if clientDry {
+			say("%swould remove the policy bridge (kubectl cni-migrate policy-bridge --undeploy)", prefix)
+		} else {
+			gone, err := policybridge.Undeploy(ctx, cl.Dynamic, ns, serverDry)
+			if err != nil {
+				return cl.Classify(err, "removing the policy bridge")
+			}
+			say("%sremoved the policy bridge: %s", prefix, strings.Join(gone, ", "))
+		}
 	}
 
 	// 0: a Helm release left pending by an interrupted upgrade is rolled

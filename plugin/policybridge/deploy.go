@@ -1,10 +1,16 @@
 package policybridge
 
 import (
+	"context"
+	"fmt"
 	"strconv"
+	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 )
 
 // Names of what Deploy writes, all in Cilium's namespace but the cluster
@@ -167,4 +173,53 @@ func GVR(u *unstructured.Unstructured) schema.GroupVersionResource {
 		"Deployment": "deployments", "ConfigMap": "configmaps", "DaemonSet": "daemonsets",
 	}[u.GetKind()]
 	return gv.WithResource(resource)
+}
+
+// Deployed says whether the bridge's Deployment or its node rules'
+// DaemonSet is in the cluster (Cilium's namespace ns).
+func Deployed(ctx context.Context, dyn dynamic.Interface, ns string) (bool, error) {
+	for _, u := range (Deployment{Namespace: ns}).Objects() {
+		if u.GetKind() != "Deployment" && u.GetKind() != "DaemonSet" {
+			continue
+		}
+		_, err := dyn.Resource(GVR(u)).Namespace(ns).Get(ctx, u.GetName(), metav1.GetOptions{})
+		if err == nil {
+			return true, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("reading %s %s/%s: %w", u.GetKind(), ns, u.GetName(), err)
+		}
+	}
+	return false, nil
+}
+
+// Undeploy deletes what Deploy applied, the DaemonSet first (its pods
+// remove their rules as they stop), then the bridge's CiliumEndpoints
+// (Remove), and returns what it deleted as kubectl names it.
+func Undeploy(ctx context.Context, dyn dynamic.Interface, ns string, dryRun bool) ([]string, error) {
+	opts := metav1.DeleteOptions{}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	var gone []string
+	objs := (Deployment{Namespace: ns}).Objects()
+	for i := len(objs) - 1; i >= 0; i-- {
+		u := objs[i]
+		ri := dyn.Resource(GVR(u))
+		var err error
+		if u.GetNamespace() != "" {
+			err = ri.Namespace(u.GetNamespace()).Delete(ctx, u.GetName(), opts)
+		} else {
+			err = ri.Delete(ctx, u.GetName(), opts)
+		}
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return gone, fmt.Errorf("deleting %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		gone = append(gone, strings.ToLower(u.GetKind())+"/"+u.GetName())
+	}
+	eps, err := Remove(ctx, dyn, dryRun)
+	return append(gone, eps...), err
 }

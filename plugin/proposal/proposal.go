@@ -67,6 +67,9 @@ type Options struct {
 	MaskSize       int
 	TunnelProtocol string
 	TunnelPort     int
+	// PolicyBridge: values-initial keeps policies enforced, for the
+	// policy bridge (values.Input.PolicyBridge).
+	PolicyBridge bool
 }
 
 // DefaultMaskSize is Cilium's default clusterPoolIPv4MaskSize.

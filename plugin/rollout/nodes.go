@@ -60,7 +60,7 @@ func RunNodes(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, na
 	rollback := o.Migrate.Direction == migrate.DirectionRollback
 	var untranslate bool
 	if rollback {
-		if untranslate, err = translatedToRemove(ctx, cl, names, o.Migrate.NodeLabel); err != nil {
+		if untranslate, err = translatedToRemove(ctx, cl, names, o.Migrate.NodeLabel, plan.Namespace); err != nil {
 			return nil, err
 		}
 	}
@@ -103,7 +103,7 @@ func RunNodes(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, na
 	}
 	migrate.PrintSummary(errOut, summary, o.Style)
 	if runErr == nil && untranslate {
-		runErr = removeTranslated(ctx, cl, o.Migrate.NodeLabel, names, o.Migrate.DryRun, errOut)
+		runErr = removeTranslated(ctx, cl, o.Migrate.NodeLabel, plan.Namespace, names, o.Migrate.DryRun, errOut)
 	}
 	return summary, runErr
 }

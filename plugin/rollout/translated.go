@@ -13,32 +13,43 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/policybridge"
 )
 
 // translatedNeeds are the permissions of removing the policies translated
 // from Calico's.
 func translatedNeeds() []access.Need {
 	var out []access.Need
-	for _, r := range []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"} {
+	for _, r := range []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies", "ciliumendpoints"} {
 		for _, v := range []string{"list", "delete"} {
 			out = append(out, access.Need{Group: "cilium.io", Resource: r, Verb: v,
-				Why: "remove the policies translated from Calico's when a rollback leaves no node on Cilium"})
+				Why: "remove the policies translated from Calico's and the policy bridge when a rollback leaves no node on Cilium"})
 		}
+	}
+	for _, r := range [][2]string{{"apps", "daemonsets"}, {"apps", "deployments"}, {"", "configmaps"}, {"", "serviceaccounts"},
+		{"rbac.authorization.k8s.io", "clusterroles"}, {"rbac.authorization.k8s.io", "clusterrolebindings"}} {
+		out = append(out, access.Need{Group: r[0], Resource: r[1], Verb: "delete",
+			Why: "remove the policy bridge when a rollback leaves no node on Cilium"})
 	}
 	return out
 }
 
 // translatedToRemove says whether rolling back names leaves no node on
-// Cilium while policies translated from Calico's exist: then the rollback
-// removes them at its end (the translation is for a cluster moving to
-// Cilium; `calico-policies --apply` writes it again). It checks the
-// permission to do so before the rollback begins.
-func translatedToRemove(ctx context.Context, cl *kube.Clients, names []string, label string) (bool, error) {
+// Cilium while policies translated from Calico's or the policy bridge
+// exist: then the rollback removes them at its end (they are for a cluster
+// moving to Cilium; `calico-policies --apply` and `policy-bridge --deploy`
+// write them again). It checks the permission to do so before the rollback
+// begins.
+func translatedToRemove(ctx context.Context, cl *kube.Clients, names []string, label, ns string) (bool, error) {
 	translated, err := calicopolicy.Translated(ctx, cl.Dynamic)
 	if err != nil {
 		return false, cl.Classify(err, "listing the policies translated from Calico's")
 	}
-	if len(translated) == 0 {
+	bridge, err := policybridge.Deployed(ctx, cl.Dynamic, ns)
+	if err != nil {
+		return false, cl.Classify(err, "looking for the policy bridge")
+	}
+	if len(translated) == 0 && !bridge {
 		return false, nil
 	}
 	left, err := onCilium(ctx, cl, label, names)
@@ -46,7 +57,7 @@ func translatedToRemove(ctx context.Context, cl *kube.Clients, names []string, l
 		return false, err
 	}
 	if err := access.Require(ctx, cl.Kube, translatedNeeds(), "kubectl cni-migrate rollback",
-		"apply docs/rbac.yaml and bind it to your user, or delete them yourself after the rollback (kubectl cni-migrate calico-policies --delete)"); err != nil {
+		"apply docs/rbac.yaml and bind it to your user, or delete them yourself after the rollback (kubectl cni-migrate calico-policies --delete, policy-bridge --undeploy)"); err != nil {
 		return false, cl.Classify(err, "checking permissions")
 	}
 	return true, nil
@@ -80,7 +91,7 @@ func onCilium(ctx context.Context, cl *kube.Clients, label string, except []stri
 // removeTranslated deletes the translated policies once no node is on
 // Cilium any more, and says so on out. A server dry run changed no node:
 // the nodes rolled back (names) count as off Cilium.
-func removeTranslated(ctx context.Context, cl *kube.Clients, label string, names []string, dryRun bool, out io.Writer) error {
+func removeTranslated(ctx context.Context, cl *kube.Clients, label, ns string, names []string, dryRun bool, out io.Writer) error {
 	var except []string
 	if dryRun {
 		except = names
@@ -92,6 +103,13 @@ func removeTranslated(ctx context.Context, cl *kube.Clients, label string, names
 	if len(left) > 0 {
 		fmt.Fprintf(out, "kept the policies translated from Calico's: %s still on Cilium\n", strings.Join(left, ", "))
 		return nil
+	}
+	bridge, err := policybridge.Undeploy(ctx, cl.Dynamic, ns, dryRun)
+	if len(bridge) > 0 {
+		fmt.Fprintf(out, "no node is on Cilium any more: removed the policy bridge: %s\n", strings.Join(bridge, ", "))
+	}
+	if err != nil {
+		return cl.Classify(err, "removing the policy bridge")
 	}
 	gone, err := calicopolicy.Delete(ctx, cl.Dynamic, dryRun)
 	if len(gone) > 0 {

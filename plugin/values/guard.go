@@ -292,7 +292,7 @@ func (g *guard) policy() {
 	switch mode := helmString(v); mode {
 	case "never":
 	case "default":
-		if g.old.NetworkPolicies == 0 {
+		if g.old.NetworkPolicies == 0 || (g.in.PolicyBridge && !g.inPlace()) {
 			return
 		}
 		g.add("policyEnforcementMode", desc,

@@ -217,3 +217,47 @@ func TestRefuse(t *testing.T) {
 		}
 	})
 }
+
+// TestPolicyBridgeValues: with the policy bridge, values-initial keeps
+// policies enforced (dual overlay only), and the guard accepts a user's
+// policyEnforcementMode: default, which it refuses without the bridge.
+func TestPolicyBridgeValues(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		strategy string
+		bridge   bool
+		want     string
+	}{
+		{name: "dual overlay", want: "never"},
+		{name: "dual overlay with the bridge", bridge: true, want: "default"},
+		{name: "in-place: the bridge is for the dual overlay", strategy: InPlace, bridge: true, want: "never"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput(t, "1.20")
+			in.Strategy, in.PolicyBridge = tc.strategy, tc.bridge
+			initial, final, _, err := Generate(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := initial.Map()["policyEnforcementMode"]; got != tc.want {
+				t.Errorf("values-initial policyEnforcementMode %v, want %s", got, tc.want)
+			}
+			if got := final.Map()["policyEnforcementMode"]; got != "default" {
+				t.Errorf("values-final policyEnforcementMode %v", got)
+			}
+		})
+	}
+	in := baseInput(t, "1.20")
+	in.User, in.UserFile = map[string]any{"policyEnforcementMode": "default"}, "v.yaml"
+	initial, _, _, err := Generate(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Guard(in, initial, OldNetwork{CNI: "calico", NetworkPolicies: 3}); len(got) != 1 {
+		t.Errorf("without the bridge: %+v", got)
+	}
+	in.PolicyBridge = true
+	if got := Guard(in, initial, OldNetwork{CNI: "calico", NetworkPolicies: 3}); len(got) != 0 {
+		t.Errorf("with the bridge: %+v", got)
+	}
+}

@@ -52,6 +52,11 @@ type Input struct {
 	ClusterName string
 	// KubeProxyReplacement is true when the cluster runs no kube-proxy.
 	KubeProxyReplacement bool
+	// PolicyBridge keeps NetworkPolicies in force through the migration
+	// (dual overlay): Cilium enforces them from the install on, and the
+	// policy bridge gives the pods still on the old network their
+	// identities (docs/policy-continuity.md).
+	PolicyBridge bool
 	// K8sServiceHost and K8sServicePort are the API server address Cilium
 	// uses instead of the kubernetes Service: required with
 	// KubeProxyReplacement, else optional (kube-proxy's own address).
@@ -245,7 +250,7 @@ func initialSettings(in Input, clusterName string) []setting {
 			"Cilium's pod CIDR: apart from the old CNI's pod CIDR, the service CIDR and the node network"),
 		set("ipam.operator.clusterPoolIPv4MaskSize", float64(in.MaskSize),
 			fmt.Sprintf("each node gets a /%d block of pod addresses", in.MaskSize)),
-		set("policyEnforcementMode", "never", "no network policy enforcement while pods live on two networks"),
+		policyMode(in.PolicyBridge && !inPlace),
 		set("bpf.hostLegacyRouting", true, "route through the host's stack, which reaches pods still on the old CNI"),
 	)
 	if in.CNIConfPath != "" {
@@ -732,4 +737,13 @@ func helmString(v any) string {
 // oneLine keeps a file name on one comment or message line.
 func oneLine(s string) string {
 	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
+}
+
+// policyMode is values-initial's policyEnforcementMode: never (the
+// guide's), or with the policy bridge the chart's default.
+func policyMode(bridge bool) setting {
+	if bridge {
+		return set("policyEnforcementMode", "default", "network policies stay in force: the policy bridge gives the pods still on the old network their Cilium identity (kubectl cni-migrate policy-bridge --deploy)")
+	}
+	return set("policyEnforcementMode", "never", "no network policy enforcement while pods live on two networks")
 }

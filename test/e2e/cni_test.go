@@ -326,6 +326,9 @@ spec:
 	}
 	relaxPDBs(t, ctx, c, "payments", "db")
 	runNode(t, c, "nodeconfig", "--apply").expect(t, 0)
+	// The policy bridge through the migration (its node rules with felix's);
+	// finalize removes it.
+	runNode(t, c, "policy-bridge", "--deploy", "--image", "example.com/kubectl-cni-migrate:test").expect(t, 0, "felix: true")
 	start := time.Now()
 	runNode(t, c, "rollout", "--reboot-command", rebootScript(t)+" {{.Node}}").expect(t, 0)
 	t.Logf("TIMING rollout of 3 Calico nodes: %v", time.Since(start).Round(time.Second))
@@ -375,7 +378,9 @@ spec:
 	helm := filepath.Join(c.Cache, "bin", "helm")
 	chart := fixture.CiliumChart(c.Cluster, nodeTestCilium)
 	fin := runNode(t, c, "finalize", "--output-dir", t.TempDir(), "--yes", "--helm", helm, "--chart", chart, "--remove-old-cni")
-	fin.expect(t, 0, "Calico's 1 policies: their Cilium translation is in the cluster", "daemonset/calico-node -n kube-system", "deployment/calico-kube-controllers -n kube-system",
+	fin.expect(t, 0, "Calico's 1 policies: their Cilium translation is in the cluster",
+		"removed the policy bridge: daemonset/cni-migrate-node-rules, configmap/cni-migrate-node-rules, deployment/cni-migrate-policy-bridge",
+		"daemonset/calico-node -n kube-system", "deployment/calico-kube-controllers -n kube-system",
 		"poddisruptionbudget/calico-kube-controllers -n kube-system", "configmap/calico-config -n kube-system",
 		"clusterrole/calico-node", "clusterrolebinding/calico-cni-plugin", "serviceaccount/calico-kube-controllers -n kube-system",
 		"Kept: Calico's CustomResourceDefinitions", "removing what calico left on the 3 nodes (a Job cni-migrate-sweep-NODE per node",

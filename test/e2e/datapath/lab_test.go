@@ -73,6 +73,9 @@ func startLab(t testing.TB, ctx context.Context, opts lab.Options) *lab.Lab {
 	if opts.ProbeBinary == "" {
 		opts.ProbeBinary = buildProbe(t, opts.Dir)
 	}
+	if opts.PluginBinary == "" {
+		opts.PluginBinary = e2e.PluginPath(t)
+	}
 	var created *lab.Lab
 	opts.Created = func(l *lab.Lab) {
 		liveMu.Lock()
@@ -277,7 +280,7 @@ func TestLabHold(t *testing.T) {
 		}
 		mark := func(what string) { t.Logf("lab: %s", what) }
 		followPlan(t, ctx, l, mark)
-		ciliumBeside(t, ctx, l, work, mark)
+		ciliumBeside(t, ctx, l, work, mark, nil)
 		mustPlugin(t, ctx, l, "nodeconfig", "--apply")
 		mustPlugin(t, ctx, l, append(append([]string{"node"}, strings.Split(names, ",")...),
 			"--reboot-command", l.RebootCommand(), "--probe-image", lab.Images.Agnhost,

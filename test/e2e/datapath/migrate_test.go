@@ -251,7 +251,26 @@ func migrate(t testing.TB, m migration) {
 	go func() { pw.Watch(pctx, c.Client); close(podsWatched) }()
 	defer func() { stopPods(); <-podsWatched }()
 	followPlan(t, ctx, l, tl.Mark, m.strategy()...)
-	userValues := ciliumBeside(t, ctx, l, work, tl.Mark, m.strategy()...)
+	// A source that enforces NetworkPolicies keeps them in force on both
+	// sides from the install on (docs/policy-continuity.md): Cilium
+	// enforces on its pods, knows the old pods by the bridge's
+	// CiliumEndpoints, and Calico's own policies are translated first.
+	bridged := src.Enforces && !m.inPlace
+	var valuesArgs []string
+	if bridged {
+		valuesArgs = []string{"--policy-bridge"}
+	}
+	userValues := ciliumBeside(t, ctx, l, work, tl.Mark, valuesArgs, m.strategy()...)
+	if bridged {
+		tl.Mark("policy bridge")
+		if src.Policies.Calico {
+			mustPlugin(t, ctx, l, "calico-policies", "--apply")
+		}
+		mustPlugin(t, ctx, l, "policy-bridge", "--deploy", "--image", lab.Images.Plugin, "--interval", "2s")
+		if err := fixture.WaitWorkloadsReady(ctx, c, 3*time.Minute, "kube-system"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	nets := networks(t, filepath.Join(work, "values-initial.yaml"), src.OldNetwork)
 	// What the agents drop, to set beside any probe that failed.
 	dctx, stopDrops := context.WithCancel(ctx)
@@ -346,7 +365,7 @@ func migrate(t testing.TB, m migration) {
 		mustPlugin(t, ctx, l, "connectivity", "--cleanup")
 		gate.write(t, l)
 	}
-	if src.Policies.Calico {
+	if src.Policies.Calico && !bridged {
 		// What plan's calico-policies check tells the user to do before
 		// finalize: the plugin's translation (the lab's two Calico policies
 		// translate to what the lab wrote by hand before: port-8083's Deny
@@ -367,6 +386,11 @@ func migrate(t testing.TB, m migration) {
 	tl.Mark("finalize")
 	final := mustPlugin(t, ctx, l, "finalize", "--yes", "--remove-old-cni", "--output-dir", work,
 		"--chart", fixture.CiliumChart(c, l.CiliumVersion()), "--helm", c.Bin("helm"), "-f", userValues)
+	// finalize removes the bridge first (its node rules' DaemonSet runs
+	// where the migration label is absent, which finalize takes off).
+	if bridged && !strings.Contains(final, "removed the policy bridge: daemonset/cni-migrate-node-rules") {
+		t.Errorf("finalize did not remove the policy bridge:\n%s", final)
+	}
 	if src.Policies.Calico && !strings.Contains(final, "their Cilium translation is in the cluster") {
 		t.Errorf("finalize did not say Calico's policies are translated:\n%s", final)
 	}
@@ -475,7 +499,7 @@ func followPlan(t testing.TB, ctx context.Context, l *lab.Lab, mark func(string)
 // installs Cilium with the plugin's values-initial.yaml beside Flannel, as
 // a user would; mark (optional) is told when the helm install begins. It
 // returns the path of the user values file.
-func ciliumBeside(t testing.TB, ctx context.Context, l *lab.Lab, work string, mark func(string), strategy ...string) string {
+func ciliumBeside(t testing.TB, ctx context.Context, l *lab.Lab, work string, mark func(string), valuesArgs []string, strategy ...string) string {
 	t.Helper()
 	c := l.Cluster
 	mustPlugin(t, ctx, l, append([]string{"plan"}, strategy...)...)
@@ -486,7 +510,7 @@ func ciliumBeside(t testing.TB, ctx context.Context, l *lab.Lab, work string, ma
 	}
 	// No --cilium-version, as a user runs it: values must pick the default
 	// the lab was built for, and say so in its next step.
-	out := mustPlugin(t, ctx, l, append([]string{"values", "-f", userValues, "--output-dir", work}, strategy...)...)
+	out := mustPlugin(t, ctx, l, append(append([]string{"values", "-f", userValues, "--output-dir", work}, valuesArgs...), strategy...)...)
 	if !strings.Contains(out, "helm install cilium cilium/cilium --version "+cv+" ") {
 		t.Fatalf("values did not advise Cilium %s, the plugin's default:\n%s", cv, out)
 	}

@@ -17,6 +17,9 @@ import (
 // node); they differ in their entrypoint, environment and user.
 var Images = struct {
 	Pause, Flannel, FlannelCNI, KubeProxy, CoreDNS, Agnhost, Probe string
+	// Plugin is the plugin's own image (the binary at
+	// /usr/local/bin/kubectl-cni_migrate), for policy-bridge --deploy.
+	Plugin string
 	// CiliumRepository and OperatorRepository are Helm values
 	// (image.repository, operator.image.repository: the chart appends
 	// "-generic" to the operator's); the tag is "v" + the Cilium version.
@@ -32,6 +35,7 @@ var Images = struct {
 	CoreDNS:               "lab.local/coredns:v1.12.1",
 	Agnhost:               "lab.local/agnhost:2.55",
 	Probe:                 "lab.local/labprobe:1",
+	Plugin:                "lab.local/kubectl-cni-migrate:dev",
 	CiliumRepository:      "lab.local/cilium",
 	OperatorRepository:    "lab.local/operator",
 	CalicoNode:            "lab.local/calico-node:" + CalicoVersion,
@@ -152,7 +156,7 @@ func calicoImages(dp string) (image.Layer, []image.Image, error) {
 
 // buildImages writes (or reuses) the image archive every node imports and
 // returns its path and a fingerprint of its inputs.
-func buildImages(cache, ciliumVersion string, calico bool, probe string, logf func(string, ...any)) (string, string, error) {
+func buildImages(cache, ciliumVersion string, calico bool, probe, plugin string, logf func(string, ...any)) (string, string, error) {
 	dp := filepath.Join(cache, "datapath")
 	bin := func(n string) string { return filepath.Join(dp, "bin", n) }
 	rootfs := image.Layer{Dir: filepath.Join(dp, "rootfs")}
@@ -175,6 +179,9 @@ func buildImages(cache, ciliumVersion string, calico bool, probe string, logf fu
 	if probe != "" {
 		files.Files["/usr/local/bin/labprobe"] = probe
 	}
+	if plugin != "" {
+		files.Files["/usr/local/bin/kubectl-cni_migrate"] = plugin
+	}
 	images := []image.Image{
 		{Names: []string{Images.Pause, E2ERegistry + "/pause:3.10.1"}, Entrypoint: []string{"/usr/local/bin/agnhost", "pause"}},
 		{Names: []string{Images.Flannel}, Entrypoint: []string{"/opt/bin/flanneld"}},
@@ -187,6 +194,7 @@ func buildImages(cache, ciliumVersion string, calico bool, probe string, logf fu
 		// The e2e suite's DNS queriers (dig, from the rootfs) and shells.
 		{Names: []string{E2ERegistry + "/jessie-dnsutils:1.7", E2ERegistry + "/busybox:1.37.0-1"}, Cmd: []string{"/bin/sh"}},
 		{Names: []string{Images.Probe}, Entrypoint: []string{"/usr/local/bin/labprobe"}},
+		{Names: []string{Images.Plugin}, Entrypoint: []string{"/usr/local/bin/kubectl-cni_migrate"}},
 	}
 	if ciliumVersion != "" {
 		cd := filepath.Join(dp, "cilium", ciliumVersion)

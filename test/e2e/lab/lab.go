@@ -54,6 +54,9 @@ type Options struct {
 	// ProbeBinary is the monitor's probe program (test/e2e/cmd/labprobe),
 	// put into the images as /usr/local/bin/labprobe.
 	ProbeBinary string
+	// PluginBinary is the plugin (kubectl-cni_migrate), put into the
+	// image Images.Plugin.
+	PluginBinary string
 	Logf        func(format string, args ...any)
 	// Created, when set, gets the lab before it starts anything, so that
 	// an interrupt while it starts can still close it.
@@ -196,7 +199,7 @@ func (l *Lab) start(ctx context.Context) error {
 	c.SetImageOverrides(ImageOverrides)
 	l.logf("lab: control plane ready in the fabric namespace after %v", time.Since(t0).Round(time.Millisecond))
 
-	if l.imagesArchive, l.imagesFingerprint, err = buildImages(l.opts.Cache, l.opts.CiliumVersion, l.opts.Calico, l.opts.ProbeBinary, l.logf); err != nil {
+	if l.imagesArchive, l.imagesFingerprint, err = buildImages(l.opts.Cache, l.opts.CiliumVersion, l.opts.Calico, l.opts.ProbeBinary, l.opts.PluginBinary, l.logf); err != nil {
 		return err
 	}
 	if err := l.serve(); err != nil {
