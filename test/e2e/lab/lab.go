@@ -57,7 +57,7 @@ type Options struct {
 	// PluginBinary is the plugin (kubectl-cni_migrate), put into the
 	// image Images.Plugin.
 	PluginBinary string
-	Logf        func(format string, args ...any)
+	Logf         func(format string, args ...any)
 	// Created, when set, gets the lab before it starts anything, so that
 	// an interrupt while it starts can still close it.
 	Created func(*Lab)
