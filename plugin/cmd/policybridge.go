@@ -53,7 +53,7 @@ type policyBridgeOptions struct {
 	*common
 	once, remove       bool
 	deploy, undeploy   bool
-	image, label       string
+	image              string
 	interval           time.Duration
 	namespace, version string
 }
@@ -86,7 +86,6 @@ func newCmdPolicyBridge(c *common, version string) *cobra.Command {
 	f.BoolVar(&o.deploy, "deploy", false, "run the bridge in the cluster (a Deployment in the plugin's --image) with the node rules (a DaemonSet in the Cilium agent's image on the nodes not migrated), and exit")
 	f.BoolVar(&o.undeploy, "undeploy", false, "delete what --deploy created and the bridge's CiliumEndpoints, and exit")
 	f.StringVar(&o.image, "image", "", "the plugin's image for --deploy (default "+pluginImage+":VERSION of a release build)")
-	f.StringVar(&o.label, "node-label", nodeconfig.DefaultLabel, "the migration node label (key=value): the node rules run where it is absent")
 	return cmd
 }
 
@@ -104,9 +103,6 @@ func (o *policyBridgeOptions) Validate() error {
 	}
 	if n > 1 {
 		return errs.New(errs.Usage, "--once, --remove, --deploy and --undeploy exclude each other", "run one, then the other")
-	}
-	if _, _, err := nodeconfig.ParseLabel(o.label); err != nil {
-		return err
 	}
 	if o.deploy && o.image == "" && (o.version == "" || o.version == "dev" || strings.Contains(o.version, "-")) {
 		return errs.New(errs.Usage, "--deploy needs --image: this build ("+o.version+") has no published image",
@@ -257,10 +253,8 @@ func (o *policyBridgeOptions) runDeploy(ctx context.Context, cl *kube.Clients, n
 	if image == "" {
 		image = pluginImage + ":" + o.version
 	}
-	key, value, _ := nodeconfig.ParseLabel(o.label)
 	felix := cluster.CNI.Name == "calico" || cluster.CNI.Name == "canal"
-	d := policybridge.Deployment{Namespace: ns, Image: image, AgentImage: agentImage, NodeLabelKey: key, NodeLabelValue: value,
-		Interval: int(o.interval / time.Second), Rules: policybridge.NodeRules{Old: old, Cilium: in.Pool, Felix: felix, Interval: 1}}
+	d := policybridge.Deployment{Namespace: ns, Image: image, AgentImage: agentImage, Interval: int(o.interval / time.Second), Rules: policybridge.NodeRules{Old: old, Cilium: in.Pool, Felix: felix, Interval: 1}}
 	for _, u := range d.Objects() {
 		ri := cl.Dynamic.Resource(policybridge.GVR(u))
 		var out interface{ GetName() string }
@@ -274,8 +268,8 @@ func (o *policyBridgeOptions) runDeploy(ctx context.Context, cl *kube.Clients, n
 		}
 		fmt.Fprintf(o.streams.Out, "%s/%s serverside-applied\n", strings.ToLower(u.GetKind()), out.GetName())
 	}
-	fmt.Fprintf(o.streams.ErrOut, "the bridge runs %s in %s; the node rules (%s, felix: %v) run in %s where %s is not set\n",
-		image, ns, cluster.CNI.Network, felix, agentImage, o.label)
+	fmt.Fprintf(o.streams.ErrOut, "the bridge runs %s in %s; the node rules (%s, felix: %v) run in %s on every node\n",
+		image, ns, cluster.CNI.Network, felix, agentImage)
 	return nil
 }
 

@@ -205,7 +205,7 @@ func TestNodeRulesGolden(t *testing.T) {
 // cluster (testdata/deploy.golden).
 func TestDeploymentGolden(t *testing.T) {
 	d := Deployment{Namespace: "kube-system", Image: "ghcr.io/cni-migrate/kubectl-cni-migrate:v0.9.0", AgentImage: "quay.io/cilium/cilium:v1.20.2",
-		NodeLabelKey: "io.cilium.migration/cilium-default", NodeLabelValue: "true", Interval: 2,
+		Interval: 2,
 		Rules: NodeRules{Old: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Cilium: []netip.Prefix{netip.MustParsePrefix("10.245.0.0/16")}, Felix: true, Interval: 1}}
 	var b bytes.Buffer
 	for _, u := range d.Objects() {

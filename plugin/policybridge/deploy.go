@@ -27,15 +27,12 @@ const (
 // Deployment is the bridge in the cluster, so that it keeps working when
 // the plugin is not running: a Deployment running `kubectl-cni_migrate
 // policy-bridge` in the plugin's image, and a DaemonSet keeping the node
-// rules on the nodes not yet migrated, in the Cilium agent's image.
+// rules on every node, in the Cilium agent's image.
 type Deployment struct {
 	// Namespace is Cilium's.
 	Namespace string
 	// Image is the plugin's image; AgentImage the Cilium agent's.
 	Image, AgentImage string
-	// NodeLabelKey and NodeLabelValue are the migration label: the node
-	// rules run where the node does not carry it.
-	NodeLabelKey, NodeLabelValue string
 	// Interval is the bridge's time between rounds, in seconds.
 	Interval int
 	Rules    NodeRules
@@ -136,13 +133,12 @@ func (d Deployment) Objects() []*unstructured.Unstructured {
 					"priorityClassName":             "system-node-critical",
 					"tolerations":                   tolerateAll,
 					"terminationGracePeriodSeconds": int64(15),
-					// Only on the nodes not yet migrated: a node leaves
-					// it when it is labelled, and the rules go with it.
-					"affinity": map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{
-						"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{
-							"key": d.NodeLabelKey, "operator": "NotIn", "values": []any{d.NodeLabelValue},
-						}}}},
-					}}},
+					// On every node: a node being migrated keeps its old
+					// pods (DaemonSets') until it reboots, and they keep
+					// needing the rules after the node is labelled. On a
+					// migrated node the rules match nothing (no old pod
+					// there) but felix's jump, which felix keeps first on
+					// its own; finalize removes them before Calico.
 					"containers": []any{map[string]any{
 						"name":            "rules",
 						"image":           d.AgentImage,

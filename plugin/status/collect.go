@@ -23,6 +23,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/policybridge"
 )
 
 // DefaultPageSize is the limit of every LIST.
@@ -84,14 +85,28 @@ func Collect(ctx context.Context, cl Clients, opts Options) (*Report, error) {
 		return nil, err
 	}
 	tally := NewTally(cfg.networks)
-	endpoints := 0
+	endpoints, bridged := 0, 0
 	ncs, _, err := readWorkloads(ctx, cl, cfg,
 		func(p *corev1.Pod) { tally.Add(PodFrom(p, cfg.isAgent(p))) },
-		func(*metav1.PartialObjectMetadata) { endpoints++ })
+		func(m *metav1.PartialObjectMetadata) {
+			if bridgedEndpoint(m) {
+				bridged++
+			} else {
+				endpoints++
+			}
+		})
 	if err != nil {
 		return nil, err
 	}
-	return Assemble(cfg.input(tally, endpoints, ncs)), nil
+	in := cfg.input(tally, endpoints, ncs)
+	in.BridgedEndpoints = bridged
+	return Assemble(in), nil
+}
+
+// bridgedEndpoint says whether a CiliumEndpoint is the policy bridge's,
+// for a pod still on the old network: it does not count as Cilium's.
+func bridgedEndpoint(m metav1.Object) bool {
+	return m.GetLabels()[policybridge.ManagedByLabel] == policybridge.ManagedBy
 }
 
 // workloadRVs are the resourceVersions of the lists of readWorkloads.
@@ -182,8 +197,15 @@ func (c *config) isAgent(p *corev1.Pod) bool {
 }
 
 func (c *config) input(t *Tally, endpoints int, ncs []NodeConfig) Input {
+	var rules *NodeRules
+	for _, ds := range c.daemonSets {
+		if ds.Namespace == c.ciliumNS && ds.Name == policybridge.NodeRulesName {
+			rules = &NodeRules{Desired: int(ds.Status.DesiredNumberScheduled), Ready: int(ds.Status.NumberReady)}
+		}
+	}
 	return Input{
-		Cluster: c.cluster, Nodes: c.nodes, Tally: t, CiliumNamespace: c.ciliumNS,
+		NodeRules: rules,
+		Cluster:   c.cluster, Nodes: c.nodes, Tally: t, CiliumNamespace: c.ciliumNS,
 		Endpoints: endpoints, EndpointsServed: c.endpointsServed,
 		NodeConfigs: ncs, NodeConfigsServed: !c.nodeConfigGVR.Empty(),
 		Warnings: c.warnings, Connectivity: c.connectivity,

@@ -89,6 +89,26 @@ type Report struct {
 	// Connectivity is the latest connectivity matrix (kubectl cni-migrate
 	// connectivity, or a gate of rollout or node), when one was kept.
 	Connectivity *Connectivity `json:"connectivity,omitempty"`
+	// PolicyBridge is the policy bridge (kubectl cni-migrate policy-bridge),
+	// when it is deployed or has CiliumEndpoints.
+	PolicyBridge *PolicyBridge `json:"policyBridge,omitempty"`
+}
+
+// PolicyBridge is the state of the policy bridge.
+type PolicyBridge struct {
+	// Endpoints counts its CiliumEndpoints, one per pod on the old network.
+	Endpoints int `json:"endpoints"`
+	// NodeRules are its node rules' DaemonSet; absent when it is not
+	// deployed.
+	NodeRules *NodeRules `json:"nodeRules,omitempty"`
+}
+
+// NodeRules counts the pods of the policy bridge's node rules.
+type NodeRules struct {
+	// Desired is the number of nodes not yet migrated, where they run.
+	Desired int `json:"desired"`
+	// Ready is the number of them Ready (their rules in place).
+	Ready int `json:"ready"`
 }
 
 // Connectivity sums up the latest connectivity matrix
@@ -257,6 +277,12 @@ type Input struct {
 	Warnings []string
 	// Connectivity is the latest connectivity matrix, nil when none was kept.
 	Connectivity *connectivity.Matrix
+	// BridgedEndpoints counts the policy bridge's CiliumEndpoints (pods
+	// still on the old network; not in Endpoints).
+	BridgedEndpoints int
+	// NodeRules is the policy bridge's node rules' DaemonSet, nil when
+	// there is none.
+	NodeRules *NodeRules
 }
 
 // NetworksOf returns the old and new pod networks of a cluster, and a
@@ -293,6 +319,7 @@ func Assemble(in Input) *Report {
 	if m := in.Connectivity; m != nil {
 		r.Connectivity = &Connectivity{Time: m.Time, Green: m.Green, Failures: len(m.Failures), Summary: m.Summary()}
 	}
+	r.PolicyBridge = policyBridgeOf(in)
 
 	// Cluster.
 	r.Cluster.OldPodCIDRs = []string{}
@@ -544,4 +571,12 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// policyBridgeOf is the policy bridge's state, nil when there is none.
+func policyBridgeOf(in Input) *PolicyBridge {
+	if in.BridgedEndpoints == 0 && in.NodeRules == nil {
+		return nil
+	}
+	return &PolicyBridge{Endpoints: in.BridgedEndpoints, NodeRules: in.NodeRules}
 }

@@ -397,3 +397,23 @@ func TestAssembleConnectivity(t *testing.T) {
 		t.Errorf("no matrix kept, yet %+v", r.Connectivity)
 	}
 }
+
+// TestAssemblePolicyBridge: the bridge's endpoints and node rules are
+// reported, and not counted as Cilium's endpoints.
+func TestAssemblePolicyBridge(t *testing.T) {
+	c := &detect.Cluster{Cilium: detect.Cilium{Installed: true, Namespace: "kube-system", PodCIDRs: []string{"10.245.0.0/16"}}}
+	r := Assemble(Input{Cluster: c, Endpoints: 3, EndpointsServed: true, BridgedEndpoints: 15, NodeRules: &NodeRules{Desired: 1, Ready: 1}})
+	if r.PolicyBridge == nil || r.PolicyBridge.Endpoints != 15 || r.PolicyBridge.NodeRules == nil || r.PolicyBridge.NodeRules.Ready != 1 {
+		t.Fatalf("policy bridge %+v", r.PolicyBridge)
+	}
+	var b bytes.Buffer
+	if err := r.PrintTable(&b, output.Style{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Policy bridge: 15 CiliumEndpoints for pods on the old network; node rules ready on 1 of the 1 nodes not migrated"; !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
+	}
+	if r := Assemble(Input{Cluster: c, Endpoints: 3, EndpointsServed: true}); r.PolicyBridge != nil {
+		t.Errorf("no bridge, yet %+v", r.PolicyBridge)
+	}
+}

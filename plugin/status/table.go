@@ -105,6 +105,13 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 		label := s.Bold("Connectivity:")
 		fmt.Fprintf(w, "%s %s\n", label, c.Summary)
 	}
+	if b := r.PolicyBridge; b != nil {
+		rules := "not deployed"
+		if b.NodeRules != nil {
+			rules = fmt.Sprintf("ready on %d of the %d nodes not migrated", b.NodeRules.Ready, b.NodeRules.Desired)
+		}
+		fmt.Fprintf(w, "%s %d CiliumEndpoints for pods on the old network; node rules %s\n", s.Bold("Policy bridge:"), b.Endpoints, rules)
+	}
 	if len(r.Warnings) > 0 {
 		fmt.Fprintln(w, s.Yellow("Warnings:"))
 		for _, wn := range r.Warnings {

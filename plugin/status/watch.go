@@ -53,12 +53,14 @@ func Watch(ctx context.Context, cl Clients, opts Options, emit func(*Report) err
 // live is the state Watch keeps: a slim record per node and pod, the
 // names of the CiliumEndpoints, the DaemonSets.
 type live struct {
-	mu          sync.Mutex
-	cfg         *config
-	identity    string
-	nodes       map[string]corev1.Node
-	pods        map[string]Pod
-	endpoints   map[string]struct{}
+	mu       sync.Mutex
+	cfg      *config
+	identity string
+	nodes    map[string]corev1.Node
+	pods     map[string]Pod
+	// endpoints says of each CiliumEndpoint whether it is the policy
+	// bridge's.
+	endpoints   map[string]bool
 	daemonSets  map[string]appsv1.DaemonSet
 	nodeConfigs []NodeConfig
 	changed     chan struct{}
@@ -109,7 +111,15 @@ func (l *live) report() (*Report, error) {
 	for _, p := range l.pods {
 		tally.Add(p)
 	}
-	return Assemble(c.input(tally, len(l.endpoints), l.nodeConfigs)), nil
+	in := c.input(tally, 0, l.nodeConfigs)
+	for _, bridged := range l.endpoints {
+		if bridged {
+			in.BridgedEndpoints++
+		} else {
+			in.Endpoints++
+		}
+	}
+	return Assemble(in), nil
 }
 
 // watchSpec is one followed resource.
@@ -128,7 +138,7 @@ func watchSession(ctx context.Context, cl Clients, opts Options, emit func(*Repo
 	}
 	l := &live{
 		cfg: cfg, identity: identityOf(cfg),
-		nodes: map[string]corev1.Node{}, pods: map[string]Pod{}, endpoints: map[string]struct{}{},
+		nodes: map[string]corev1.Node{}, pods: map[string]Pod{}, endpoints: map[string]bool{},
 		daemonSets: map[string]appsv1.DaemonSet{}, changed: make(chan struct{}, 1),
 	}
 	for _, n := range cfg.nodes {
@@ -139,7 +149,7 @@ func watchSession(ctx context.Context, cl Clients, opts Options, emit func(*Repo
 	}
 	ncs, rvs, err := readWorkloads(ctx, cl, cfg,
 		func(p *corev1.Pod) { l.pods[key(p.Namespace, p.Name)] = PodFrom(p, cfg.isAgent(p)) },
-		func(m *metav1.PartialObjectMetadata) { l.endpoints[key(m.Namespace, m.Name)] = struct{}{} })
+		func(m *metav1.PartialObjectMetadata) { l.endpoints[key(m.Namespace, m.Name)] = bridgedEndpoint(m) })
 	if err != nil {
 		return err
 	}
@@ -198,7 +208,7 @@ func watchSession(ctx context.Context, cl Clients, opts Options, emit func(*Repo
 				if e.Type == watch.Deleted {
 					delete(l.endpoints, key(m.GetNamespace(), m.GetName()))
 				} else {
-					l.endpoints[key(m.GetNamespace(), m.GetName())] = struct{}{}
+					l.endpoints[key(m.GetNamespace(), m.GetName())] = bridgedEndpoint(m)
 				}
 				return nil
 			}})

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -124,6 +125,17 @@ func TestPolicyBridge(t *testing.T) {
 		t.Errorf("Cilium's own endpoints: %d before, %d after", theirs, n)
 	}
 
+	// status reports the bridge's endpoints, apart from Cilium's own.
+	st := runNode(t, c, "status", "-o", "json").expect(t, 0)
+	var report struct {
+		PolicyBridge *struct {
+			Endpoints int `json:"endpoints"`
+		} `json:"policyBridge"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &report); err != nil || report.PolicyBridge == nil || report.PolicyBridge.Endpoints != len(ours) {
+		t.Errorf("status -o json: policyBridge %+v (%v), want %d endpoints", report.PolicyBridge, err, len(ours))
+	}
+
 	// Nothing changed: a second round writes nothing.
 	if r := runNode(t, c, "policy-bridge", "--once").expect(t, 0); strings.Contains(r.stderr, "written") || strings.Contains(r.stderr, "created") {
 		t.Errorf("a second round wrote again:\n%s", r.stderr)
@@ -146,8 +158,8 @@ func TestPolicyBridge(t *testing.T) {
 	}
 
 	// --deploy: the bridge and the node rules in the cluster, valid for
-	// the API server; the rules are flannel's (no felix), and run where
-	// the migration label is absent. --undeploy removes them.
+	// the API server; the rules are flannel's (no felix), on every node.
+	// --undeploy removes them.
 	dep := runNode(t, c, "policy-bridge", "--deploy", "--image", "example.com/kubectl-cni-migrate:test").expect(t, 0, "the node rules (10.244.0.0/16, felix: false)")
 	for _, want := range []string{"serviceaccount/cni-migrate-policy-bridge serverside-applied", "clusterrole/cni-migrate-policy-bridge serverside-applied",
 		"deployment/cni-migrate-policy-bridge serverside-applied", "configmap/cni-migrate-node-rules serverside-applied", "daemonset/cni-migrate-node-rules serverside-applied"} {
@@ -166,9 +178,8 @@ func TestPolicyBridge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expr := ds.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions[0]
-	if expr.Key != strings.Split(migrationLabel, "=")[0] || expr.Operator != corev1.NodeSelectorOpNotIn {
-		t.Errorf("node rules' affinity %+v", expr)
+	if ds.Spec.Template.Spec.Affinity != nil || len(ds.Spec.Template.Spec.NodeSelector) != 0 {
+		t.Errorf("node rules not on every node: %+v %v", ds.Spec.Template.Spec.Affinity, ds.Spec.Template.Spec.NodeSelector)
 	}
 	runNode(t, c, "policy-bridge", "--undeploy").expect(t, 0)
 	if _, err := c.Client.AppsV1().Deployments("kube-system").Get(ctx, "cni-migrate-policy-bridge", metav1.GetOptions{}); err == nil {
