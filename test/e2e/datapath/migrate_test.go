@@ -741,6 +741,16 @@ func report(t testing.TB, l *lab.Lab, m migration, src lab.Source, nets monitor.
 	if src.Policies.Kubernetes && len(rep.Policy) == 0 {
 		t.Error("no policy probe was recorded")
 	}
+	// With the policy bridge (a source that enforces policies, dual
+	// overlay), no denied flow gets through outside a node's own
+	// migration: from the install to the end of finalize.
+	if src.Enforces && !m.inPlace {
+		for _, p := range rep.Policy {
+			if p.LetThrough > 0 && !strings.HasPrefix(p.Phase, "rollout: ") {
+				t.Errorf("policies in force: %d of %d denied %s flows got through in the phase %q", p.LetThrough, p.Denied, p.Direction, p.Phase)
+			}
+		}
+	}
 	// The users' verdict: the well-run application never failed a client
 	// outside its node's window (its failures are also among the
 	// unexplained below).
