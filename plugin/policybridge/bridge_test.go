@@ -17,6 +17,24 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
+// golden compares got with testdata/NAME, which -update rewrites.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("differs from %s (go test -update):\n%s", path, got)
+	}
+}
+
 func pod(ns, name, ip, host string, labels map[string]string, mod ...func(*corev1.Pod)) corev1.Pod {
 	p := corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), Labels: labels},
@@ -104,19 +122,7 @@ func TestReconcileGolden(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "---\n%s", y)
 	}
-	path := filepath.Join("testdata", "reconcile.golden")
-	if *update {
-		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		t.Errorf("plan differs from %s (go test -update):\n%s", path, b.String())
-	}
+	golden(t, "reconcile.golden", b.Bytes())
 }
 
 // TestReconcileSettles: applying a plan's endpoints and identities and
@@ -177,19 +183,7 @@ func TestNodeRulesGolden(t *testing.T) {
 	old := []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}
 	cilium := []netip.Prefix{netip.MustParsePrefix("10.245.0.0/16"), netip.MustParsePrefix("fd00:10:245::/104")}
 	calico := NodeRules{Old: old, Cilium: cilium, Felix: true, Interval: 1}.Script()
-	path := filepath.Join("testdata", "noderules-calico.sh.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(calico), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if calico != string(want) {
-		t.Errorf("script differs from %s (go test -update):\n%s", path, calico)
-	}
+	golden(t, "noderules-calico.sh.golden", []byte(calico))
 	flannel := NodeRules{Old: old, Cilium: cilium}.Script()
 	for _, bad := range []string{"cali-FORWARD\"", "--set-mark", "fd00"} {
 		if bytes.Contains([]byte(flannel), []byte(bad)) {
@@ -221,17 +215,5 @@ func TestDeploymentGolden(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "---\n%s", y)
 	}
-	path := filepath.Join("testdata", "deploy.golden")
-	if *update {
-		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		t.Errorf("objects differ from %s (go test -update):\n%s", path, b.String())
-	}
+	golden(t, "deploy.golden", b.Bytes())
 }
