@@ -126,6 +126,21 @@ remove() {
 IPT=$(backend)
 if [ "${1:-}" = remove ]; then remove; exit 0; fi
 trap 'remove; exit 0' TERM INT
+# With the nft backend, a change of the nat POSTROUTING or filter FORWARD
+# chains by someone else (Cilium's agent putting its chains first as it
+# starts) wakes the loop at once instead of at its next round.
+trap ':' USR1
+if [ "$IPT" = iptables-nft ] && command -v xtables-monitor >/dev/null; then
+  main=$$
+  unbuffered=""
+  command -v stdbuf >/dev/null && unbuffered="stdbuf -oL"
+  $unbuffered xtables-monitor -e -4 2>/dev/null | while read -r line; do
+    case "$line" in
+      *cni-migrate:*) ;;
+      *"-t nat -A POSTROUTING"*|*"-t filter -A FORWARD"*) kill -USR1 "$main" 2>/dev/null ;;
+    esac
+  done &
+fi
 echo "$(date -u +%%FT%%TZ) keeping ${#NAT_RULES[@]} nat, ${#MANGLE_RULES[@]} mangle and ${#FORWARD_RULES[@]} filter rules with $IPT"
 while :; do
   ensure nat POSTROUTING "${NAT_RULES[@]}"
