@@ -105,7 +105,7 @@ type PolicyBridge struct {
 
 // NodeRules counts the pods of the policy bridge's node rules.
 type NodeRules struct {
-	// Desired is the number of nodes not yet migrated, where they run.
+	// Desired is the number of nodes they run on (every node).
 	Desired int `json:"desired"`
 	// Ready is the number of them Ready (their rules in place).
 	Ready int `json:"ready"`

@@ -410,7 +410,7 @@ func TestAssemblePolicyBridge(t *testing.T) {
 	if err := r.PrintTable(&b, output.Style{}); err != nil {
 		t.Fatal(err)
 	}
-	if want := "Policy bridge: 15 CiliumEndpoints for pods on the old network; node rules ready on 1 of the 1 nodes not migrated"; !strings.Contains(b.String(), want) {
+	if want := "Policy bridge: 15 CiliumEndpoints for pods on the old network; node rules ready on 1 of 1 nodes"; !strings.Contains(b.String(), want) {
 		t.Errorf("table lacks %q:\n%s", want, b.String())
 	}
 	if r := Assemble(Input{Cluster: c, Endpoints: 3, EndpointsServed: true}); r.PolicyBridge != nil {

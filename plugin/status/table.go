@@ -108,7 +108,7 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 	if b := r.PolicyBridge; b != nil {
 		rules := "not deployed"
 		if b.NodeRules != nil {
-			rules = fmt.Sprintf("ready on %d of the %d nodes not migrated", b.NodeRules.Ready, b.NodeRules.Desired)
+			rules = fmt.Sprintf("ready on %d of %d nodes", b.NodeRules.Ready, b.NodeRules.Desired)
 		}
 		fmt.Fprintf(w, "%s %d CiliumEndpoints for pods on the old network; node rules %s\n", s.Bold("Policy bridge:"), b.Endpoints, rules)
 	}
