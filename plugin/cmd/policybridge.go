@@ -31,14 +31,22 @@ policies select pods on both networks alike, and Cilium can enforce them from
 the first migrated node on. An endpoint goes with its pod (owner reference),
 is written again when an agent restart deletes it, and is deleted when the
 pod moves to Cilium. Only objects labelled app.kubernetes.io/managed-by=
-cni-migrate are touched. See docs/policy-continuity.md (what the real nodes
-also need: no NAT between the networks, and, for Calico and Canal, Cilium's
-packet mark cleared before felix).
+cni-migrate are touched. See docs/policy-continuity.md.
 
 Runs until interrupted, one round every --interval; --once runs one round;
 --remove deletes every CiliumEndpoint the bridge wrote (the identities it
 created are left to Cilium's identity garbage collection: a pod that moved to
-Cilium may carry one now).`
+Cilium may carry one now).
+
+--deploy runs it in the cluster, so that it keeps working between the
+plugin's commands: a Deployment of the plugin's --image in Cilium's
+namespace, and a DaemonSet in the Cilium agent's image on every node that
+keeps the node rules the real nodes need (no NAT from the old pod network to
+Cilium's; for Calico and Canal, felix's chain ahead of Cilium's and Cilium's
+packet mark cleared before felix reads it). With values --policy-bridge,
+deploy it (and, from Calico or Canal, calico-policies --apply) after the helm
+install and before the first node. finalize removes it first thing, and so
+does a rollback that leaves no node on Cilium; --undeploy removes it by hand.`
 
 const policyBridgeExample = `  # Keep the CiliumEndpoints of the old network's pods, every 5 seconds
   kubectl cni-migrate policy-bridge
@@ -47,7 +55,10 @@ const policyBridgeExample = `  # Keep the CiliumEndpoints of the old network's p
   kubectl cni-migrate policy-bridge --once
 
   # Delete every CiliumEndpoint the bridge wrote
-  kubectl cni-migrate policy-bridge --remove`
+  kubectl cni-migrate policy-bridge --remove
+
+  # Run it in the cluster, with the node rules
+  kubectl cni-migrate policy-bridge --deploy --image ghcr.io/cni-migrate/kubectl-cni-migrate:v0.9.0`
 
 type policyBridgeOptions struct {
 	*common
