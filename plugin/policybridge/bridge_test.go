@@ -200,7 +200,7 @@ func TestNodeRulesGolden(t *testing.T) {
 func TestDeploymentGolden(t *testing.T) {
 	d := Deployment{Namespace: "kube-system", Image: "ghcr.io/cni-migrate/kubectl-cni-migrate:v0.9.0", AgentImage: "quay.io/cilium/cilium:v1.20.2",
 		Interval: 2,
-		Rules: NodeRules{Old: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Cilium: []netip.Prefix{netip.MustParsePrefix("10.245.0.0/16")}, Felix: true, Interval: 1}}
+		Rules:    NodeRules{Old: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Cilium: []netip.Prefix{netip.MustParsePrefix("10.245.0.0/16")}, Felix: true, Interval: 1}}
 	var b bytes.Buffer
 	for _, u := range d.Objects() {
 		if GVR(u).Resource == "" {
