@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -12,13 +11,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
-	"github.com/cni-migrate/kubectl-cni-migrate/plugin/cidr"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/errs"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/finalize"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/policybridge"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/status"
 )
 
 const policyBridgeLong = `Keep Cilium aware of the pods still on the old CNI's network while the
@@ -240,47 +239,49 @@ func (o *policyBridgeOptions) runDeploy(ctx context.Context, cl *kube.Clients, n
 	if cluster.CNI == nil {
 		return errs.New(errs.Precondition, "no old CNI found: there is nothing to bridge", "deploy the bridge while the migration runs, before finalize")
 	}
-	var old []netip.Prefix
-	for _, n := range strings.Split(cluster.CNI.Network, ",") {
-		r, err := cidr.ParseReserved(n, cluster.CNI.Name+"'s pod network")
-		if err != nil {
-			return errs.Wrap(errs.Precondition, err, err.Error(), "check the old CNI's configuration (kubectl cni-migrate plan)")
-		}
-		old = append(old, r.Prefix)
+	// The networks as status reads them: the old CNI's pod CIDRs and
+	// Cilium's pool, both from what detection read.
+	nets, warnings := status.NetworksOf(cluster)
+	if len(warnings) > 0 {
+		return errs.New(errs.Precondition, warnings[0], "check the old CNI's and Cilium's configuration (kubectl cni-migrate plan)")
 	}
-	in, err := policybridge.Read(ctx, cl.Kube, cl.Dynamic, ns)
-	if err != nil {
-		return cl.Classify(err, "reading Cilium's configuration")
+	if len(nets.New) == 0 {
+		return errs.New(errs.Precondition, "cilium-config has no cluster-pool-ipv4-cidr: the bridge needs Cilium's cluster-pool IPAM to tell its pods from the old network's",
+			"install Cilium with kubectl cni-migrate values' values-initial.yaml first")
 	}
-	ds, err := cl.Kube.AppsV1().DaemonSets(ns).Get(ctx, "cilium", metav1.GetOptions{})
+	dsName := cluster.Cilium.DaemonSet
+	if dsName == "" {
+		dsName = "cilium"
+	}
+	ds, err := cl.Kube.AppsV1().DaemonSets(ns).Get(ctx, dsName, metav1.GetOptions{})
 	if err != nil {
 		return cl.Classify(err, "reading Cilium's DaemonSet")
 	}
 	agentImage, _ := finalize.AgentImage(ds)
 	if agentImage == "" {
-		return errs.Newf(errs.Precondition, "check Cilium's installation", "DaemonSet %s/cilium has no cilium-agent container", ns)
+		return errs.Newf(errs.Precondition, "check Cilium's installation", "DaemonSet %s/%s has no cilium-agent container", ns, dsName)
 	}
 	image := o.image
 	if image == "" {
 		image = pluginImage + ":" + o.version
 	}
 	felix := cluster.CNI.Name == "calico" || cluster.CNI.Name == "canal"
-	d := policybridge.Deployment{Namespace: ns, Image: image, AgentImage: agentImage, Interval: int(o.interval / time.Second), Rules: policybridge.NodeRules{Old: old, Cilium: in.Pool, Felix: felix, Interval: 1}}
+	d := policybridge.Deployment{Namespace: ns, Image: image, AgentImage: agentImage, Interval: int(o.interval / time.Second), Rules: policybridge.NodeRules{Old: nets.Old, Cilium: nets.New, Felix: felix, Interval: 1}}
 	for _, u := range d.Objects() {
-		ri := cl.Dynamic.Resource(policybridge.GVR(u))
-		var out interface{ GetName() string }
-		if u.GetNamespace() != "" {
-			out, err = ri.Namespace(u.GetNamespace()).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: nodeconfig.FieldManager, Force: true})
-		} else {
-			out, err = ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: nodeconfig.FieldManager, Force: true})
-		}
+		// Namespace("") is the cluster-scoped path.
+		out, err := cl.Dynamic.Resource(policybridge.GVR(u)).Namespace(u.GetNamespace()).Apply(ctx, u.GetName(), u,
+			metav1.ApplyOptions{FieldManager: nodeconfig.FieldManager, Force: true})
 		if err != nil {
 			return cl.Classify(err, "applying "+u.GetKind()+" "+u.GetName())
 		}
 		fmt.Fprintf(o.streams.Out, "%s/%s serverside-applied\n", strings.ToLower(u.GetKind()), out.GetName())
 	}
+	old := make([]string, len(nets.Old))
+	for i, p := range nets.Old {
+		old[i] = p.String()
+	}
 	fmt.Fprintf(o.streams.ErrOut, "the bridge runs %s in %s; the node rules (%s, felix: %v) run in %s on every node\n",
-		image, ns, cluster.CNI.Network, felix, agentImage)
+		image, ns, strings.Join(old, ","), felix, agentImage)
 	return nil
 }
 

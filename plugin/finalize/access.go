@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/policybridge"
 )
 
 // Work is what one finalize run is going to change, as found before its
@@ -104,14 +105,9 @@ func (w Work) Needs(ns, lockNS string) []access.Need {
 		add("", "nodes", "", "remove the migration label and annotations from the nodes", "patch")
 	}
 	if w.Bridge {
-		why := "remove the policy bridge (policy-bridge --undeploy)"
-		add("apps", "daemonsets", ns, why, "delete")
-		add("apps", "deployments", ns, why, "delete")
-		add("", "configmaps", ns, why, "delete")
-		add("", "serviceaccounts", ns, why, "delete")
-		add("rbac.authorization.k8s.io", "clusterroles", "", why, "delete")
-		add("rbac.authorization.k8s.io", "clusterrolebindings", "", why, "delete")
-		add("cilium.io", "ciliumendpoints", "", why+": its CiliumEndpoints", "list", "delete")
+		for _, n := range policybridge.UndeployNeeds(ns, "remove the policy bridge (policy-bridge --undeploy)") {
+			add(n.Group, n.Resource, n.Namespace, n.Why, n.Verb)
+		}
 	}
 	if w.Sweep {
 		why := "--remove-old-cni removes what the old CNI left on each node with a Job (--keep-node-leftovers skips it)"

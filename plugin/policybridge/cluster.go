@@ -3,7 +3,6 @@ package policybridge
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -13,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 )
 
 // The Cilium resources the bridge reads and writes.
@@ -34,12 +35,9 @@ func Read(ctx context.Context, kc kubernetes.Interface, dyn dynamic.Interface, c
 	if err != nil {
 		return in, fmt.Errorf("reading ConfigMap %s/cilium-config: %w", ciliumNS, err)
 	}
-	for _, c := range strings.Fields(strings.ReplaceAll(cm.Data["cluster-pool-ipv4-cidr"]+" "+cm.Data["cluster-pool-ipv6-cidr"], ",", " ")) {
-		p, err := netip.ParsePrefix(c)
-		if err != nil {
-			return in, fmt.Errorf("cilium-config: Cilium's pod CIDR %q is not a CIDR", c)
-		}
-		in.Pool = append(in.Pool, p.Masked())
+	pool := strings.Fields(strings.ReplaceAll(cm.Data["cluster-pool-ipv4-cidr"]+" "+cm.Data["cluster-pool-ipv6-cidr"], ",", " "))
+	if in.Pool, err = migrate.ParsePool(pool); err != nil {
+		return in, err
 	}
 	if len(in.Pool) == 0 {
 		return in, fmt.Errorf("cilium-config has no cluster-pool-ipv4-cidr: the bridge needs Cilium's cluster-pool IPAM to tell its pods from the old network's")

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
 )
 
 // Names of what Deploy writes, all in Cilium's namespace but the cluster
@@ -201,13 +203,8 @@ func Undeploy(ctx context.Context, dyn dynamic.Interface, ns string, dryRun bool
 	objs := (Deployment{Namespace: ns}).Objects()
 	for i := len(objs) - 1; i >= 0; i-- {
 		u := objs[i]
-		ri := dyn.Resource(GVR(u))
-		var err error
-		if u.GetNamespace() != "" {
-			err = ri.Namespace(u.GetNamespace()).Delete(ctx, u.GetName(), opts)
-		} else {
-			err = ri.Delete(ctx, u.GetName(), opts)
-		}
+		// Namespace("") is the cluster-scoped path.
+		err := dyn.Resource(GVR(u)).Namespace(u.GetNamespace()).Delete(ctx, u.GetName(), opts)
 		if apierrors.IsNotFound(err) {
 			continue
 		}
@@ -218,4 +215,19 @@ func Undeploy(ctx context.Context, dyn dynamic.Interface, ns string, dryRun bool
 	}
 	eps, err := Remove(ctx, dyn, dryRun)
 	return append(gone, eps...), err
+}
+
+// UndeployNeeds are the permissions of Undeploy in Cilium's namespace ns:
+// deleting each of Objects, and listing and deleting the bridge's
+// CiliumEndpoints. why says what for.
+func UndeployNeeds(ns, why string) []access.Need {
+	var out []access.Need
+	for _, u := range (Deployment{Namespace: ns}).Objects() {
+		gvr := GVR(u)
+		out = append(out, access.Need{Group: gvr.Group, Resource: gvr.Resource, Verb: "delete", Namespace: u.GetNamespace(), Why: why})
+	}
+	for _, v := range []string{"list", "delete"} {
+		out = append(out, access.Need{Group: endpointsGVR.Group, Resource: endpointsGVR.Resource, Verb: v, Why: why + ": its CiliumEndpoints"})
+	}
+	return out
 }

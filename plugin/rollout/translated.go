@@ -17,21 +17,16 @@ import (
 )
 
 // translatedNeeds are the permissions of removing the policies translated
-// from Calico's.
-func translatedNeeds() []access.Need {
+// from Calico's and the policy bridge (in Cilium's namespace ns).
+func translatedNeeds(ns string) []access.Need {
 	var out []access.Need
-	for _, r := range []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies", "ciliumendpoints"} {
+	for _, r := range []string{"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"} {
 		for _, v := range []string{"list", "delete"} {
 			out = append(out, access.Need{Group: "cilium.io", Resource: r, Verb: v,
-				Why: "remove the policies translated from Calico's and the policy bridge when a rollback leaves no node on Cilium"})
+				Why: "remove the policies translated from Calico's when a rollback leaves no node on Cilium"})
 		}
 	}
-	for _, r := range [][2]string{{"apps", "daemonsets"}, {"apps", "deployments"}, {"", "configmaps"}, {"", "serviceaccounts"},
-		{"rbac.authorization.k8s.io", "clusterroles"}, {"rbac.authorization.k8s.io", "clusterrolebindings"}} {
-		out = append(out, access.Need{Group: r[0], Resource: r[1], Verb: "delete",
-			Why: "remove the policy bridge when a rollback leaves no node on Cilium"})
-	}
-	return out
+	return append(out, policybridge.UndeployNeeds(ns, "remove the policy bridge when a rollback leaves no node on Cilium")...)
 }
 
 // translatedToRemove says whether rolling back names leaves no node on
@@ -56,7 +51,7 @@ func translatedToRemove(ctx context.Context, cl *kube.Clients, names []string, l
 	if err != nil || len(left) > 0 {
 		return false, err
 	}
-	if err := access.Require(ctx, cl.Kube, translatedNeeds(), "kubectl cni-migrate rollback",
+	if err := access.Require(ctx, cl.Kube, translatedNeeds(ns), "kubectl cni-migrate rollback",
 		"apply docs/rbac.yaml and bind it to your user, or delete them yourself after the rollback (kubectl cni-migrate calico-policies --delete, policy-bridge --undeploy)"); err != nil {
 		return false, cl.Classify(err, "checking permissions")
 	}
