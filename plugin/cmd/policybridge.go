@@ -132,11 +132,11 @@ func policyBridgeNeeds(ciliumNS string) []access.Need {
 			out = append(out, access.Need{Group: group, Resource: resource, Verb: v, Namespace: ns, Why: why})
 		}
 	}
-	add("", "pods", "", "find the pods on the old network", "list")
-	add("", "namespaces", "", "read the namespace labels of their identities", "list")
-	add("", "configmaps", ciliumNS, "read Cilium's pod CIDR and cluster name (cilium-config)", "get")
-	add("cilium.io", "ciliumendpoints", "", "write the old network's pods' CiliumEndpoints", "list", "create", "patch", "delete")
-	add("cilium.io", "ciliumidentities", "", "give label sets without an identity one", "list", "create")
+	add("", "pods", "", "find the pods on the old network", "list", "watch")
+	add("", "namespaces", "", "read the namespace labels of their identities", "list", "watch")
+	add("", "configmaps", ciliumNS, "read Cilium's pod CIDR and cluster name (cilium-config)", "get", "list", "watch")
+	add("cilium.io", "ciliumendpoints", "", "write the old network's pods' CiliumEndpoints", "list", "watch", "create", "patch", "delete")
+	add("cilium.io", "ciliumidentities", "", "give label sets without an identity one", "list", "watch", "create")
 	return out
 }
 
@@ -173,9 +173,24 @@ func (o *policyBridgeOptions) Run(ctx context.Context) error {
 		return cl.Classify(err, "deleting what the bridge wrote")
 	}
 	say := func(s string) { fmt.Fprintln(errOut, s) }
+	// One round reads the cluster with one list of each; a bridge that
+	// keeps running reads the informer caches the watches keep current.
+	read := func(ctx context.Context) (policybridge.Input, error) {
+		return policybridge.Read(ctx, cl.Kube, cl.Dynamic, ns)
+	}
+	if !o.once {
+		c := policybridge.NewCache(cl.Kube, cl.Dynamic, ns)
+		if err := c.Start(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return cl.Classify(err, "watching the cluster")
+		}
+		read = func(context.Context) (policybridge.Input, error) { return c.Input() }
+	}
 	last := -1
 	for {
-		n, err := bridgeRound(ctx, cl, ns, say)
+		n, err := bridgeRound(ctx, cl, read, say)
 		switch {
 		case err != nil && (o.once || errors.Is(err, context.Canceled)):
 			return cl.Classify(err, "bridging the old network's pods")
@@ -199,8 +214,8 @@ func (o *policyBridgeOptions) Run(ctx context.Context) error {
 
 // bridgeRound reads the cluster, reconciles and applies the plan; it
 // returns the number of pods bridged.
-func bridgeRound(ctx context.Context, cl *kube.Clients, ns string, say func(string)) (int, error) {
-	in, err := policybridge.Read(ctx, cl.Kube, cl.Dynamic, ns)
+func bridgeRound(ctx context.Context, cl *kube.Clients, read func(context.Context) (policybridge.Input, error), say func(string)) (int, error) {
+	in, err := read(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,15 +27,38 @@ var (
 // (Endpoint.Key), so that an unchanged endpoint is not written again.
 const keyAnnotation = "cni-migrate.io/bridge-key"
 
-// Read gathers Reconcile's input: pods, namespaces, Cilium's endpoints and
-// identities, and from cilium-config (in ciliumNS) Cilium's pool, cluster
-// name and cluster ID.
+// Read gathers Reconcile's input with one request of each: pods,
+// namespaces, Cilium's endpoints and identities, and from cilium-config
+// (in ciliumNS) Cilium's pool, cluster name and cluster ID. A bridge that
+// keeps running reads them from a Cache instead.
 func Read(ctx context.Context, kc kubernetes.Interface, dyn dynamic.Interface, ciliumNS string) (Input, error) {
-	var in Input
 	cm, err := kc.CoreV1().ConfigMaps(ciliumNS).Get(ctx, "cilium-config", metav1.GetOptions{})
 	if err != nil {
-		return in, fmt.Errorf("reading ConfigMap %s/cilium-config: %w", ciliumNS, err)
+		return Input{}, fmt.Errorf("reading ConfigMap %s/cilium-config: %w", ciliumNS, err)
 	}
+	pods, err := kc.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return Input{}, fmt.Errorf("listing pods: %w", err)
+	}
+	nss, err := kc.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return Input{}, fmt.Errorf("listing namespaces: %w", err)
+	}
+	ids, err := dyn.Resource(identitiesGVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return Input{}, fmt.Errorf("listing CiliumIdentities: %w", err)
+	}
+	eps, err := dyn.Resource(endpointsGVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return Input{}, fmt.Errorf("listing CiliumEndpoints: %w", err)
+	}
+	return inputOf(cm, pods.Items, nss.Items, ids.Items, eps.Items)
+}
+
+// inputOf makes Reconcile's input of the objects read.
+func inputOf(cm *corev1.ConfigMap, pods []corev1.Pod, nss []corev1.Namespace, ids, eps []unstructured.Unstructured) (Input, error) {
+	in := Input{Pods: pods, Namespaces: nss}
+	var err error
 	pool := strings.Fields(strings.ReplaceAll(cm.Data["cluster-pool-ipv4-cidr"]+" "+cm.Data["cluster-pool-ipv6-cidr"], ",", " "))
 	if in.Pool, err = migrate.ParsePool(pool); err != nil {
 		return in, err
@@ -51,21 +75,7 @@ func Read(ctx context.Context, kc kubernetes.Interface, dyn dynamic.Interface, c
 			return in, fmt.Errorf("cilium-config: cluster-id %q is not a number", s)
 		}
 	}
-	pods, err := kc.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return in, fmt.Errorf("listing pods: %w", err)
-	}
-	in.Pods = pods.Items
-	nss, err := kc.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return in, fmt.Errorf("listing namespaces: %w", err)
-	}
-	in.Namespaces = nss.Items
-	ids, err := dyn.Resource(identitiesGVR).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return in, fmt.Errorf("listing CiliumIdentities: %w", err)
-	}
-	for _, it := range ids.Items {
+	for _, it := range ids {
 		id, err := strconv.ParseInt(it.GetName(), 10, 64)
 		if err != nil {
 			continue
@@ -73,11 +83,7 @@ func Read(ctx context.Context, kc kubernetes.Interface, dyn dynamic.Interface, c
 		labels, _, _ := unstructured.NestedStringMap(it.Object, "security-labels")
 		in.Identities = append(in.Identities, Identity{ID: id, Labels: labels, Namespace: it.GetLabels()[labelNamespace]})
 	}
-	eps, err := dyn.Resource(endpointsGVR).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return in, fmt.Errorf("listing CiliumEndpoints: %w", err)
-	}
-	for _, it := range eps.Items {
+	for _, it := range eps {
 		ours := it.GetLabels()[ManagedByLabel] == ManagedBy
 		e := Existing{Namespace: it.GetNamespace(), Name: it.GetName(), Ours: ours}
 		if ours {

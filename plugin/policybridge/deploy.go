@@ -81,10 +81,10 @@ func (d Deployment) Objects() []*unstructured.Unstructured {
 	sa := obj("v1", "ServiceAccount", d.Namespace, BridgeName, nil)
 	role := obj("rbac.authorization.k8s.io/v1", "ClusterRole", "", BridgeName, map[string]any{
 		"rules": []any{
-			rule([]any{""}, []any{"pods", "namespaces"}, "list"),
-			rule([]any{""}, []any{"configmaps"}, "get"),
-			rule([]any{"cilium.io"}, []any{"ciliumendpoints"}, "list", "create", "patch", "delete"),
-			rule([]any{"cilium.io"}, []any{"ciliumidentities"}, "list", "create"),
+			rule([]any{""}, []any{"pods", "namespaces"}, "list", "watch"),
+			rule([]any{""}, []any{"configmaps"}, "get", "list", "watch"),
+			rule([]any{"cilium.io"}, []any{"ciliumendpoints"}, "list", "watch", "create", "patch", "delete"),
+			rule([]any{"cilium.io"}, []any{"ciliumidentities"}, "list", "watch", "create"),
 			rule([]any{"authorization.k8s.io"}, []any{"selfsubjectaccessreviews"}, "create"),
 		},
 	})

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,6 +147,17 @@ func TestPolicyBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	runNode(t, c, "policy-bridge", "--once").expect(t, 0, "ciliumendpoint.cilium.io/"+victim.GetName()+" -n "+victim.GetNamespace()+" written")
+
+	// Running (not --once), the bridge reads watched caches: an endpoint
+	// deleted meanwhile is written again within a round.
+	running := startPlugin(t, c, nil, "policy-bridge", "--interval", "1s")
+	running.waitFor(t, "pods on the old network have their CiliumEndpoint", time.Minute)
+	if err := c.Dynamic.Resource(cepGVR).Namespace(victim.GetNamespace()).Delete(ctx, victim.GetName(), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	running.waitFor(t, "ciliumendpoint.cilium.io/"+victim.GetName()+" -n "+victim.GetNamespace()+" written", time.Minute)
+	_ = syscall.Kill(-running.cmd.Process.Pid, syscall.SIGTERM)
+	running.wait(t, time.Minute)
 
 	// --remove leaves no endpoint of the bridge's; Cilium's own stay, and
 	// so do the identities (a pod on Cilium may carry one now).
