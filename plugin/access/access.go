@@ -115,6 +115,7 @@ func StepNeeds(ciliumNS string, evict bool) []Need {
 	add("apps", "daemonsets", "", "", "find the CNI and Cilium DaemonSets and follow Cilium's agents", "get", "list", "watch")
 	add("", "configmaps", "", "", "read the CNI, kube-proxy, kubeadm and Cilium configuration", "get")
 	add("cilium.io", "ciliumnodeconfigs", "", ciliumNS, "read the CiliumNodeConfig that selects migrated nodes", "get")
+	add("apps", "deployments", "", ciliumNS, "check that the policy bridge runs while Cilium enforces policies", "get")
 	add("batch", "jobs", "", ciliumNS, "run the probe Job that verifies a migrated node", "list", "watch", "create", "delete")
 	add("policy", "poddisruptionbudgets", "", "", "find PDBs that block a drain", "list")
 	add("coordination.k8s.io", "leases", "", "kube-system", "hold the migration lock, so that two runs never work on the cluster at once", "get", "watch", "create", "update")

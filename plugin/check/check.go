@@ -83,7 +83,7 @@ func Run(in Input) []Result {
 	if p != nil {
 		out = append(out, podCIDRCheck(c, p), capacityCheck(c, p), serviceCIDRCheck(c), tunnelPortCheck(c, p))
 	}
-	out = append(out, networkPolicyCheck(c))
+	out = append(out, networkPolicyCheck(c, p))
 	if r, ok := policyCompatCheck(c, p); ok {
 		out = append(out, r)
 	}
@@ -192,7 +192,7 @@ func tunnelPortCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 	return pass(IDTunnelPort, fmt.Sprintf("Cilium %s on UDP port %d differs from %s's %s port %d", p.TunnelProtocol, p.TunnelPort, c.CNI.Name, c.CNI.Backend.Type, c.CNI.Backend.Port))
 }
 
-func networkPolicyCheck(c *detect.Cluster) Result {
+func networkPolicyCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 	if len(c.NetworkPolicies) == 0 {
 		return pass(IDNetworkPolicy, "no NetworkPolicies")
 	}
@@ -211,9 +211,15 @@ func networkPolicyCheck(c *detect.Cluster) Result {
 		return warn(IDNetworkPolicy, where+": "+c.CNI.Name+" does not enforce them today, Cilium will after finalize (policy enforcement is off during the migration)",
 			"review them before finalize: traffic they deny but that works today will stop")
 	}
+	if c.CNI != nil && p != nil && p.PolicyBridge {
+		return pass(IDNetworkPolicy, where+": "+c.CNI.Name+" enforces them today, and Cilium from the install on, with the policy bridge carrying the pods still on "+c.CNI.Name+"'s network (policy-bridge --deploy before the first node; "+p.PolicyBridgeSource+")")
+	}
 	if c.CNI != nil {
-		return warn(IDNetworkPolicy, where+": "+c.CNI.Name+" enforces them today; on migrated pods they are not enforced until finalize (policyEnforcementMode=never)",
-			"accept the window, or keep sensitive workloads on unmigrated nodes until finalize")
+		msg := where + ": " + c.CNI.Name + " enforces them today; on migrated pods they are not enforced until finalize (policyEnforcementMode=never)"
+		if p != nil && p.Strategy == proposal.DualOverlay {
+			msg += "; " + p.PolicyBridgeSource
+		}
+		return warn(IDNetworkPolicy, msg, "accept the window, or keep sensitive workloads on unmigrated nodes until finalize")
 	}
 	return warn(IDNetworkPolicy, where+" are not enforced on migrated pods while the migration runs (policyEnforcementMode=never)",
 		"accept the window, or keep sensitive workloads on unmigrated nodes until finalize")

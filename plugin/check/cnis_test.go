@@ -71,9 +71,15 @@ func TestSourceCNIChecks(t *testing.T) {
 			id: IDTunnelPort, status: Fail, has: []string{"tunnel port 4789", "calico's vxlan backend", "address already in use"}},
 		{name: "calico wireguard port clash fails", cluster: calicoCluster, tweak: func(c *detect.Cluster) { c.CNI.UDPPorts = []int{4789, 51820} },
 			opts: proposal.Options{TunnelPort: 51820}, id: IDTunnelPort, status: Fail, has: []string{"tunnel port 51820 is the one calico uses"}},
-		{name: "calico network policies are enforced today", cluster: calicoCluster, tweak: func(c *detect.Cluster) {
+		{name: "calico network policies stay enforced with the bridge", cluster: calicoCluster, tweak: func(c *detect.Cluster) {
 			c.NetworkPolicies = []detect.NamespacedName{{Namespace: "shop", Name: "a"}}
-		}, id: IDNetworkPolicy, status: Warn, has: []string{"calico enforces them today", "not enforced until finalize"}},
+		}, id: IDNetworkPolicy, status: Pass, has: []string{"calico enforces them today, and Cilium from the install on", "policy-bridge --deploy"}},
+		{name: "calico network policies without the bridge", cluster: calicoCluster, opts: proposal.Options{PolicyBridge: new(bool)}, tweak: func(c *detect.Cluster) {
+			c.NetworkPolicies = []detect.NamespacedName{{Namespace: "shop", Name: "a"}}
+		}, id: IDNetworkPolicy, status: Warn, has: []string{"calico enforces them today", "not enforced until finalize", "--policy-bridge=false"}},
+		{name: "calico one shot has no bridge", cluster: calicoCluster, opts: proposal.Options{Strategy: proposal.InPlace}, tweak: func(c *detect.Cluster) {
+			c.NetworkPolicies = []detect.NamespacedName{{Namespace: "shop", Name: "a"}}
+		}, id: IDNetworkPolicy, status: Warn, has: []string{"not enforced until finalize"}},
 
 		// calico-node's address autodetection.
 		{name: "autodetection pinned to the InternalIP passes", cluster: calicoCluster, id: IDNodeAddress, status: Pass, has: []string{"kubernetes-internal-ip"}},
@@ -113,7 +119,7 @@ func TestSourceCNIChecks(t *testing.T) {
 			id: IDBackend, status: Warn, has: []string{"canal's flannel host-gw"}},
 		{name: "canal policies are enforced today", cluster: canalCluster, tweak: func(c *detect.Cluster) {
 			c.NetworkPolicies = []detect.NamespacedName{{Namespace: "shop", Name: "a"}}
-		}, id: IDNetworkPolicy, status: Warn, has: []string{"canal enforces them today"}},
+		}, id: IDNetworkPolicy, status: Pass, has: []string{"canal enforces them today, and Cilium from the install on"}},
 		{name: "canal gets the calico policy check", cluster: canalCluster, id: IDCalicoPolicies, status: Pass},
 		{name: "no autodetection check for canal", cluster: canalCluster, id: IDNodeAddress, absent: true},
 
@@ -128,7 +134,10 @@ func TestSourceCNIChecks(t *testing.T) {
 			id: IDTunnelPort, status: Fail, has: []string{"tunnel port 6783 is the one weave uses"}},
 		{name: "weave policies are enforced today", cluster: weaveCluster, tweak: func(c *detect.Cluster) {
 			c.NetworkPolicies = []detect.NamespacedName{{Namespace: "shop", Name: "a"}}
-		}, id: IDNetworkPolicy, status: Warn, has: []string{"weave enforces them today"}},
+		}, id: IDNetworkPolicy, status: Warn, has: []string{"weave enforces them today", "not enforced until finalize", "proven on Calico's and Canal's nodes only: pass --policy-bridge"}},
+		{name: "weave policies with --policy-bridge", cluster: weaveCluster, opts: proposal.Options{PolicyBridge: ptrTrue()}, tweak: func(c *detect.Cluster) {
+			c.NetworkPolicies = []detect.NamespacedName{{Namespace: "shop", Name: "a"}}
+		}, id: IDNetworkPolicy, status: Pass, has: []string{"weave enforces them today, and Cilium from the install on", "--policy-bridge)"}},
 
 		// kube-router.
 		{name: "kube-router bgp warns", cluster: kubeRouterCluster, id: IDBackend, status: Warn, has: []string{"BGP (--run-router)", "ipip between subnets"}},
@@ -322,3 +331,5 @@ func TestCanalMasquerade(t *testing.T) {
 		}
 	}
 }
+
+func ptrTrue() *bool { t := true; return &t }

@@ -56,7 +56,7 @@ func TestSourceCNIGuardAndMTU(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			unsafe := guardValues(c, p, initial, "bad.yaml", false)
+			unsafe := guardValues(c, p, initial, "bad.yaml")
 			for _, u := range unsafe {
 				fmt.Fprintf(&golden, "unsafe %s: %s; %s\n", u.Key, u.Msg, u.Fix)
 			}

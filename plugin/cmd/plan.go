@@ -189,7 +189,7 @@ func (o *planOptions) valuesChecks(c *detect.Cluster, p *proposal.Proposal) []ch
 		if err != nil {
 			out = append(out, check.Result{ID: check.IDValues, Status: check.Fail, Message: errMsg(err), Fix: errFix(err)})
 		} else {
-			out = append(out, check.Values(o.valuesFile, guardValues(c, pp, initial, o.valuesFile, false))...)
+			out = append(out, check.Values(o.valuesFile, guardValues(c, pp, initial, o.valuesFile))...)
 			if v, ok := initial.Map()["MTU"].(float64); ok && v > 0 && v == float64(int(v)) {
 				userMTU = int(v)
 			}

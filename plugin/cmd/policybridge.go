@@ -64,7 +64,8 @@ type policyBridgeOptions struct {
 	once, remove       bool
 	deploy, undeploy   bool
 	image              string
-	interval           time.Duration
+	interval, timeout  time.Duration
+	wait               bool
 	namespace, version string
 }
 
@@ -96,6 +97,8 @@ func newCmdPolicyBridge(c *common, version string) *cobra.Command {
 	f.BoolVar(&o.deploy, "deploy", false, "run the bridge in the cluster (a Deployment in the plugin's --image) with the node rules (a DaemonSet in the Cilium agent's image on the nodes not migrated), and exit")
 	f.BoolVar(&o.undeploy, "undeploy", false, "delete what --deploy created and the bridge's CiliumEndpoints, and exit")
 	f.StringVar(&o.image, "image", "", "the plugin's image for --deploy (default "+pluginImage+":VERSION of a release build)")
+	f.BoolVar(&o.wait, "wait", true, "with --deploy, wait until the bridge and the node rules on every node are Ready (exit code 11 after --timeout)")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long --deploy waits for the bridge to be Ready")
 	return cmd
 }
 
@@ -120,6 +123,9 @@ func (o *policyBridgeOptions) Validate() error {
 	}
 	if o.interval <= 0 {
 		return errs.New(errs.Usage, "--interval must be positive", "pass a duration such as 5s")
+	}
+	if o.timeout <= 0 {
+		return errs.New(errs.Usage, "--timeout must be positive", "pass a duration such as 5m")
 	}
 	return nil
 }
@@ -297,7 +303,42 @@ func (o *policyBridgeOptions) runDeploy(ctx context.Context, cl *kube.Clients, n
 	}
 	fmt.Fprintf(o.streams.ErrOut, "the bridge runs %s in %s; the node rules (%s, felix: %v) run in %s on every node\n",
 		image, ns, strings.Join(old, ","), felix, agentImage)
-	return nil
+	if !o.wait {
+		return nil
+	}
+	return o.waitReady(ctx, cl, ns)
+}
+
+// waitReady waits until the bridge and its node rules are Ready
+// (policybridge.State.Ready), saying how far they are when that changes.
+func (o *policyBridgeOptions) waitReady(ctx context.Context, cl *kube.Clients, ns string) error {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	last := ""
+	for {
+		st, err := policybridge.ReadState(ctx, cl.Kube, ns)
+		if err == nil && st.Ready() {
+			fmt.Fprintf(o.streams.ErrOut, "the policy bridge is Ready: %s\n", st)
+			return nil
+		}
+		if err == nil && st.String() != last {
+			last = st.String()
+			fmt.Fprintf(o.streams.ErrOut, "waiting for the policy bridge: %s\n", last)
+		}
+		if err != nil && ctx.Err() == nil {
+			return cl.Classify(err, "reading the policy bridge")
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return errs.Newf(errs.AgentNotReady,
+					fmt.Sprintf("see why with kubectl -n %s get pods -l %s=%s and kubectl -n %s describe pods -l %s=%s, then run --deploy again (or raise --timeout)", ns, policybridge.ComponentLabel, policybridge.Component, ns, policybridge.ComponentLabel, policybridge.Component),
+					"the policy bridge was not Ready within %s: %s", o.timeout, last)
+			}
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // runUndeploy deletes what runDeploy applied and the bridge's endpoints.

@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -34,7 +36,30 @@ func (f *proposalFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.override.OldPodCIDRs, "old-pod-cidr", nil, "the old CNI's pod network instead of the detected one (repeatable; needed with --from when that CNI is not found)")
 	_ = cmd.RegisterFlagCompletionFunc("from", cobra.FixedCompletions(detect.SourceCNIs(), cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("old-pod-cidr", cobra.NoFileCompletions)
+	fl.Var(&optionalBool{v: &f.opts.PolicyBridge}, "policy-bridge", "keep NetworkPolicies in force through the migration: Cilium enforces them from the install on, and `policy-bridge --deploy` gives the pods still on the old network their identity (dual overlay; default: on from Calico and Canal; see docs/policy-continuity.md)")
+	fl.Lookup("policy-bridge").NoOptDefVal = "true"
 }
+
+// optionalBool is a boolean flag that stays nil unless given.
+type optionalBool struct{ v **bool }
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false, not %q", s)
+	}
+	*b.v = &v
+	return nil
+}
+
+func (b *optionalBool) String() string {
+	if b.v == nil || *b.v == nil {
+		return ""
+	}
+	return strconv.FormatBool(**b.v)
+}
+
+func (b *optionalBool) Type() string { return "bool" }
 
 // validate checks the syntax of the flags, without a cluster.
 func (f *proposalFlags) validate() error {

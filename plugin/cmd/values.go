@@ -62,7 +62,6 @@ with a comment on every key saying why it is there.`,
 	}
 	o.proposalFlags.add(cmd)
 	cmd.Flags().StringVarP(&o.valuesFile, "values", "f", "", "a Helm values file merged on top of the generated values")
-	cmd.Flags().BoolVar(&o.opts.PolicyBridge, "policy-bridge", false, "keep NetworkPolicies in force through the migration: Cilium enforces them from the install on, and `policy-bridge --deploy` gives the pods still on the old network their identity (dual overlay; see docs/policy-continuity.md)")
 	cmd.Flags().BoolVar(&o.allowUnsafe, "allow-unsafe-values", false, "write --values that would break the migration (another IPAM, cni.customConf, a clashing tunnel port, policy enforcement, ...) anyway, with a warning")
 	cmd.Flags().StringVar(&o.outputDir, "output-dir", "", "write values-initial.yaml and values-final.yaml into this directory (default: both to stdout)")
 	_ = cmd.MarkFlagFilename("values", "yaml", "yml")
@@ -117,7 +116,7 @@ func (o *valuesOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	unsafe, err := values.Refuse(guardValues(c, p, initial, o.valuesFile, o.opts.PolicyBridge), o.allowUnsafe)
+	unsafe, err := values.Refuse(guardValues(c, p, initial, o.valuesFile), o.allowUnsafe)
 	if err != nil {
 		return err
 	}
@@ -146,16 +145,19 @@ func (o *valuesOptions) Run(ctx context.Context) error {
 	if p.Strategy == proposal.InPlace {
 		fmt.Fprintln(o.streams.ErrOut, "then: kubectl cni-migrate rollout --strategy in-place (restarts the pods still on the old network, namespace by namespace)")
 	}
-	if o.opts.PolicyBridge {
+	if p.PolicyBridge {
+		fmt.Fprintf(o.streams.ErrOut, "policies stay in force through the migration (%s; --policy-bridge=false turns it off)\n", p.PolicyBridgeSource)
 		fmt.Fprintln(o.streams.ErrOut, "then, before the first node: kubectl cni-migrate policy-bridge --deploy (and, from Calico or Canal, kubectl cni-migrate calico-policies --apply)")
+	} else if c.CNI != nil && c.CNI.EnforcesPolicy && p.Strategy != proposal.InPlace {
+		fmt.Fprintf(o.streams.ErrOut, "%s: Cilium enforces no policy until finalize (%s)\n", warn, p.PolicyBridgeSource)
 	}
 	return nil
 }
 
 // guardValues lists the values of the user's file that would break the
 // migration of cluster c as proposed by p (values.Guard).
-func guardValues(c *detect.Cluster, p *proposal.Proposal, initial *values.Doc, userFile string, bridge bool) []values.Unsafe {
-	in := values.Input{Strategy: p.Strategy, PodCIDR: p.PodCIDR, TunnelPort: p.TunnelPort, UserFile: userFile, PolicyBridge: bridge}
+func guardValues(c *detect.Cluster, p *proposal.Proposal, initial *values.Doc, userFile string) []values.Unsafe {
+	in := values.Input{Strategy: p.Strategy, PodCIDR: p.PodCIDR, TunnelPort: p.TunnelPort, UserFile: userFile, PolicyBridge: p.PolicyBridge}
 	old := values.OldNetwork{Reserved: proposal.Reserved(c), NetworkPolicies: len(c.NetworkPolicies)}
 	if c.CNI != nil {
 		old.CNI, old.Backend, old.BackendPort = c.CNI.Name, c.CNI.Backend.Type, c.CNI.Backend.Port

@@ -218,6 +218,7 @@ func analyzeCilium(s *Snapshot, ds *appsv1.DaemonSet, c *Cilium) {
 		c.MaskSize, _ = strconv.Atoi(cm.Data["cluster-pool-ipv4-mask-size"])
 		c.TunnelProtocol = cm.Data["tunnel-protocol"]
 		c.ChainingMode = cm.Data["cni-chaining-mode"]
+		c.PolicyEnforcement = cm.Data["enable-policy"]
 		if c.TunnelProtocol == "" && cm.Data["routing-mode"] != "native" {
 			c.TunnelProtocol = cm.Data["tunnel"] // Cilium < 1.15
 		}

@@ -215,9 +215,13 @@ type Cilium struct {
 	MaskSize int `json:"clusterPoolMaskSize,omitempty"`
 	// ChainingMode is cilium-config's cni-chaining-mode ("portmap" when
 	// values set cni.chainingMode=portmap for hostPorts).
-	ChainingMode  string `json:"cniChainingMode,omitempty"`
-	AgentsReady   int32  `json:"agentsReady"`
-	AgentsDesired int32  `json:"agentsDesired"`
+	ChainingMode string `json:"cniChainingMode,omitempty"`
+	// PolicyEnforcement is cilium-config's enable-policy ("default",
+	// "always" or "never"; empty when unset, which Cilium reads as
+	// "default").
+	PolicyEnforcement string `json:"policyEnforcement,omitempty"`
+	AgentsReady       int32  `json:"agentsReady"`
+	AgentsDesired     int32  `json:"agentsDesired"`
 }
 
 // PDB is a PodDisruptionBudget that blocks evictions.

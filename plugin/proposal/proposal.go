@@ -68,8 +68,8 @@ type Options struct {
 	TunnelProtocol string
 	TunnelPort     int
 	// PolicyBridge: values-initial keeps policies enforced, for the
-	// policy bridge (values.Input.PolicyBridge).
-	PolicyBridge bool
+	// policy bridge (values.Input.PolicyBridge); nil chooses (BridgeFor).
+	PolicyBridge *bool
 }
 
 // DefaultMaskSize is Cilium's default clusterPoolIPv4MaskSize.
@@ -123,6 +123,13 @@ type Proposal struct {
 	// /etc/cni/net.d and /opt/cni/bin (k3s).
 	CNIConfPath string `json:"cniConfPath,omitempty"`
 	CNIBinPath  string `json:"cniBinPath,omitempty"`
+	// PolicyBridge keeps the policies in force through the migration:
+	// Cilium enforces them from the install on, and the policy bridge
+	// gives the old network's pods their identity
+	// (docs/policy-continuity.md). PolicyBridgeSource says why it is on
+	// or off.
+	PolicyBridge       bool   `json:"policyBridge"`
+	PolicyBridgeSource string `json:"policyBridgeSource"`
 
 	prefix netip.Prefix
 }
@@ -173,6 +180,8 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 	if o.Strategy != "" {
 		p.Strategy, p.StrategySource = o.Strategy, "--strategy"
 	}
+
+	p.PolicyBridge, p.PolicyBridgeSource = BridgeFor(c, p.Strategy, o.PolicyBridge)
 
 	// Version: the user's, else the installed Cilium's, else the default.
 	switch {
@@ -370,4 +379,36 @@ func Safety(c *detect.Cluster, p *Proposal) []error {
 			p.TunnelPort, what))
 	}
 	return out
+}
+
+// BridgeFor says whether the migration keeps policies in force with the
+// policy bridge, and why: the user's --policy-bridge, else the installed
+// Cilium's enforcement while it runs beside the old CNI, else on for the
+// sources whose policies the bridge is proven to carry (Calico and Canal,
+// on the lab's real nodes: docs/datapath.md). The one-shot method moves
+// every node at once and has no bridge.
+func BridgeFor(c *detect.Cluster, strategy string, user *bool) (bool, string) {
+	switch {
+	case strategy == InPlace:
+		if user != nil && *user {
+			return false, "--policy-bridge does not apply to the one-shot method (every node moves at once)"
+		}
+		return false, "the one-shot method moves every node at once"
+	case user != nil && *user:
+		return true, "--policy-bridge"
+	case user != nil:
+		return false, "--policy-bridge=false"
+	case c.CNI == nil:
+		return false, "no old CNI found"
+	case c.Cilium.Installed && c.Cilium.MigrationMode:
+		if c.Cilium.PolicyEnforcement == "never" {
+			return false, "the installed Cilium enforces no policy (enable-policy never)"
+		}
+		return true, "the installed Cilium enforces policies beside " + c.CNI.Name
+	case !c.CNI.EnforcesPolicy:
+		return false, c.CNI.Name + " enforces no NetworkPolicy today"
+	case c.CNI.Name == "calico" || c.CNI.Name == "canal":
+		return true, c.CNI.Name + " enforces NetworkPolicies today"
+	}
+	return false, c.CNI.Name + " enforces NetworkPolicies today, but the bridge is proven on Calico's and Canal's nodes only: pass --policy-bridge to use it"
 }

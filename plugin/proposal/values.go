@@ -32,7 +32,7 @@ func GenerateValues(c *detect.Cluster, opts Options, user map[string]any, userFi
 	}
 	in.Strategy, in.IPv4NativeRoutingCIDR = p.Strategy, p.IPv4NativeRoutingCIDR
 	in.CNIConfPath, in.CNIBinPath = p.CNIConfPath, p.CNIBinPath
-	in.PolicyBridge = opts.PolicyBridge
+	in.PolicyBridge = p.PolicyBridge
 	initial, final, warnings, err := values.Generate(in)
 	return p, initial, final, warnings, err
 }

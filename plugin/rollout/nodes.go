@@ -42,6 +42,11 @@ func RunNodes(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, na
 	if err != nil {
 		return nil, err
 	}
+	if plan.Namespace != "" && o.Migrate.Direction != migrate.DirectionRollback {
+		if err := requireBridge(ctx, cl, cluster, plan.Namespace); err != nil {
+			return nil, err
+		}
+	}
 	if plan.Namespace != "" {
 		mode := ""
 		if o.Migrate.DryRun {

@@ -115,6 +115,11 @@ func Run(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, sel *Se
 	if err != nil {
 		return nil, err
 	}
+	if plan.Namespace != "" {
+		if err := requireBridge(ctx, cl, cluster, plan.Namespace); err != nil {
+			return nil, err
+		}
+	}
 	targets := map[string]migrate.Target{}
 	for _, t := range plan.Targets {
 		targets[t.Name] = t

@@ -225,7 +225,7 @@ func TestCanal(t *testing.T) {
 	}
 	p.expectCheck(t, "cni", "PASS", "canal v3.")
 	p.expectCheck(t, "cni-backend", "PASS", "canal uses the vxlan backend (port 8472")
-	p.expectCheck(t, "network-policies", "WARN", "canal enforces them today", "not enforced until finalize")
+	p.expectCheck(t, "network-policies", "PASS", "canal enforces them today, and Cilium from the install on", "policy-bridge --deploy before the first node")
 	p.expectCheck(t, "calico-policies", "PASS")
 	if st, _, _ := p.check(t, "node-address-autodetection"); st != "" {
 		t.Errorf("Canal got the calico-node address check: %s", st)
@@ -326,9 +326,17 @@ spec:
 	}
 	relaxPDBs(t, ctx, c, "payments", "db")
 	runNode(t, c, "nodeconfig", "--apply").expect(t, 0)
+	// Calico enforces policies: values keeps Cilium's enforcement on, and
+	// no node moves before the policy bridge runs.
+	if cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{}); err != nil || cm.Data["enable-policy"] != "default" {
+		t.Fatalf("cilium-config from values-initial.yaml from Calico: %v enable-policy=%q", err, cm.Data["enable-policy"])
+	}
+	runNode(t, c, "rollout", "--reboot-command", rebootScript(t)+" {{.Node}}").expect(t, 15,
+		`Cilium enforces network policies (cilium-config enable-policy "default") and the policy bridge in kube-system is not deployed`,
+		"kubectl cni-migrate policy-bridge --deploy")
 	// The policy bridge through the migration (its node rules with felix's);
 	// finalize removes it.
-	runNode(t, c, "policy-bridge", "--deploy", "--image", "example.com/kubectl-cni-migrate:test").expect(t, 0, "felix: true")
+	runNode(t, c, "policy-bridge", "--deploy", "--image", "example.com/kubectl-cni-migrate:test").expect(t, 0, "felix: true", "the policy bridge is Ready: bridge 1/1 ready, node rules ready on 3/3 nodes")
 	start := time.Now()
 	runNode(t, c, "rollout", "--reboot-command", rebootScript(t)+" {{.Node}}").expect(t, 0)
 	t.Logf("TIMING rollout of 3 Calico nodes: %v", time.Since(start).Round(time.Second))

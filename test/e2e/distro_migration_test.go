@@ -53,23 +53,29 @@ func distroCluster(t *testing.T, n int, prefix string, serverArgs []string, step
 func installMigrationCilium(t *testing.T, ctx context.Context, c *Cluster) string {
 	t.Helper()
 	dir := t.TempDir()
-	runNode(t, c, "values", "--cilium-version", nodeTestCilium, "--output-dir", dir).expect(t, 0)
+	v := runNode(t, c, "values", "--cilium-version", nodeTestCilium, "--output-dir", dir).expect(t, 0)
 	if err := fixture.InstallCilium(ctx, c.Cluster, nodeTestCilium, filepath.Join(dir, "values-initial.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	runNode(t, c, "nodeconfig", "--apply").expect(t, 0)
+	// What values says next, when the old CNI enforces policies (Canal):
+	// the policy bridge, Ready before the first node.
+	if strings.Contains(v.stderr, "policy-bridge --deploy") {
+		runNode(t, c, "policy-bridge", "--deploy", "--image", "example.com/kubectl-cni-migrate:test").expect(t, 0, "the policy bridge is Ready")
+	}
 	return dir
 }
 
 // clusterObjects names the objects an old CNI's removal would delete
 // (DaemonSets, Deployments, ConfigMaps, ServiceAccounts, ClusterRoles,
 // ClusterRoleBindings, Namespaces), except Cilium's own, which its helm
-// upgrade may change.
+// upgrade may change, and the policy bridge's (cni-migrate-*), which
+// finalize removes first.
 func clusterObjects(t *testing.T, ctx context.Context, c *Cluster) []string {
 	t.Helper()
 	var out []string
 	add := func(kind, ns, name string) {
-		if !strings.Contains(name, "cilium") && !strings.Contains(name, "hubble") {
+		if !strings.Contains(name, "cilium") && !strings.Contains(name, "hubble") && !strings.HasPrefix(name, "cni-migrate-policy-bridge") && !strings.HasPrefix(name, "cni-migrate-node-rules") {
 			out = append(out, kind+"/"+ns+"/"+name)
 		}
 	}
@@ -135,7 +141,7 @@ func clusterObjects(t *testing.T, ctx context.Context, c *Cluster) []string {
 // --remove-old-cni and the chart, upgrades Cilium and exits 0. It checks
 // that the second deleted nothing but Cilium's migration objects (keep
 // names objects that must be among those listed before it, as
-// clusterObjects names them) and returns its stderr.
+// clusterObjects names them) and returns the stderr of both.
 func rolloutAndFinalize(t *testing.T, ctx context.Context, c *Cluster, nodes int, keep ...string) string {
 	t.Helper()
 	start := time.Now()
@@ -147,7 +153,7 @@ func rolloutAndFinalize(t *testing.T, ctx context.Context, c *Cluster, nodes int
 	}
 
 	valuesDir := t.TempDir()
-	runNode(t, c, "finalize", "--output-dir", valuesDir).expect(t, 16, "Cilium still runs with its migration values")
+	first := runNode(t, c, "finalize", "--output-dir", valuesDir).expect(t, 16, "Cilium still runs with its migration values")
 	before := clusterObjects(t, ctx, c)
 	for _, k := range keep {
 		if !slices.Contains(before, k) {
@@ -177,7 +183,7 @@ func rolloutAndFinalize(t *testing.T, ctx context.Context, c *Cluster, nodes int
 	if cm.Data["custom-cni-conf"] != "false" {
 		t.Errorf("cilium-config after finalize: custom-cni-conf=%q", cm.Data["custom-cni-conf"])
 	}
-	return fin.stderr
+	return first.stderr + fin.stderr
 }
 
 // TestDistroK3sMigration: a k3s cluster (embedded flannel, embedded
@@ -263,6 +269,8 @@ func TestDistroRKE2CanalMigration(t *testing.T) {
 		"rke2-canal was installed by RKE2's HelmChart kube-system/rke2-canal",
 		"nothing is deleted here",
 		"Set cni: none in /etc/rancher/rke2/config.yaml on every server node",
+		// Canal enforces policies: the bridge ran through the migration.
+		"removed the policy bridge: daemonset/cni-migrate-node-rules",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("finalize output lacks %q:\n%s", want, stderr)

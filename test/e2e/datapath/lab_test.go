@@ -280,7 +280,10 @@ func TestLabHold(t *testing.T) {
 		}
 		mark := func(what string) { t.Logf("lab: %s", what) }
 		followPlan(t, ctx, l, mark)
-		ciliumBeside(t, ctx, l, work, mark, nil)
+		_, advice := ciliumBeside(t, ctx, l, work, mark)
+		if strings.Contains(advice, "policy-bridge --deploy") {
+			deployBridge(t, ctx, l, s.Policies.Calico)
+		}
 		mustPlugin(t, ctx, l, "nodeconfig", "--apply")
 		mustPlugin(t, ctx, l, append(append([]string{"node"}, strings.Split(names, ",")...),
 			"--reboot-command", l.RebootCommand(), "--probe-image", lab.Images.Agnhost,

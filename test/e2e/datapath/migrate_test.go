@@ -255,21 +255,15 @@ func migrate(t testing.TB, m migration) {
 	// sides from the install on (docs/policy-continuity.md): Cilium
 	// enforces on its pods, knows the old pods by the bridge's
 	// CiliumEndpoints, and Calico's own policies are translated first.
+	// That is values' default for those sources, without a flag.
 	bridged := src.Enforces && !m.inPlace
-	var valuesArgs []string
-	if bridged {
-		valuesArgs = []string{"--policy-bridge"}
+	userValues, advice := ciliumBeside(t, ctx, l, work, tl.Mark, m.strategy()...)
+	if got := strings.Contains(advice, "policy-bridge --deploy"); got != bridged {
+		t.Fatalf("values advised the policy bridge: %v, want %v (%s enforces policies: %v; in-place: %v):\n%s", got, bridged, src.Name, src.Enforces, m.inPlace, advice)
 	}
-	userValues := ciliumBeside(t, ctx, l, work, tl.Mark, valuesArgs, m.strategy()...)
 	if bridged {
 		tl.Mark("policy bridge")
-		if src.Policies.Calico {
-			mustPlugin(t, ctx, l, "calico-policies", "--apply")
-		}
-		mustPlugin(t, ctx, l, "policy-bridge", "--deploy", "--image", lab.Images.Plugin, "--interval", "2s")
-		if err := fixture.WaitWorkloadsReady(ctx, c, 3*time.Minute, "kube-system"); err != nil {
-			t.Fatal(err)
-		}
+		deployBridge(t, ctx, l, src.Policies.Calico)
 	}
 	nets := networks(t, filepath.Join(work, "values-initial.yaml"), src.OldNetwork)
 	// What the agents drop, to set beside any probe that failed.
@@ -496,10 +490,10 @@ func followPlan(t testing.TB, ctx context.Context, l *lab.Lab, mark func(string)
 }
 
 // ciliumBeside runs plan and values (with labValues on top) into work and
-// installs Cilium with the plugin's values-initial.yaml beside Flannel, as
-// a user would; mark (optional) is told when the helm install begins. It
-// returns the path of the user values file.
-func ciliumBeside(t testing.TB, ctx context.Context, l *lab.Lab, work string, mark func(string), valuesArgs []string, strategy ...string) string {
+// installs Cilium with the plugin's values-initial.yaml beside the old CNI,
+// as a user would; mark (optional) is told when the helm install begins.
+// It returns the path of the user values file and what values printed.
+func ciliumBeside(t testing.TB, ctx context.Context, l *lab.Lab, work string, mark func(string), strategy ...string) (string, string) {
 	t.Helper()
 	c := l.Cluster
 	mustPlugin(t, ctx, l, append([]string{"plan"}, strategy...)...)
@@ -510,7 +504,7 @@ func ciliumBeside(t testing.TB, ctx context.Context, l *lab.Lab, work string, ma
 	}
 	// No --cilium-version, as a user runs it: values must pick the default
 	// the lab was built for, and say so in its next step.
-	out := mustPlugin(t, ctx, l, append(append([]string{"values", "-f", userValues, "--output-dir", work}, valuesArgs...), strategy...)...)
+	out := mustPlugin(t, ctx, l, append([]string{"values", "-f", userValues, "--output-dir", work}, strategy...)...)
 	if !strings.Contains(out, "helm install cilium cilium/cilium --version "+cv+" ") {
 		t.Fatalf("values did not advise Cilium %s, the plugin's default:\n%s", cv, out)
 	}
@@ -530,7 +524,19 @@ func ciliumBeside(t testing.TB, ctx context.Context, l *lab.Lab, work string, ma
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
 	t.Logf("Cilium %s installed beside the old CNI in %v", cv, time.Since(t0).Round(time.Second))
-	return userValues
+	return userValues, out
+}
+
+// deployBridge does what values advises for a source that enforces
+// policies, before the first node: Calico's own policies translated
+// (calico), and the policy bridge deployed; --deploy returns once it is
+// Ready.
+func deployBridge(t testing.TB, ctx context.Context, l *lab.Lab, calico bool) {
+	t.Helper()
+	if calico {
+		mustPlugin(t, ctx, l, "calico-policies", "--apply")
+	}
+	mustPlugin(t, ctx, l, "policy-bridge", "--deploy", "--image", lab.Images.Plugin, "--interval", "2s")
 }
 
 // probeInterval and probeTimeout are the monitor's. The timeout is 3s,

@@ -1,0 +1,60 @@
+package proposal
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/detect"
+)
+
+// TestBridgeFor: the policy bridge is on by default where it is proven
+// (Calico, Canal), follows the installed Cilium while it runs beside the
+// old CNI, and the user's flag wins on the dual overlay.
+func TestBridgeFor(t *testing.T) {
+	on, off := true, false
+	tests := []struct {
+		name     string
+		cni      string
+		enforces bool
+		cilium   *detect.Cilium
+		strategy string
+		user     *bool
+		want     bool
+		why      string
+	}{
+		{name: "flannel", cni: "flannel", want: false, why: "flannel enforces no NetworkPolicy today"},
+		{name: "calico", cni: "calico", enforces: true, want: true, why: "calico enforces NetworkPolicies today"},
+		{name: "canal", cni: "canal", enforces: true, want: true, why: "canal enforces NetworkPolicies today"},
+		{name: "weave is not proven", cni: "weave", enforces: true, want: false, why: "proven on Calico's and Canal's nodes only: pass --policy-bridge"},
+		{name: "kube-router is not proven", cni: "kube-router", enforces: true, want: false, why: "proven on Calico's and Canal's nodes only"},
+		{name: "weave asked for", cni: "weave", enforces: true, user: &on, want: true, why: "--policy-bridge"},
+		{name: "calico turned off", cni: "calico", enforces: true, user: &off, want: false, why: "--policy-bridge=false"},
+		{name: "flannel asked for", cni: "flannel", user: &on, want: true, why: "--policy-bridge"},
+		{name: "one shot", cni: "calico", enforces: true, strategy: InPlace, want: false, why: "the one-shot method moves every node at once"},
+		{name: "one shot asked for", cni: "calico", enforces: true, strategy: InPlace, user: &on, want: false, why: "does not apply to the one-shot method"},
+		{name: "installed Cilium enforcing", cni: "flannel", cilium: &detect.Cilium{Installed: true, MigrationMode: true}, want: true, why: "the installed Cilium enforces policies beside flannel"},
+		{name: "installed Cilium not enforcing", cni: "calico", enforces: true, cilium: &detect.Cilium{Installed: true, MigrationMode: true, PolicyEnforcement: "never"}, want: false, why: "enable-policy never"},
+		{name: "finalized Cilium is not the migration's", cni: "calico", enforces: true, cilium: &detect.Cilium{Installed: true, PolicyEnforcement: "never"}, want: true, why: "calico enforces"},
+		{name: "no old CNI", want: false, why: "no old CNI found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := flannelCluster()
+			c.CNI = nil
+			if tt.cni != "" {
+				c.CNI = &detect.CNI{Name: tt.cni, EnforcesPolicy: tt.enforces}
+			}
+			if tt.cilium != nil {
+				c.Cilium = *tt.cilium
+			}
+			strategy := tt.strategy
+			if strategy == "" {
+				strategy = DualOverlay
+			}
+			got, why := BridgeFor(c, strategy, tt.user)
+			if got != tt.want || !strings.Contains(why, tt.why) {
+				t.Errorf("BridgeFor = %v, %q; want %v, %q", got, why, tt.want, tt.why)
+			}
+		})
+	}
+}
