@@ -37,6 +37,8 @@ func AnalyzeWith(s *Snapshot, ov Override) *Cluster {
 		ServiceCIDRs:      []SourcedCIDR{},
 		NetworkPolicies:   s.NetworkPolicies,
 		PolicyIPBlocks:    s.PolicyIPBlocks,
+		PolicyPorts:       s.PolicyPorts,
+		NamedPorts:        s.NamedPorts,
 		BlockingPDBs:      []PDB{},
 	}
 	if c.NetworkPolicies == nil {

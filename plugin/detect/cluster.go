@@ -35,6 +35,11 @@ type Cluster struct {
 	NetworkPolicies []NamespacedName `json:"networkPolicies"`
 	// PolicyIPBlocks are the NetworkPolicies' ipBlock peers.
 	PolicyIPBlocks []PolicyIPBlock `json:"policyIPBlocks,omitempty"`
+	// PolicyPorts are the NetworkPolicies' port ranges and named ports;
+	// NamedPorts the numbers the cluster's pods give the names egress
+	// rules use.
+	PolicyPorts []PolicyPort `json:"policyPorts,omitempty"`
+	NamedPorts  []NamedPort  `json:"namedPorts,omitempty"`
 	// CalicoPolicies are Calico's own NetworkPolicies and
 	// GlobalNetworkPolicies (namespace ""), which Cilium does not read.
 	CalicoPolicies []NamespacedName `json:"calicoPolicies,omitempty"`

@@ -57,6 +57,7 @@ func LoadSnapshot(streams ...[]byte) (*Snapshot, error) {
 			case *networkingv1.NetworkPolicy:
 				s.NetworkPolicies = append(s.NetworkPolicies, NamespacedName{o.Namespace, o.Name})
 				s.PolicyIPBlocks = append(s.PolicyIPBlocks, ipBlocksOf(o)...)
+				s.PolicyPorts = append(s.PolicyPorts, policyPortsOf(o)...)
 			case *policyv1.PodDisruptionBudget:
 				s.PDBs = append(s.PDBs, *o)
 			case *networkingv1.ServiceCIDR:
@@ -68,6 +69,7 @@ func LoadSnapshot(streams ...[]byte) (*Snapshot, error) {
 			}
 		}
 	}
+	s.NamedPorts = namedPortsOf(s.SystemPods, egressPortNames(s.PolicyPorts))
 	return s, nil
 }
 

@@ -40,7 +40,10 @@ type Snapshot struct {
 	KubernetesServiceIP string
 	NetworkPolicies     []NamespacedName
 	PolicyIPBlocks      []PolicyIPBlock
-	PDBs                []policyv1.PodDisruptionBudget
+	PolicyPorts         []PolicyPort
+	// NamedPorts are read from every pod when an egress rule names a port.
+	NamedPorts []NamedPort
+	PDBs       []policyv1.PodDisruptionBudget
 	// From the kubeconfig.
 	KubeconfigCluster string
 	APIServerURL      string
@@ -102,9 +105,20 @@ func Fetch(ctx context.Context, c kubernetes.Interface, dyn dynamic.Interface) (
 		for _, np := range l.Items {
 			s.NetworkPolicies = append(s.NetworkPolicies, NamespacedName{np.Namespace, np.Name})
 			s.PolicyIPBlocks = append(s.PolicyIPBlocks, ipBlocksOf(&np)...)
+			s.PolicyPorts = append(s.PolicyPorts, policyPortsOf(&np)...)
 		}
 	}); err != nil {
 		return nil, err
+	}
+	// Cilium resolves an egress rule's port name over every pod of the
+	// cluster: only then are they all read.
+	if names := egressPortNames(s.PolicyPorts); len(names) > 0 {
+		var pods []corev1.Pod
+		if err := listPages(ctx, c.CoreV1().Pods("").List,
+			func(l *corev1.PodList) { pods = append(pods, l.Items...) }); err != nil {
+			return nil, err
+		}
+		s.NamedPorts = namedPortsOf(pods, names)
 	}
 	if err := listPages(ctx, c.PolicyV1().PodDisruptionBudgets("").List,
 		func(l *policyv1.PodDisruptionBudgetList) { s.PDBs = append(s.PDBs, l.Items...) }); err != nil {

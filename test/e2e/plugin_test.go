@@ -117,7 +117,11 @@ type planJSON struct {
 			} `json:"backend"`
 		} `json:"cni"`
 		ServiceCIDRs []struct{ CIDR, Source string } `json:"serviceCIDRs"`
-		KubeProxy    struct {
+		NamedPorts   []struct {
+			Name string `json:"name"`
+			Port int    `json:"port"`
+		} `json:"namedPorts"`
+		KubeProxy struct {
 			Present     bool   `json:"present"`
 			Kind        string `json:"kind"`
 			Mode        string `json:"mode"`
@@ -220,6 +224,9 @@ spec:
 			!strings.Contains(msg, "ipBlock covers node addresses") {
 			t.Errorf("network-policy-compat: %s %s", st, msg)
 		}
+		if len(p.Cluster.NamedPorts) != 0 {
+			t.Errorf("pods read for port names no egress rule uses: %+v", p.Cluster.NamedPorts)
+		}
 		if st, msg := p.check(t, "pod-disruption-budgets"); st != "WARN" {
 			t.Errorf("pod-disruption-budgets: %s %s", st, msg)
 		}
@@ -234,6 +241,48 @@ spec:
 			if !strings.Contains(table.Stdout, want) {
 				t.Errorf("table lacks %q:\n%s", want, table.Stdout)
 			}
+		}
+	})
+
+	// An egress rule naming a port that CoreDNS calls 9153 and another pod
+	// 9100: Cilium resolves it over every pod, to neither.
+	t.Run("plan names an egress port name with two numbers", func(t *testing.T) {
+		if _, err := c.Apply(ctx, []byte(`apiVersion: v1
+kind: Namespace
+metadata: {name: compat}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: exporter, namespace: compat}
+spec:
+  containers:
+  - {name: exporter, image: registry.k8s.io/pause:3.10, ports: [{containerPort: 9100, name: metrics}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress-metrics, namespace: compat}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+  - ports: [{port: metrics}]
+`)); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if out, err := c.Kubectl(ctx, "delete", "namespace", "compat", "--wait=false"); err != nil {
+				t.Errorf("%v: %s", err, out)
+			}
+		}()
+		r := c.cli(t, "plan", "-o", "json").mustSucceed(t)
+		var p planJSON
+		if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
+			t.Fatalf("%v\n%s", err, r.Stdout)
+		}
+		if st, msg := p.check(t, "network-policy-compat"); st != "WARN" ||
+			!strings.Contains(msg, `compat/egress-metrics egress to port "metrics", which is 9100 on compat/exporter (1 pod) and 9153 on kube-system/coredns-`) ||
+			!strings.Contains(msg, "(2 pods)") {
+			t.Errorf("network-policy-compat: %s %s", st, msg)
 		}
 	})
 
