@@ -208,6 +208,10 @@ func networkPolicyCheck(c *detect.Cluster, p *proposal.Proposal) Result {
 	where := fmt.Sprintf("%s in %s (%s)", count(len(c.NetworkPolicies), "NetworkPolicy", "NetworkPolicies"),
 		count(len(namespaces), "namespace", "namespaces"), listSome(namespaces))
 	if c.CNI != nil && !c.CNI.EnforcesPolicy {
+		if p != nil && p.PolicyAudit {
+			return warn(IDNetworkPolicy, where+": "+c.CNI.Name+" does not enforce them today, Cilium will after finalize (during the migration it audits them on migrated pods: it drops nothing and reports what they deny)",
+				"before finalize, run kubectl cni-migrate policy-report: it names the flows of today that they will deny")
+		}
 		return warn(IDNetworkPolicy, where+": "+c.CNI.Name+" does not enforce them today, Cilium will after finalize (policy enforcement is off during the migration)",
 			"review them before finalize: traffic they deny but that works today will stop")
 	}

@@ -121,6 +121,7 @@ func NewCmdCNIMigrate(streams genericiooptions.IOStreams, info BuildInfo, env En
 		newCmdConnectivity(c),
 		newCmdCalicoPolicies(c),
 		newCmdPolicyBridge(c, info.Version),
+		newCmdPolicyReport(c),
 		newCmdVersion(c, info),
 	)
 	return root

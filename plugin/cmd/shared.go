@@ -38,6 +38,8 @@ func (f *proposalFlags) add(cmd *cobra.Command) {
 	_ = cmd.RegisterFlagCompletionFunc("old-pod-cidr", cobra.NoFileCompletions)
 	fl.Var(&optionalBool{v: &f.opts.PolicyBridge}, "policy-bridge", "keep NetworkPolicies in force through the migration: Cilium enforces them from the install on, and `policy-bridge --deploy` gives the pods still on the old network their identity (dual overlay; default: on from Calico and Canal; see docs/policy-continuity.md)")
 	fl.Lookup("policy-bridge").NoOptDefVal = "true"
+	fl.Var(&optionalBool{v: &f.opts.PolicyAudit}, "policy-audit", "without the policy bridge, turn Cilium's policy audit mode on from the install: it drops nothing and reports what the policies will deny at finalize (kubectl cni-migrate policy-report; default: on whenever the bridge is off, dual overlay)")
+	fl.Lookup("policy-audit").NoOptDefVal = "true"
 }
 
 // optionalBool is a boolean flag that stays nil unless given.

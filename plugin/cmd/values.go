@@ -151,13 +151,16 @@ func (o *valuesOptions) Run(ctx context.Context) error {
 	} else if c.CNI != nil && c.CNI.EnforcesPolicy && p.Strategy != proposal.InPlace {
 		fmt.Fprintf(o.streams.ErrOut, "%s: Cilium enforces no policy until finalize (%s)\n", warn, p.PolicyBridgeSource)
 	}
+	if p.PolicyAudit {
+		fmt.Fprintln(o.streams.ErrOut, "Cilium audits the policies until finalize: before finalize, kubectl cni-migrate policy-report shows the flows they will deny")
+	}
 	return nil
 }
 
 // guardValues lists the values of the user's file that would break the
 // migration of cluster c as proposed by p (values.Guard).
 func guardValues(c *detect.Cluster, p *proposal.Proposal, initial *values.Doc, userFile string) []values.Unsafe {
-	in := values.Input{Strategy: p.Strategy, PodCIDR: p.PodCIDR, TunnelPort: p.TunnelPort, UserFile: userFile, PolicyBridge: p.PolicyBridge}
+	in := values.Input{Strategy: p.Strategy, PodCIDR: p.PodCIDR, TunnelPort: p.TunnelPort, UserFile: userFile, PolicyBridge: p.PolicyBridge, PolicyAudit: p.PolicyAudit}
 	old := values.OldNetwork{Reserved: proposal.Reserved(c), NetworkPolicies: len(c.NetworkPolicies)}
 	if c.CNI != nil {
 		old.CNI, old.Backend, old.BackendPort = c.CNI.Name, c.CNI.Backend.Type, c.CNI.Backend.Port

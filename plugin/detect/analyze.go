@@ -221,6 +221,7 @@ func analyzeCilium(s *Snapshot, ds *appsv1.DaemonSet, c *Cilium) {
 		c.TunnelProtocol = cm.Data["tunnel-protocol"]
 		c.ChainingMode = cm.Data["cni-chaining-mode"]
 		c.PolicyEnforcement = cm.Data["enable-policy"]
+		c.PolicyAudit = cm.Data["policy-audit-mode"] == "true"
 		if c.TunnelProtocol == "" && cm.Data["routing-mode"] != "native" {
 			c.TunnelProtocol = cm.Data["tunnel"] // Cilium < 1.15
 		}

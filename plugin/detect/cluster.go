@@ -225,8 +225,11 @@ type Cilium struct {
 	// "always" or "never"; empty when unset, which Cilium reads as
 	// "default").
 	PolicyEnforcement string `json:"policyEnforcement,omitempty"`
-	AgentsReady       int32  `json:"agentsReady"`
-	AgentsDesired     int32  `json:"agentsDesired"`
+	// PolicyAudit is cilium-config's policy-audit-mode: Cilium reports the
+	// drops its policies would make and lets the packets through.
+	PolicyAudit   bool  `json:"policyAudit,omitempty"`
+	AgentsReady   int32 `json:"agentsReady"`
+	AgentsDesired int32 `json:"agentsDesired"`
 }
 
 // PDB is a PodDisruptionBudget that blocks evictions.

@@ -241,6 +241,9 @@ func Run(ctx context.Context, cl *kube.Clients, c *detect.Cluster, o Options) er
 		for _, line := range Changes(initial.Map(), final.Map(), "") {
 			say("  %s", line)
 		}
+		if p.PolicyAudit {
+			say("Cilium audited the NetworkPolicies during the migration: from the upgrade on (policyAuditMode off) they drop what they deny; kubectl cni-migrate policy-report names those flows first")
+		}
 		finalPath := filepath.Join(o.OutputDir, values.FinalFile)
 		if !dry {
 			paths, err := values.WriteFiles(o.OutputDir, initial, final)

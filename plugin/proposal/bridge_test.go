@@ -33,6 +33,7 @@ func TestBridgeFor(t *testing.T) {
 		{name: "one shot", cni: "calico", enforces: true, strategy: InPlace, want: false, why: "the one-shot method moves every node at once"},
 		{name: "one shot asked for", cni: "calico", enforces: true, strategy: InPlace, user: &on, want: false, why: "does not apply to the one-shot method"},
 		{name: "installed Cilium enforcing", cni: "flannel", cilium: &detect.Cilium{Installed: true, MigrationMode: true}, want: true, why: "the installed Cilium enforces policies beside flannel"},
+		{name: "installed Cilium auditing", cni: "flannel", cilium: &detect.Cilium{Installed: true, MigrationMode: true, PolicyAudit: true}, want: false, why: "only audits"},
 		{name: "installed Cilium not enforcing", cni: "calico", enforces: true, cilium: &detect.Cilium{Installed: true, MigrationMode: true, PolicyEnforcement: "never"}, want: false, why: "enable-policy never"},
 		{name: "finalized Cilium is not the migration's", cni: "calico", enforces: true, cilium: &detect.Cilium{Installed: true, PolicyEnforcement: "never"}, want: true, why: "calico enforces"},
 		{name: "no old CNI", want: false, why: "no old CNI found"},
@@ -54,6 +55,46 @@ func TestBridgeFor(t *testing.T) {
 			got, why := BridgeFor(c, strategy, tt.user)
 			if got != tt.want || !strings.Contains(why, tt.why) {
 				t.Errorf("BridgeFor = %v, %q; want %v, %q", got, why, tt.want, tt.why)
+			}
+		})
+	}
+}
+
+// TestAuditFor: audit mode whenever the dual overlay runs without the
+// bridge, unless the user says otherwise or the installed Cilium does.
+func TestAuditFor(t *testing.T) {
+	on, off := true, false
+	tests := []struct {
+		name     string
+		cilium   *detect.Cilium
+		strategy string
+		bridge   bool
+		user     *bool
+		want     bool
+		why      string
+	}{
+		{name: "flannel", want: true, why: "audits them meanwhile"},
+		{name: "with the bridge", bridge: true, want: false, why: "the policy bridge keeps the policies enforced"},
+		{name: "asked for with the bridge", bridge: true, user: &on, want: false, why: "does not apply with the policy bridge"},
+		{name: "turned off", user: &off, want: false, why: "--policy-audit=false"},
+		{name: "asked for", user: &on, want: true, why: "--policy-audit"},
+		{name: "one shot", strategy: InPlace, want: false, why: "one-shot"},
+		{name: "installed, auditing", cilium: &detect.Cilium{Installed: true, MigrationMode: true, PolicyAudit: true}, want: true, why: "the installed Cilium audits"},
+		{name: "installed, not auditing", cilium: &detect.Cilium{Installed: true, MigrationMode: true, PolicyEnforcement: "never"}, want: false, why: "does not audit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := flannelCluster()
+			if tt.cilium != nil {
+				c.Cilium = *tt.cilium
+			}
+			strategy := tt.strategy
+			if strategy == "" {
+				strategy = DualOverlay
+			}
+			got, why := AuditFor(c, strategy, tt.bridge, tt.user)
+			if got != tt.want || !strings.Contains(why, tt.why) {
+				t.Errorf("AuditFor = %v, %q; want %v, %q", got, why, tt.want, tt.why)
 			}
 		})
 	}

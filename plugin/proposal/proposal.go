@@ -70,6 +70,9 @@ type Options struct {
 	// PolicyBridge: values-initial keeps policies enforced, for the
 	// policy bridge (values.Input.PolicyBridge); nil chooses (BridgeFor).
 	PolicyBridge *bool
+	// PolicyAudit: values-initial turns Cilium's policy audit mode on
+	// (values.Input.PolicyAudit); nil chooses (AuditFor).
+	PolicyAudit *bool
 }
 
 // DefaultMaskSize is Cilium's default clusterPoolIPv4MaskSize.
@@ -130,6 +133,11 @@ type Proposal struct {
 	// or off.
 	PolicyBridge       bool   `json:"policyBridge"`
 	PolicyBridgeSource string `json:"policyBridgeSource"`
+	// PolicyAudit: without the bridge, Cilium computes policy verdicts
+	// from the install on in audit mode, dropping nothing, and
+	// policy-report shows the flows the policies will deny at finalize.
+	PolicyAudit       bool   `json:"policyAudit"`
+	PolicyAuditSource string `json:"policyAuditSource"`
 
 	prefix netip.Prefix
 }
@@ -182,6 +190,7 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 	}
 
 	p.PolicyBridge, p.PolicyBridgeSource = BridgeFor(c, p.Strategy, o.PolicyBridge)
+	p.PolicyAudit, p.PolicyAuditSource = AuditFor(c, p.Strategy, p.PolicyBridge, o.PolicyAudit)
 
 	// Version: the user's, else the installed Cilium's, else the default.
 	switch {
@@ -404,6 +413,9 @@ func BridgeFor(c *detect.Cluster, strategy string, user *bool) (bool, string) {
 		if c.Cilium.PolicyEnforcement == "never" {
 			return false, "the installed Cilium enforces no policy (enable-policy never)"
 		}
+		if c.Cilium.PolicyAudit {
+			return false, "the installed Cilium only audits policies (policy-audit-mode)"
+		}
 		return true, "the installed Cilium enforces policies beside " + c.CNI.Name
 	case !c.CNI.EnforcesPolicy:
 		return false, c.CNI.Name + " enforces no NetworkPolicy today"
@@ -411,4 +423,37 @@ func BridgeFor(c *detect.Cluster, strategy string, user *bool) (bool, string) {
 		return true, c.CNI.Name + " enforces NetworkPolicies today"
 	}
 	return false, c.CNI.Name + " enforces NetworkPolicies today, but the bridge is proven on Calico's and Canal's nodes only: pass --policy-bridge to use it"
+}
+
+// AuditFor says whether Cilium audits the policies through the migration
+// (policyAuditMode: verdicts computed, nothing dropped), and why: the
+// user's --policy-audit, else on whenever the migration runs without the
+// policy bridge (dual overlay), so that policy-report can show what the
+// policies will deny once finalize enforces them; the installed Cilium's
+// setting while it runs beside the old CNI.
+func AuditFor(c *detect.Cluster, strategy string, bridge bool, user *bool) (bool, string) {
+	switch {
+	case strategy == InPlace:
+		if user != nil && *user {
+			return false, "--policy-audit does not apply to the one-shot method (every node moves at once)"
+		}
+		return false, "the one-shot method moves every node at once"
+	case bridge:
+		if user != nil && *user {
+			return false, "--policy-audit does not apply with the policy bridge, which enforces the policies"
+		}
+		return false, "the policy bridge keeps the policies enforced"
+	case user != nil && *user:
+		return true, "--policy-audit"
+	case user != nil:
+		return false, "--policy-audit=false"
+	case c.CNI == nil:
+		return false, "no old CNI found"
+	case c.Cilium.Installed && c.Cilium.MigrationMode:
+		if c.Cilium.PolicyAudit {
+			return true, "the installed Cilium audits policies (policy-audit-mode)"
+		}
+		return false, "the installed Cilium does not audit policies"
+	}
+	return true, "Cilium enforces no policy until finalize: it audits them meanwhile (kubectl cni-migrate policy-report)"
 }

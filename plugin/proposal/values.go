@@ -32,7 +32,7 @@ func GenerateValues(c *detect.Cluster, opts Options, user map[string]any, userFi
 	}
 	in.Strategy, in.IPv4NativeRoutingCIDR = p.Strategy, p.IPv4NativeRoutingCIDR
 	in.CNIConfPath, in.CNIBinPath = p.CNIConfPath, p.CNIBinPath
-	in.PolicyBridge = p.PolicyBridge
+	in.PolicyBridge, in.PolicyAudit = p.PolicyBridge, p.PolicyAudit
 	initial, final, warnings, err := values.Generate(in)
 	return p, initial, final, warnings, err
 }

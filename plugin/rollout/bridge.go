@@ -13,10 +13,11 @@ import (
 // and the policy bridge does not run in its namespace ns: the pods still
 // on the old network would reach the migrated pods with an identity no
 // policy allows (docs/policy-continuity.md). Nothing is required while
-// Cilium's enforcement is off, or when no old CNI is left.
+// Cilium's enforcement is off or in audit mode (it drops nothing), or when
+// no old CNI is left.
 func requireBridge(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, ns string) error {
 	c := cluster.Cilium
-	if cluster.CNI == nil || !c.Installed || !c.MigrationMode || !policybridge.Enforces(c.PolicyEnforcement) {
+	if cluster.CNI == nil || !c.Installed || !c.MigrationMode || !policybridge.Enforces(c.PolicyEnforcement) || c.PolicyAudit {
 		return nil
 	}
 	st, err := policybridge.ReadState(ctx, cl.Kube, ns)

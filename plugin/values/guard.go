@@ -285,6 +285,7 @@ func (g *guard) oldUses(port int) bool {
 }
 
 func (g *guard) policy() {
+	g.audit()
 	v, user, desc := g.value("policyEnforcementMode")
 	if !user {
 		return
@@ -292,7 +293,7 @@ func (g *guard) policy() {
 	switch mode := helmString(v); mode {
 	case "never":
 	case "default":
-		if g.old.NetworkPolicies == 0 || (g.in.PolicyBridge && !g.inPlace()) {
+		if g.old.NetworkPolicies == 0 || ((g.in.PolicyBridge || g.in.PolicyAudit) && !g.inPlace()) {
 			return
 		}
 		g.add("policyEnforcementMode", desc,
@@ -303,6 +304,21 @@ func (g *guard) policy() {
 			fmt.Sprintf("Cilium would drop traffic no policy allows, and pods still on %s have no Cilium identity to allow", g.oldCNI()),
 			"set policyEnforcementMode to never (the guide's; finalize turns it back to default) or remove it from the file")
 	}
+}
+
+// audit: with audit mode (no policy bridge), Cilium enforces policies as
+// soon as a user's file turns audit mode off.
+func (g *guard) audit() {
+	v, user, desc := g.value("policyAuditMode")
+	if !user || !g.in.PolicyAudit || g.in.PolicyBridge || g.inPlace() || g.old.NetworkPolicies == 0 {
+		return
+	}
+	if b, ok := v.(bool); (ok && b) || helmString(v) == "true" {
+		return
+	}
+	g.add("policyAuditMode", desc,
+		fmt.Sprintf("Cilium would enforce the cluster's %d NetworkPolicies on migrated nodes while pods still on %s have no Cilium identity, so traffic between the two networks may be dropped", g.old.NetworkPolicies, g.oldCNI()),
+		"remove policyAuditMode from the file (finalize turns it off), or pass --policy-audit=false to keep enforcement off until finalize")
 }
 
 func (g *guard) hostRouting() {

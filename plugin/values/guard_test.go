@@ -261,3 +261,62 @@ func TestPolicyBridgeValues(t *testing.T) {
 		t.Errorf("with the bridge: %+v", got)
 	}
 }
+
+// TestPolicyAuditValues: audit mode (without the bridge, dual overlay)
+// turns Cilium's policy verdicts on in values-initial and off in
+// values-final; the guard accepts a user's policyEnforcementMode: default
+// then, and refuses a user's policyAuditMode: false.
+func TestPolicyAuditValues(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		strategy      string
+		bridge, audit bool
+		mode          string
+		auditInitial  any
+		auditFinal    any
+	}{
+		{name: "audit", audit: true, mode: "default", auditInitial: true, auditFinal: false},
+		{name: "neither", mode: "never"},
+		{name: "the bridge wins", bridge: true, audit: true, mode: "default"},
+		{name: "in-place has neither", strategy: InPlace, audit: true, mode: "never"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput(t, "1.20")
+			in.Strategy, in.PolicyBridge, in.PolicyAudit = tc.strategy, tc.bridge, tc.audit
+			initial, final, _, err := Generate(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := initial.Map()["policyEnforcementMode"]; got != tc.mode {
+				t.Errorf("values-initial policyEnforcementMode %v, want %s", got, tc.mode)
+			}
+			if got := initial.Map()["policyAuditMode"]; got != tc.auditInitial {
+				t.Errorf("values-initial policyAuditMode %v, want %v", got, tc.auditInitial)
+			}
+			if got := final.Map()["policyAuditMode"]; got != tc.auditFinal {
+				t.Errorf("values-final policyAuditMode %v, want %v", got, tc.auditFinal)
+			}
+			if got := final.Map()["policyEnforcementMode"]; got != "default" {
+				t.Errorf("values-final policyEnforcementMode %v", got)
+			}
+		})
+	}
+	in := baseInput(t, "1.20")
+	in.PolicyAudit = true
+	in.User, in.UserFile = map[string]any{"policyEnforcementMode": "default"}, "v.yaml"
+	initial, _, _, err := Generate(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Guard(in, initial, OldNetwork{CNI: "flannel", NetworkPolicies: 3}); len(got) != 0 {
+		t.Errorf("enforcement default in audit mode: %+v", got)
+	}
+	in.User = map[string]any{"policyAuditMode": false}
+	if initial, _, _, err = Generate(in); err != nil {
+		t.Fatal(err)
+	}
+	got := Guard(in, initial, OldNetwork{CNI: "flannel", NetworkPolicies: 3})
+	if len(got) != 1 || got[0].Key != "policyAuditMode" || !strings.Contains(got[0].Fix, "--policy-audit=false") {
+		t.Errorf("audit mode turned off by the user: %+v", got)
+	}
+}

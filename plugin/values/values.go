@@ -57,6 +57,10 @@ type Input struct {
 	// policy bridge gives the pods still on the old network their
 	// identities (docs/policy-continuity.md).
 	PolicyBridge bool
+	// PolicyAudit, without the bridge (dual overlay): Cilium computes its
+	// verdicts from the install on in audit mode, dropping nothing, so that
+	// policy-report shows what the policies will deny at finalize.
+	PolicyAudit bool
 	// K8sServiceHost and K8sServicePort are the API server address Cilium
 	// uses instead of the kubernetes Service: required with
 	// KubeProxyReplacement, else optional (kube-proxy's own address).
@@ -250,9 +254,12 @@ func initialSettings(in Input, clusterName string) []setting {
 			"Cilium's pod CIDR: apart from the old CNI's pod CIDR, the service CIDR and the node network"),
 		set("ipam.operator.clusterPoolIPv4MaskSize", float64(in.MaskSize),
 			fmt.Sprintf("each node gets a /%d block of pod addresses", in.MaskSize)),
-		policyMode(in.PolicyBridge && !inPlace),
+		policyMode(in.PolicyBridge && !inPlace, in.PolicyAudit && !inPlace),
 		set("bpf.hostLegacyRouting", true, "route through the host's stack, which reaches pods still on the old CNI"),
 	)
+	if in.PolicyAudit && !in.PolicyBridge && !inPlace {
+		s = append(s, set("policyAuditMode", true, "audit mode: Cilium reports the flows its policies would drop and drops none (kubectl cni-migrate policy-report shows them before finalize)"))
+	}
 	if in.CNIConfPath != "" {
 		s = append(s, set("cni.confPath", in.CNIConfPath, "the node directory the container runtime reads CNI configs from (the distribution's, not /etc/cni/net.d)"))
 	}
@@ -299,6 +306,7 @@ func finalSettings(initial []setting) []setting {
 		set("operator.unmanagedPodWatcher.restart", true, "migration done: restart pods Cilium does not manage (the chart default)"),
 		set("cni.customConf", false, "Cilium writes its CNI config on every node (the chart default)"),
 		set("policyEnforcementMode", "default", "network policies are enforced again (the chart default)"),
+		set("policyAuditMode", false, "network policies drop what they deny (the chart default)"),
 		set("bpf.hostLegacyRouting", false, "eBPF host routing, now that no pod is on the old CNI"),
 	} {
 		over[pathKey(o.path)] = o
@@ -741,7 +749,10 @@ func oneLine(s string) string {
 
 // policyMode is values-initial's policyEnforcementMode: never (the
 // guide's), or with the policy bridge the chart's default.
-func policyMode(bridge bool) setting {
+func policyMode(bridge, audit bool) setting {
+	if audit && !bridge {
+		return set("policyEnforcementMode", "default", "Cilium computes network policy verdicts from the install on, in audit mode (below)")
+	}
 	if bridge {
 		return set("policyEnforcementMode", "default", "network policies stay in force: the policy bridge gives the pods still on the old network their Cilium identity (kubectl cni-migrate policy-bridge --deploy)")
 	}

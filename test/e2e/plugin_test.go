@@ -318,9 +318,12 @@ spec:
 					"cluster-pool-ipv4-cidr":      "10.245.0.0/16",
 					"cluster-pool-ipv4-mask-size": "24",
 					"custom-cni-conf":             "true",
-					"enable-policy":               "never",
-					"enable-host-legacy-routing":  "true",
-					"cluster-name":                "e2e-flannel",
+					// Flannel enforces no policy: Cilium audits them
+					// until finalize (policy-report).
+					"enable-policy":              "default",
+					"policy-audit-mode":          "true",
+					"enable-host-legacy-routing": "true",
+					"cluster-name":               "e2e-flannel",
 					// docs/snat.md: flannel's 10.244.0.0/16 and Cilium's 10.245.0.0/16
 					"ipv4-native-routing-cidr": "10.244.0.0/15",
 				})
@@ -333,6 +336,7 @@ spec:
 				expect(t, "final", final, map[string]string{
 					"custom-cni-conf":            "false",
 					"enable-policy":              "default",
+					"policy-audit-mode":          "false",
 					"enable-host-legacy-routing": "false",
 					"cni-exclusive":              "true",
 					"tunnel-port":                "8473",

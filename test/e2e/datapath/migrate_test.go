@@ -372,6 +372,13 @@ func migrate(t testing.TB, m migration) {
 		mustPlugin(t, ctx, l, "calico-policies")
 		mustPlugin(t, ctx, l, "calico-policies", "--apply")
 	}
+	// From a source that enforces no policy (Flannel), Cilium audited the
+	// policies through the migration: before finalize, policy-report names
+	// the lab's denied flows, and none it allows.
+	if src.Policies.Kubernetes && !src.Enforces && !m.inPlace {
+		tl.Mark("policy report")
+		checkPolicyReport(t, mustPlugin(t, ctx, l, "policy-report", "--for", "30s", "-o", "json"))
+	}
 	// While both networks are up: the nodes' own addresses, to name a
 	// rewritten source address in the report.
 	nets.Names = nodeAddresses(t, ctx, l)
