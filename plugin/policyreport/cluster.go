@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/access"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/kube"
@@ -29,9 +30,17 @@ import (
 const AgentContainer = "cilium-agent"
 
 // monitorCommand prints the agent's policy verdicts with numeric
-// identities: cilium-dbg from Cilium 1.15, cilium before.
-var monitorCommand = []string{"sh", "-c",
-	"if command -v cilium-dbg >/dev/null 2>&1; then exec cilium-dbg monitor --type policy-verdict --numeric; else exec cilium monitor --type policy-verdict --numeric; fi"}
+// identities for seconds (cilium-dbg from Cilium 1.15, cilium before): the
+// monitor ends on its own (coreutils' timeout, exit code 124), so that the
+// exec stream closes cleanly rather than by the plugin cutting it.
+func monitorCommand(seconds int) []string {
+	return []string{"sh", "-c", fmt.Sprintf(`M=cilium-dbg; command -v cilium-dbg >/dev/null 2>&1 || M=cilium
+if command -v timeout >/dev/null 2>&1; then exec timeout -s INT %d "$M" monitor --type policy-verdict --numeric; fi
+exec "$M" monitor --type policy-verdict --numeric`, seconds)}
+}
+
+// timedOut is timeout's exit code when the command ran its time.
+const timedOut = 124
 
 var endpointsGVR = schema.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumendpoints"}
 
@@ -72,7 +81,10 @@ func Collect(ctx context.Context, cl *kube.Clients, ns string, d time.Duration, 
 		return nil, inv, errors.New("no Cilium agent is Ready")
 	}
 	say(fmt.Sprintf("reading the policy verdicts of %d Cilium agents for %s", len(ready), d))
-	ctx2, cancel := context.WithTimeout(ctx, d)
+	// The monitor ends itself after d; the context cuts it 15 s later if
+	// the image has no timeout command or the agent does not answer.
+	seconds := int((d + time.Second - 1) / time.Second)
+	ctx2, cancel := context.WithTimeout(ctx, time.Duration(seconds)*time.Second+15*time.Second)
 	defer cancel()
 	var (
 		mu   sync.Mutex
@@ -85,7 +97,7 @@ func Collect(ctx context.Context, cl *kube.Clients, ns string, d time.Duration, 
 		wg.Add(1)
 		go func(p corev1.Pod) {
 			defer wg.Done()
-			got, err := monitor(ctx2, cl, p)
+			got, err := monitor(ctx2, cl, p, seconds)
 			mu.Lock()
 			defer mu.Unlock()
 			obs = append(obs, got...)
@@ -107,9 +119,9 @@ func Collect(ctx context.Context, cl *kube.Clients, ns string, d time.Duration, 
 }
 
 // monitor streams one agent's verdicts until ctx ends.
-func monitor(ctx context.Context, cl *kube.Clients, p corev1.Pod) ([]Observed, error) {
+func monitor(ctx context.Context, cl *kube.Clients, p corev1.Pod, seconds int) ([]Observed, error) {
 	req := cl.Kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(p.Namespace).Name(p.Name).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: AgentContainer, Command: monitorCommand, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+		VersionedParams(&corev1.PodExecOptions{Container: AgentContainer, Command: monitorCommand(seconds), Stdout: true, Stderr: true}, scheme.ParameterCodec)
 	spdy, err := remotecommand.NewSPDYExecutor(cl.Config, "POST", req.URL())
 	if err != nil {
 		return nil, err
@@ -142,12 +154,16 @@ func monitor(ctx context.Context, cl *kube.Clients, p corev1.Pod) ([]Observed, e
 	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: pw, Stderr: &stderr})
 	_ = pw.Close()
 	<-done
-	if ctx.Err() != nil {
-		// The time is up: the stream ends here, as it should.
+	var exit utilexec.ExitError
+	if errors.As(err, &exit) && exit.ExitStatus() == timedOut {
+		return out, nil // the monitor ran its time
+	}
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		// The plugin's own deadline: the stream ends here.
 		return out, nil
 	}
 	if err == nil {
-		err = errors.New("the monitor ended")
+		err = errors.New("the monitor ended before its time")
 	}
 	if s := strings.TrimSpace(stderr.String()); s != "" {
 		err = fmt.Errorf("%w: %s", err, s)

@@ -33,6 +33,15 @@ func TestPolicyBridge(t *testing.T) {
 	runNode(t, c, "node", "worker-1", "--reboot-command="+rebootScript(t)+" {{.Node}}").expect(t, 0)
 	pool := netip.MustParsePrefix(ciliumPool)
 
+	// From Flannel the values audit policies (no bridge needed by node);
+	// policy-report reads the agents through exec, which the simulated
+	// nodes do not serve: a one-line error naming the agents, exit 5.
+	if cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{}); err != nil ||
+		cm.Data["enable-policy"] != "default" || cm.Data["policy-audit-mode"] != "true" {
+		t.Fatalf("cilium-config from Flannel's values: %v %v", err, cm.Data)
+	}
+	runNode(t, c, "policy-report", "--for", "2s").expect(t, 5, "reading the policy verdicts of 3 Cilium agents for 2s", "error: reading the policy verdicts of cilium-")
+
 	list := func(gvr schema.GroupVersionResource, sel string) []unstructured.Unstructured {
 		t.Helper()
 		l, err := c.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})

@@ -168,7 +168,10 @@ func TestRolloutFinalize(t *testing.T) {
 	t.Run("finalize", func(t *testing.T) {
 		fin := runNode(t, c, "finalize", "--output-dir", valuesDir)
 		fin.expect(t, 16, "Cilium still runs with its migration values")
-		for _, want := range []string{"cni.customConf: true -> false", "policyEnforcementMode: never -> default", "helm upgrade cilium cilium/cilium --version " + nodeTestCilium} {
+		// Flannel enforces no policy: Cilium audited them through the
+		// migration, and the upgrade turns audit mode off.
+		for _, want := range []string{"cni.customConf: true -> false", "policyAuditMode: true -> false", "Cilium audited the NetworkPolicies during the migration",
+			"kubectl cni-migrate policy-report", "helm upgrade cilium cilium/cilium --version " + nodeTestCilium} {
 			if !strings.Contains(fin.stderr, want) {
 				t.Errorf("finalize output lacks %q", want)
 			}
@@ -187,8 +190,8 @@ func TestRolloutFinalize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cm.Data["custom-cni-conf"] != "false" || cm.Data["enable-policy"] != "default" {
-			t.Errorf("cilium-config after finalize: custom-cni-conf=%q enable-policy=%q", cm.Data["custom-cni-conf"], cm.Data["enable-policy"])
+		if cm.Data["custom-cni-conf"] != "false" || cm.Data["enable-policy"] != "default" || cm.Data["policy-audit-mode"] != "false" {
+			t.Errorf("cilium-config after finalize: custom-cni-conf=%q enable-policy=%q policy-audit-mode=%q", cm.Data["custom-cni-conf"], cm.Data["enable-policy"], cm.Data["policy-audit-mode"])
 		}
 		gvr := schema.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumnodeconfigs"}
 		if _, err := c.Dynamic.Resource(gvr).Namespace("kube-system").Get(ctx, "cilium-default", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
