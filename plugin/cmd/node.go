@@ -19,6 +19,7 @@ import (
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/migrate"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/nodeconfig"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/output"
+	"github.com/cni-migrate/kubectl-cni-migrate/plugin/policybridge"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/proposal"
 	"github.com/cni-migrate/kubectl-cni-migrate/plugin/rollout"
 )
@@ -318,7 +319,8 @@ func (o *nodeOptions) printScript(ctx context.Context) error {
 			}
 		}
 	}
-	in := migrate.ScriptInput{Nodes: o.names, Namespace: ns, KubectlFlags: o.kubectlFlags, Command: o.commandLine}
+	in := migrate.ScriptInput{Nodes: o.names, Namespace: ns, KubectlFlags: o.kubectlFlags, Command: o.commandLine,
+		BridgeDeployment: policybridge.BridgeName, BridgeRules: policybridge.NodeRulesName}
 	var script string
 	var err error
 	if o.direction == migrate.DirectionRollback {

@@ -25,6 +25,12 @@ type ScriptInput struct {
 	// OldCNI is the CNI a rollback returns to ("flannel"; RollbackScript
 	// only).
 	OldCNI string
+	// BridgeDeployment and BridgeRules name the policy bridge's
+	// Deployment and node rules' DaemonSet in Namespace (Script only):
+	// while Cilium enforces policies (not in audit mode), the script
+	// refuses to start unless both are Ready, as the plugin does. Empty
+	// leaves the check out.
+	BridgeDeployment, BridgeRules string
 }
 
 // ipSentinel stands for the node's InternalIP in a rendered reboot
@@ -64,6 +70,25 @@ kubectl -n %s get ciliumnodeconfigs.cilium.io %s >/dev/null
 pool=$(kubectl -n %s get configmap cilium-config -o jsonpath='{.data.cluster-pool-ipv4-cidr}')
 pool=${pool//,/ }
 `, ns, o.NodeConfigName, ns)
+	if in.BridgeDeployment != "" && in.BridgeRules != "" {
+		p(`
+# While Cilium enforces network policies (not in audit mode), the pods still
+# on the old network need the policy bridge (kubectl cni-migrate
+# policy-bridge --deploy): its Deployment and its node rules on every node
+# Ready, as the plugin requires.
+enforce=$(kubectl -n %[1]s get configmap cilium-config -o jsonpath='{.data.enable-policy}')
+audit=$(kubectl -n %[1]s get configmap cilium-config -o jsonpath='{.data.policy-audit-mode}')
+if [[ "$enforce" != never && "$audit" != true ]]; then
+  bridge=$(kubectl -n %[1]s get deployment %[2]s -o jsonpath='{.status.readyReplicas}' 2>/dev/null || true)
+  rules=$(kubectl -n %[1]s get daemonset %[3]s -o jsonpath='{.status.numberReady} {.status.desiredNumberScheduled}' 2>/dev/null || true)
+  read -r rules_ready rules_wanted <<<"$rules"
+  if [[ "${bridge:-0}" -lt 1 || -z "$rules_wanted" || "$rules_wanted" -eq 0 || "${rules_ready:-0}" -lt "$rules_wanted" ]]; then
+    echo "error: Cilium enforces network policies and the policy bridge in %[1]s is not Ready; deploy it first: kubectl cni-migrate policy-bridge --deploy" >&2
+    exit 15
+  fi
+fi
+`, ns, in.BridgeDeployment, in.BridgeRules)
+	}
 
 	drainFlags := scriptDrainFlags(o)
 

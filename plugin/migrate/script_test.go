@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +62,8 @@ func TestScriptGolden(t *testing.T) {
 	}{
 		{"manual", testOptions(), ScriptInput{Nodes: []string{"worker-1"}, Namespace: "kube-system", Command: "kubectl cni-migrate node worker-1 --dry-run=client"}},
 		{"command", command, ScriptInput{Nodes: []string{"worker-1", "control-plane"}, Namespace: "cilium",
-			KubectlFlags: []string{"--context=prod", "--kubeconfig=/home/me/my config"}, Command: "kubectl cni-migrate node worker-1 control-plane ..."}},
+			KubectlFlags: []string{"--context=prod", "--kubeconfig=/home/me/my config"}, Command: "kubectl cni-migrate node worker-1 control-plane ...",
+			BridgeDeployment: "cni-migrate-policy-bridge", BridgeRules: "cni-migrate-node-rules"}},
 		{"skip", skip, ScriptInput{Nodes: []string{"ip-10-0-1-5.eu-west-1.compute.internal"}, Namespace: "kube-system"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,5 +164,67 @@ func TestOptionsValidate(t *testing.T) {
 		if (err == nil) != tc.ok || (err != nil && errs.Code(err) != errs.Usage) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
+	}
+}
+
+// TestScriptBridgeCheck runs the script's policy-bridge check in bash
+// against a stub kubectl: it stops with exit code 15 while Cilium enforces
+// policies (not in audit mode) and the bridge or its node rules are not
+// Ready, as the plugin does.
+func TestScriptBridgeCheck(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	s, err := Script(testOptions(), ScriptInput{Nodes: []string{"w"}, Namespace: "kube-system", BridgeDeployment: "bridge", BridgeRules: "rules"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(s, "# While Cilium enforces network policies")
+	end := strings.Index(s, "########## node")
+	if start < 0 || end < start {
+		t.Fatalf("no bridge check in the script:\n%s", s)
+	}
+	check := s[start:end]
+	for _, tc := range []struct {
+		name                         string
+		enforce, audit, ready, rules string
+		code                         int
+	}{
+		{"enforcement off", "never", "", "", "", 0},
+		{"audit mode", "default", "true", "", "", 0},
+		{"no bridge", "default", "", "", "", 15},
+		{"unset mode is default", "", "", "", "", 15},
+		{"bridge and rules ready", "default", "false", "1", "3 3", 0},
+		{"a node without rules", "always", "", "1", "2 3", 15},
+		{"bridge not ready", "default", "", "0", "3 3", 15},
+		{"rules on no node", "default", "", "1", "0 0", 15},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stub := fmt.Sprintf(`kubectl() {
+  case "$*" in
+  *enable-policy*) echo -n %q ;;
+  *policy-audit-mode*) echo -n %q ;;
+  *"get deployment bridge"*) [[ -n %q ]] || return 1; echo -n %q ;;
+  *"get daemonset rules"*) [[ -n %q ]] || return 1; echo -n %q ;;
+  *) echo "unexpected kubectl $*" >&2; return 1 ;;
+  esac
+}
+`, tc.enforce, tc.audit, tc.ready, tc.ready, tc.rules, tc.rules)
+			cmd := exec.Command(bash, "-c", "set -euo pipefail\n"+stub+check+"\necho passed")
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d:\n%s", code, tc.code, out)
+			}
+			if code == 15 && !strings.Contains(string(out), "kubectl cni-migrate policy-bridge --deploy") {
+				t.Errorf("no fix named:\n%s", out)
+			}
+		})
 	}
 }

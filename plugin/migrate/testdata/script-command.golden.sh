@@ -104,6 +104,22 @@ kubectl -n cilium get ciliumnodeconfigs.cilium.io cilium-default >/dev/null
 pool=$(kubectl -n cilium get configmap cilium-config -o jsonpath='{.data.cluster-pool-ipv4-cidr}')
 pool=${pool//,/ }
 
+# While Cilium enforces network policies (not in audit mode), the pods still
+# on the old network need the policy bridge (kubectl cni-migrate
+# policy-bridge --deploy): its Deployment and its node rules on every node
+# Ready, as the plugin requires.
+enforce=$(kubectl -n cilium get configmap cilium-config -o jsonpath='{.data.enable-policy}')
+audit=$(kubectl -n cilium get configmap cilium-config -o jsonpath='{.data.policy-audit-mode}')
+if [[ "$enforce" != never && "$audit" != true ]]; then
+  bridge=$(kubectl -n cilium get deployment cni-migrate-policy-bridge -o jsonpath='{.status.readyReplicas}' 2>/dev/null || true)
+  rules=$(kubectl -n cilium get daemonset cni-migrate-node-rules -o jsonpath='{.status.numberReady} {.status.desiredNumberScheduled}' 2>/dev/null || true)
+  read -r rules_ready rules_wanted <<<"$rules"
+  if [[ "${bridge:-0}" -lt 1 || -z "$rules_wanted" || "$rules_wanted" -eq 0 || "${rules_ready:-0}" -lt "$rules_wanted" ]]; then
+    echo "error: Cilium enforces network policies and the policy bridge in cilium is not Ready; deploy it first: kubectl cni-migrate policy-bridge --deploy" >&2
+    exit 15
+  fi
+fi
+
 ########## node worker-1
 case "$(annotation worker-1 phase)" in
 "")
