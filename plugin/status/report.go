@@ -149,6 +149,11 @@ type Cilium struct {
 	AgentsDesired int32    `json:"agentsDesired"`
 	// NodeConfigs names the CiliumNodeConfigs in Cilium's namespace.
 	NodeConfigs []string `json:"nodeConfigs"`
+	// Policies is what Cilium does with network policies: "enforced",
+	// "audited" (policyAuditMode: verdicts computed, nothing dropped;
+	// policy-report shows them) or "off" (enable-policy never); absent
+	// when Cilium is not installed.
+	Policies string `json:"policies,omitempty"`
 }
 
 // Pods are the cluster totals.
@@ -337,6 +342,14 @@ func Assemble(in Input) *Report {
 	}
 	if ci.Installed {
 		r.Cluster.Cilium.Namespace = in.CiliumNamespace
+		switch {
+		case ci.PolicyEnforcement == "never":
+			r.Cluster.Cilium.Policies = "off"
+		case ci.PolicyAudit:
+			r.Cluster.Cilium.Policies = "audited"
+		default:
+			r.Cluster.Cilium.Policies = "enforced"
+		}
 	}
 	for _, nc := range in.NodeConfigs {
 		r.Cluster.Cilium.NodeConfigs = append(r.Cluster.Cilium.NodeConfigs, nc.Name)

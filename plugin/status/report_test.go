@@ -417,3 +417,23 @@ func TestAssemblePolicyBridge(t *testing.T) {
 		t.Errorf("no bridge, yet %+v", r.PolicyBridge)
 	}
 }
+
+// TestAssemblePolicies: what Cilium does with network policies, from
+// cilium-config's enable-policy and policy-audit-mode.
+func TestAssemblePolicies(t *testing.T) {
+	for _, tc := range []struct {
+		cilium detect.Cilium
+		want   string
+	}{
+		{detect.Cilium{}, ""},
+		{detect.Cilium{Installed: true, PolicyEnforcement: "never"}, "off"},
+		{detect.Cilium{Installed: true, PolicyEnforcement: "default", PolicyAudit: true}, "audited"},
+		{detect.Cilium{Installed: true, PolicyEnforcement: "default"}, "enforced"},
+		{detect.Cilium{Installed: true}, "enforced"},
+	} {
+		r := Assemble(Input{Cluster: &detect.Cluster{Cilium: tc.cilium}, EndpointsServed: true})
+		if r.Cluster.Cilium.Policies != tc.want {
+			t.Errorf("%+v: policies %q, want %q", tc.cilium, r.Cluster.Cilium.Policies, tc.want)
+		}
+	}
+}

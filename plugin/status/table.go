@@ -33,8 +33,8 @@ func (r *Report) PrintTable(w io.Writer, s output.Style) error {
 		if len(ci.NodeConfigs) > 0 {
 			ncs = "CiliumNodeConfig " + strings.Join(ci.NodeConfigs, ", ")
 		}
-		row("  cilium", fmt.Sprintf("%s in %s, %s, pod CIDR %s, agents %d/%d ready, %s",
-			orNone(ci.Version), ci.Namespace, mode, orNone(strings.Join(ci.PodCIDRs, ", ")), ci.AgentsReady, ci.AgentsDesired, ncs))
+		row("  cilium", fmt.Sprintf("%s in %s, %s, pod CIDR %s, agents %d/%d ready, %s, policies %s",
+			orNone(ci.Version), ci.Namespace, mode, orNone(strings.Join(ci.PodCIDRs, ", ")), ci.AgentsReady, ci.AgentsDesired, ncs, orNone(ci.Policies)))
 	} else {
 		row("  cilium", "not installed")
 	}

@@ -34,6 +34,7 @@ type statusDoc struct {
 			Installed     bool     `json:"installed"`
 			Namespace     string   `json:"namespace"`
 			MigrationMode bool     `json:"migrationMode"`
+			Policies      string   `json:"policies"`
 			PodCIDRs      []string `json:"podCIDRs"`
 			NodeConfigs   []string `json:"nodeConfigs"`
 		} `json:"cilium"`
@@ -213,6 +214,10 @@ func TestStatus(t *testing.T) {
 		s := statusSettles(t, ctx, c, pool, "ciliumEndpoints")
 		if s.Pods.ManagedByCilium != 0 || s.Pods.NewCIDR != 0 || s.Pods.OldCIDR != s.Pods.Total {
 			t.Errorf("pods %+v", s.Pods)
+		}
+		// From Flannel, values audit the policies (policy-report).
+		if ci := s.Cluster.Cilium; ci.Policies != "audited" {
+			t.Errorf("cilium policies %q, want audited", ci.Policies)
 		}
 		if ci := s.Cluster.Cilium; !ci.Installed || !ci.MigrationMode || ci.Namespace != "kube-system" || strings.Join(ci.PodCIDRs, ",") != pool.String() {
 			t.Errorf("cilium %+v", ci)
