@@ -105,7 +105,11 @@ func (o *policyReportOptions) Run(ctx context.Context) error {
 	}
 	errOut := o.streams.ErrOut
 	since := time.Now()
-	obs, inv, err := policyreport.Collect(ctx, cl, ns, o.duration, func(s string) { fmt.Fprintln(errOut, s) })
+	nodeAddrs := map[string]string{}
+	for _, n := range cluster.Nodes {
+		nodeAddrs[n.Name] = n.InternalIP
+	}
+	obs, inv, err := policyreport.Collect(ctx, cl, ns, nodeAddrs, o.duration, func(s string) { fmt.Fprintln(errOut, s) })
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

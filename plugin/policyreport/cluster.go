@@ -54,17 +54,16 @@ func Needs(ns string) []access.Need {
 	}
 	add("", "pods", "", "", "find Cilium's agents and name the flows' pods", "list")
 	add("", "pods", "exec", ns, "read the policy verdicts of Cilium's agents (cilium-dbg monitor)", "create")
-	add("", "nodes", "", "", "name the flows' nodes", "list")
 	add("cilium.io", "ciliumendpoints", "", "", "tell which pod a verdict's endpoint is", "list")
 	add("networking.k8s.io", "networkpolicies", "", "", "name the policies that select the pods", "list")
 	return out
 }
 
 // Collect runs the policy-verdict monitor in every Ready agent of Cilium's
-// namespace ns for d, then reads what names the flows. say reports
-// progress.
-func Collect(ctx context.Context, cl *kube.Clients, ns string, d time.Duration, say func(string)) ([]Observed, Inventory, error) {
-	inv := Inventory{NodeIPs: map[string]string{}}
+// namespace ns for d, then reads what names the flows; nodeAddrs are the
+// nodes' InternalIPs by name (from detection). say reports progress.
+func Collect(ctx context.Context, cl *kube.Clients, ns string, nodeAddrs map[string]string, d time.Duration, say func(string)) ([]Observed, Inventory, error) {
+	inv := Inventory{NodeIPs: map[string]string{}, NodeAddrs: nodeAddrs}
 	agents, err := cl.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: migrate.AgentLabel})
 	if err != nil {
 		return nil, inv, fmt.Errorf("listing Cilium's agents: %w", err)
@@ -197,11 +196,6 @@ func inventory(ctx context.Context, cl *kube.Clients, inv *Inventory) error {
 		return fmt.Errorf("listing pods: %w", err)
 	}
 	inv.Pods = pods.Items
-	nodes, err := cl.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("listing nodes: %w", err)
-	}
-	inv.Nodes = nodes.Items
 	nps, err := cl.Kube.NetworkingV1().NetworkPolicies("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("listing NetworkPolicies: %w", err)

@@ -38,7 +38,9 @@ type Inventory struct {
 	NodeIPs   map[string]string
 	Endpoints []Endpoint
 	Pods      []corev1.Pod
-	Nodes     []corev1.Node
+	// NodeAddrs maps each node's name to its InternalIP (as detection
+	// read them).
+	NodeAddrs map[string]string
 	Policies  []networkingv1.NetworkPolicy
 }
 
@@ -135,11 +137,9 @@ func Build(obs []Observed, inv Inventory, since, until time.Time) Report {
 			r.NotAudited++
 		}
 	}
-	for i := range inv.Nodes {
-		for _, a := range inv.Nodes[i].Status.Addresses {
-			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
-				byIP[ip] = "node " + inv.Nodes[i].Name
-			}
+	for name, addr := range inv.NodeAddrs {
+		if ip, err := netip.ParseAddr(addr); err == nil {
+			byIP[ip] = "node " + name
 		}
 	}
 

@@ -26,9 +26,6 @@ func TestBuild(t *testing.T) {
 			Spec:   corev1.PodSpec{HostNetwork: host},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIPs: []corev1.PodIP{{IP: ip}}}}
 	}
-	node := func(name, ip string) corev1.Node {
-		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}}
-	}
 	egress := networkingv1.PolicyTypeEgress
 	inv := Inventory{
 		NodeIPs:   map[string]string{"worker-1": "192.168.10.11", "worker-2": "192.168.10.12"},
@@ -40,7 +37,7 @@ func TestBuild(t *testing.T) {
 			pod("demo", "web-2", "10.244.2.6", map[string]string{"app": "web"}, false),
 			pod("kube-system", "kube-proxy-a", "192.168.10.13", nil, true),
 		},
-		Nodes: []corev1.Node{node("worker-1", "192.168.10.11"), node("worker-2", "192.168.10.12"), node("worker-3", "192.168.10.13")},
+		NodeAddrs: map[string]string{"worker-1": "192.168.10.11", "worker-2": "192.168.10.12", "worker-3": "192.168.10.13"},
 		Policies: []networkingv1.NetworkPolicy{
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "db-from-api"}, Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}}},
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "deny-all"}, Spec: networkingv1.NetworkPolicySpec{}},
