@@ -16,7 +16,9 @@
 DATAPATH_MK_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 DATAPATH_TEST_FLAGS ?=
 DATAPATH_SOURCES    ?= flannel calico canal flannel-in-place
-DATAPATH_RUN        := -run '^TestDatapathMigration$$/^($(subst $(eval) ,|,$(strip $(DATAPATH_SOURCES))))$$'
+# TestNodeRulesGuard (no subtests) runs whatever the sources: the policy
+# bridge's node rules in network namespaces of its own, seconds.
+DATAPATH_RUN        := -run '^(TestDatapathMigration|TestNodeRulesGuard)$$/^($(subst $(eval) ,|,$(strip $(DATAPATH_SOURCES))))$$'
 
 .PHONY: datapath-tools test-datapath datapath-report
 

@@ -288,6 +288,13 @@ func (o *policyBridgeOptions) runDeploy(ctx context.Context, cl *kube.Clients, n
 	}
 	felix := cluster.CNI.Name == "calico" || cluster.CNI.Name == "canal"
 	d := policybridge.Deployment{Namespace: ns, Image: image, AgentImage: agentImage, Interval: int(o.interval / time.Second), Rules: policybridge.NodeRules{Old: nets.Old, Cilium: nets.New, Felix: felix, Interval: 1}}
+	if felix {
+		if m := cluster.CNI.FelixMarkMask; m&policybridge.GuardMark != 0 {
+			return errs.Newf(errs.Precondition, fmt.Sprintf("give felix an iptablesMarkMask without bit %#x (FelixConfiguration default, or FELIX_IPTABLESMARKMASK)", policybridge.GuardMark),
+				"felix's iptablesMarkMask %#x holds bit %#x, which the bridge's node rules use to require felix's verdict between the networks", m, policybridge.GuardMark)
+		}
+		d.Rules.FelixAcceptMark = policybridge.FelixAcceptBit(cluster.CNI.FelixMarkMask)
+	}
 	for _, u := range d.Objects() {
 		// Namespace("") is the cluster-scoped path.
 		out, err := cl.Dynamic.Resource(policybridge.GVR(u)).Namespace(u.GetNamespace()).Apply(ctx, u.GetName(), u,

@@ -168,6 +168,9 @@ func TestAnalyzeGolden(t *testing.T) {
 				if len(cni.Pools) != 1 || cni.Pools[0].CIDR != "10.244.0.0/16" || cni.Pools[0].BlockSize != 26 || !cni.Pools[0].NATOutgoing {
 					t.Errorf("pools %+v", cni.Pools)
 				}
+				if cni.FelixMarkMask != 0xff000000 {
+					t.Errorf("felix's mark mask %#x, want FELIX_IPTABLESMARKMASK's 0xff000000", cni.FelixMarkMask)
+				}
 			},
 		},
 		{

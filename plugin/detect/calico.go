@@ -157,6 +157,7 @@ func analyzeCalico(s *Snapshot, ds *appsv1.DaemonSet, in *unstructured.Unstructu
 			WireguardPort    int    `json:"wireguardListeningPort"`
 			NFTablesMode     string `json:"nftablesMode"`
 			IPIPMTU          int    `json:"ipipMTU"`
+			IptablesMarkMask uint32 `json:"iptablesMarkMask"`
 		} `json:"spec"`
 	}
 	fromUnstructured(s.CalicoFelixConfig, &felix)
@@ -179,6 +180,10 @@ func analyzeCalico(s *Snapshot, ds *appsv1.DaemonSet, in *unstructured.Unstructu
 	}
 	if strings.EqualFold(felix.Spec.NFTablesMode, "Enabled") && cni.Dataplane == "iptables" {
 		cni.Dataplane = "nftables"
+	}
+	cni.FelixMarkMask = felix.Spec.IptablesMarkMask
+	if m, err := strconv.ParseUint(strings.TrimSpace(env["FELIX_IPTABLESMARKMASK"]), 0, 32); cni.FelixMarkMask == 0 && err == nil {
+		cni.FelixMarkMask = uint32(m)
 	}
 	wgPort := 0
 	if felix.Spec.WireguardEnabled || strings.EqualFold(env["FELIX_WIREGUARDENABLED"], "true") {

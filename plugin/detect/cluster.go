@@ -115,6 +115,9 @@ type CNI struct {
 	NodeAddressAutodetection string `json:"nodeAddressAutodetection,omitempty"`
 	// Dataplane is Calico's Linux dataplane: iptables, bpf, nftables, vpp.
 	Dataplane string `json:"dataplane,omitempty"`
+	// FelixMarkMask is felix's iptablesMarkMask when set (FelixConfiguration
+	// or FELIX_IPTABLESMARKMASK); 0 for felix's default, 0xffff0000.
+	FelixMarkMask uint32 `json:"felixMarkMask,omitempty"`
 	// ServiceProxy is true when the provider proxies Services itself
 	// (kube-router --run-service-proxy).
 	ServiceProxy bool `json:"serviceProxy,omitempty"`

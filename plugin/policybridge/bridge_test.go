@@ -195,6 +195,18 @@ func TestNodeRulesGolden(t *testing.T) {
 	}
 }
 
+func TestFelixAcceptBit(t *testing.T) {
+	for mask, want := range map[uint32]uint32{0: 0x10000, 0xffff0000: 0x10000, 0xff000000: 0x1000000, 0x00f00000: 0x100000} {
+		if got := FelixAcceptBit(mask); got != want {
+			t.Errorf("FelixAcceptBit(%#x) = %#x, want %#x", mask, got, want)
+		}
+	}
+	script := NodeRules{Old: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Cilium: []netip.Prefix{netip.MustParsePrefix("10.245.0.0/16")}, Felix: true, FelixAcceptMark: 0x1000000}.Script()
+	if !bytes.Contains([]byte(script), []byte("-m mark ! --mark 0x1000000/0x1000000")) {
+		t.Errorf("the guard does not test felix's accept bit 0x1000000:\n%s", script)
+	}
+}
+
 // TestDeploymentGolden: what `policy-bridge --deploy` applies on a Calico
 // cluster (testdata/deploy.golden).
 func TestDeploymentGolden(t *testing.T) {
