@@ -77,9 +77,9 @@ func TestSourceCNIChecks(t *testing.T) {
 		{name: "calico network policies without the bridge", cluster: calicoCluster, opts: proposal.Options{PolicyBridge: new(bool)}, tweak: func(c *detect.Cluster) {
 			c.NetworkPolicies = []detect.NamespacedName{{Namespace: "shop", Name: "a"}}
 		}, id: IDNetworkPolicy, status: Warn, has: []string{"calico enforces them today", "not enforced until finalize", "--policy-bridge=false"}},
-		{name: "calico one shot has no bridge", cluster: calicoCluster, opts: proposal.Options{Strategy: proposal.InPlace}, tweak: func(c *detect.Cluster) {
+		{name: "calico one shot keeps the bridge too", cluster: calicoCluster, opts: proposal.Options{Strategy: proposal.InPlace}, tweak: func(c *detect.Cluster) {
 			c.NetworkPolicies = []detect.NamespacedName{{Namespace: "shop", Name: "a"}}
-		}, id: IDNetworkPolicy, status: Warn, has: []string{"not enforced until finalize"}},
+		}, id: IDNetworkPolicy, status: Pass, has: []string{"calico enforces them today", "policy bridge"}},
 
 		// calico-node's address autodetection.
 		{name: "autodetection pinned to the InternalIP passes", cluster: calicoCluster, id: IDNodeAddress, status: Pass, has: []string{"kubernetes-internal-ip"}},

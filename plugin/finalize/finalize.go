@@ -78,9 +78,9 @@ func NotDoneError(names []string) error {
 
 // Upgraded reports whether Cilium runs with its final values: the Helm
 // upgrade turned custom-cni-conf off (dual-overlay) and, as the in-place
-// method runs with it off from the start, turned policy enforcement or the
-// operator's unmanaged-pod watcher back on (both off while any migration
-// runs: values-initial.yaml).
+// method runs with it off from the start, turned the operator's
+// unmanaged-pod watcher back on (off while any migration runs:
+// values-initial.yaml), or policy enforcement on, or audit mode off.
 func Upgraded(ctx context.Context, c kubernetes.Interface, ns string) (bool, error) {
 	cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, "cilium-config", metav1.GetOptions{})
 	if err != nil {
@@ -91,8 +91,18 @@ func Upgraded(ctx context.Context, c kubernetes.Interface, ns string) (bool, err
 		return false, nil
 	}
 	watcher := d["unmanaged-pod-watcher-interval"]
-	migrating := d["enable-policy"] == "never" && (watcher == "0" || watcher == "0s")
-	return !migrating, nil
+	if watcher != "0" && watcher != "0s" {
+		return true, nil
+	}
+	// The watcher off, and Cilium's policies off or audited, as
+	// values-initial.yaml sets them; with the policy bridge they are in
+	// force from the install, and the in-place method's progress ConfigMap
+	// (deleted once the agents run the final values) tells.
+	if d["enable-policy"] == "never" || d["policy-audit-mode"] == "true" {
+		return false, nil
+	}
+	inPlace, err := InPlaceProgressExists(ctx, c, ns)
+	return !inPlace, err
 }
 
 // InPlaceProgress is the ConfigMap in which `rollout --strategy in-place`

@@ -97,7 +97,12 @@ func (r NodeRules) Script() string {
 			nat = append(nat, fmt.Sprintf("-s %s -d %s -m comment --comment %s:%d -j RETURN", o, c, commentNoNAT, len(nat)+1))
 		}
 		if r.Felix {
-			mangle = append(mangle, fmt.Sprintf("-i cilium_host -d %s -m comment --comment %s:%d -j MARK --set-mark 0", o, commentClearMark, len(mangle)+1))
+			// What Cilium's tunnel delivers, and (the in-place method's
+			// nodes hold both networks) what a Cilium pod sends to an old
+			// pod on its own node.
+			mangle = append(mangle,
+				fmt.Sprintf("-i cilium_host -d %s -m comment --comment %s:%d -j MARK --set-mark 0", o, commentClearMark, len(mangle)+1),
+				fmt.Sprintf("-i lxc+ -d %s -m comment --comment %s:%d -j MARK --set-mark 0", o, commentClearMark, len(mangle)+2))
 		}
 	}
 	var forward, guardMark, guardPost []string

@@ -17,7 +17,6 @@ func TestBridgeFor(t *testing.T) {
 		cni      string
 		enforces bool
 		cilium   *detect.Cilium
-		strategy string
 		user     *bool
 		want     bool
 		why      string
@@ -30,8 +29,6 @@ func TestBridgeFor(t *testing.T) {
 		{name: "weave asked for", cni: "weave", enforces: true, user: &on, want: true, why: "--policy-bridge"},
 		{name: "calico turned off", cni: "calico", enforces: true, user: &off, want: false, why: "--policy-bridge=false"},
 		{name: "flannel asked for", cni: "flannel", user: &on, want: true, why: "--policy-bridge"},
-		{name: "one shot", cni: "calico", enforces: true, strategy: InPlace, want: false, why: "the one-shot method moves every node at once"},
-		{name: "one shot asked for", cni: "calico", enforces: true, strategy: InPlace, user: &on, want: false, why: "does not apply to the one-shot method"},
 		{name: "installed Cilium enforcing", cni: "flannel", cilium: &detect.Cilium{Installed: true, MigrationMode: true}, want: true, why: "the installed Cilium enforces policies beside flannel"},
 		{name: "installed Cilium auditing", cni: "flannel", cilium: &detect.Cilium{Installed: true, MigrationMode: true, PolicyAudit: true}, want: false, why: "only audits"},
 		{name: "installed Cilium not enforcing", cni: "calico", enforces: true, cilium: &detect.Cilium{Installed: true, MigrationMode: true, PolicyEnforcement: "never"}, want: false, why: "enable-policy never"},
@@ -48,11 +45,7 @@ func TestBridgeFor(t *testing.T) {
 			if tt.cilium != nil {
 				c.Cilium = *tt.cilium
 			}
-			strategy := tt.strategy
-			if strategy == "" {
-				strategy = DualOverlay
-			}
-			got, why := BridgeFor(c, strategy, tt.user)
+			got, why := BridgeFor(c, tt.user)
 			if got != tt.want || !strings.Contains(why, tt.why) {
 				t.Errorf("BridgeFor = %v, %q; want %v, %q", got, why, tt.want, tt.why)
 			}
@@ -65,20 +58,18 @@ func TestBridgeFor(t *testing.T) {
 func TestAuditFor(t *testing.T) {
 	on, off := true, false
 	tests := []struct {
-		name     string
-		cilium   *detect.Cilium
-		strategy string
-		bridge   bool
-		user     *bool
-		want     bool
-		why      string
+		name   string
+		cilium *detect.Cilium
+		bridge bool
+		user   *bool
+		want   bool
+		why    string
 	}{
 		{name: "flannel", want: true, why: "audits them meanwhile"},
 		{name: "with the bridge", bridge: true, want: false, why: "the policy bridge keeps the policies enforced"},
 		{name: "asked for with the bridge", bridge: true, user: &on, want: false, why: "does not apply with the policy bridge"},
 		{name: "turned off", user: &off, want: false, why: "--policy-audit=false"},
 		{name: "asked for", user: &on, want: true, why: "--policy-audit"},
-		{name: "one shot", strategy: InPlace, want: false, why: "one-shot"},
 		{name: "installed, auditing", cilium: &detect.Cilium{Installed: true, MigrationMode: true, PolicyAudit: true}, want: true, why: "the installed Cilium audits"},
 		{name: "installed, not auditing", cilium: &detect.Cilium{Installed: true, MigrationMode: true, PolicyEnforcement: "never"}, want: false, why: "does not audit"},
 	}
@@ -88,11 +79,7 @@ func TestAuditFor(t *testing.T) {
 			if tt.cilium != nil {
 				c.Cilium = *tt.cilium
 			}
-			strategy := tt.strategy
-			if strategy == "" {
-				strategy = DualOverlay
-			}
-			got, why := AuditFor(c, strategy, tt.bridge, tt.user)
+			got, why := AuditFor(c, tt.bridge, tt.user)
 			if got != tt.want || !strings.Contains(why, tt.why) {
 				t.Errorf("AuditFor = %v, %q; want %v, %q", got, why, tt.want, tt.why)
 			}

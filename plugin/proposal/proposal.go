@@ -189,8 +189,8 @@ func Propose(c *detect.Cluster, o Options) (*Proposal, error) {
 		p.Strategy, p.StrategySource = o.Strategy, "--strategy"
 	}
 
-	p.PolicyBridge, p.PolicyBridgeSource = BridgeFor(c, p.Strategy, o.PolicyBridge)
-	p.PolicyAudit, p.PolicyAuditSource = AuditFor(c, p.Strategy, p.PolicyBridge, o.PolicyAudit)
+	p.PolicyBridge, p.PolicyBridgeSource = BridgeFor(c, o.PolicyBridge)
+	p.PolicyAudit, p.PolicyAuditSource = AuditFor(c, p.PolicyBridge, o.PolicyAudit)
 
 	// Version: the user's, else the installed Cilium's, else the default.
 	switch {
@@ -394,15 +394,9 @@ func Safety(c *detect.Cluster, p *Proposal) []error {
 // policy bridge, and why: the user's --policy-bridge, else the installed
 // Cilium's enforcement while it runs beside the old CNI, else on for the
 // sources whose policies the bridge is proven to carry (Calico and Canal,
-// on the lab's real nodes: docs/datapath.md). The one-shot method moves
-// every node at once and has no bridge.
-func BridgeFor(c *detect.Cluster, strategy string, user *bool) (bool, string) {
+// on the lab's real nodes: docs/datapath.md), with either method.
+func BridgeFor(c *detect.Cluster, user *bool) (bool, string) {
 	switch {
-	case strategy == InPlace:
-		if user != nil && *user {
-			return false, "--policy-bridge does not apply to the one-shot method (every node moves at once)"
-		}
-		return false, "the one-shot method moves every node at once"
 	case user != nil && *user:
 		return true, "--policy-bridge"
 	case user != nil:
@@ -428,16 +422,11 @@ func BridgeFor(c *detect.Cluster, strategy string, user *bool) (bool, string) {
 // AuditFor says whether Cilium audits the policies through the migration
 // (policyAuditMode: verdicts computed, nothing dropped), and why: the
 // user's --policy-audit, else on whenever the migration runs without the
-// policy bridge (dual overlay), so that policy-report can show what the
+// policy bridge, so that policy-report can show what the
 // policies will deny once finalize enforces them; the installed Cilium's
 // setting while it runs beside the old CNI.
-func AuditFor(c *detect.Cluster, strategy string, bridge bool, user *bool) (bool, string) {
+func AuditFor(c *detect.Cluster, bridge bool, user *bool) (bool, string) {
 	switch {
-	case strategy == InPlace:
-		if user != nil && *user {
-			return false, "--policy-audit does not apply to the one-shot method (every node moves at once)"
-		}
-		return false, "the one-shot method moves every node at once"
 	case bridge:
 		if user != nil && *user {
 			return false, "--policy-audit does not apply with the policy bridge, which enforces the policies"

@@ -14,10 +14,12 @@ import (
 // on the old network would reach the migrated pods with an identity no
 // policy allows (docs/policy-continuity.md). Nothing is required while
 // Cilium's enforcement is off or in audit mode (it drops nothing), or when
-// no old CNI is left.
-func requireBridge(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, ns string) error {
+// no old CNI is left. inPlace is the one-shot method, whose Cilium owns
+// every node's CNI config (no migration mode) while the old network's pods
+// wait for their restart.
+func requireBridge(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, ns string, inPlace bool) error {
 	c := cluster.Cilium
-	if cluster.CNI == nil || !c.Installed || !c.MigrationMode || !policybridge.Enforces(c.PolicyEnforcement) || c.PolicyAudit {
+	if cluster.CNI == nil || !c.Installed || (!c.MigrationMode && !inPlace) || !policybridge.Enforces(c.PolicyEnforcement) || c.PolicyAudit {
 		return nil
 	}
 	st, err := policybridge.ReadState(ctx, cl.Kube, ns)

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -56,6 +57,9 @@ func RunInPlace(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, 
 	}
 	if opts.DryRun {
 		return InPlace(ctx, cl, cluster, names, opts, out, style)
+	}
+	if err := requireBridge(ctx, cl, cluster, cmp.Or(opts.Namespace, cluster.Cilium.Namespace, "kube-system"), true); err != nil {
+		return nil, err
 	}
 	held, release, err := lk.Hold(ctx, cl, out)
 	if err != nil {

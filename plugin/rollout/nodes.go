@@ -43,7 +43,7 @@ func RunNodes(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, na
 		return nil, err
 	}
 	if plan.Namespace != "" && o.Migrate.Direction != migrate.DirectionRollback {
-		if err := requireBridge(ctx, cl, cluster, plan.Namespace); err != nil {
+		if err := requireBridge(ctx, cl, cluster, plan.Namespace, false); err != nil {
 			return nil, err
 		}
 	}

@@ -116,7 +116,7 @@ func Run(ctx context.Context, cl *kube.Clients, cluster *detect.Cluster, sel *Se
 		return nil, err
 	}
 	if plan.Namespace != "" {
-		if err := requireBridge(ctx, cl, cluster, plan.Namespace); err != nil {
+		if err := requireBridge(ctx, cl, cluster, plan.Namespace, false); err != nil {
 			return nil, err
 		}
 	}

@@ -293,7 +293,7 @@ func (g *guard) policy() {
 	switch mode := helmString(v); mode {
 	case "never":
 	case "default":
-		if g.old.NetworkPolicies == 0 || ((g.in.PolicyBridge || g.in.PolicyAudit) && !g.inPlace()) {
+		if g.old.NetworkPolicies == 0 || (g.in.PolicyBridge || g.in.PolicyAudit) {
 			return
 		}
 		g.add("policyEnforcementMode", desc,
@@ -310,7 +310,7 @@ func (g *guard) policy() {
 // soon as a user's file turns audit mode off.
 func (g *guard) audit() {
 	v, user, desc := g.value("policyAuditMode")
-	if !user || !g.in.PolicyAudit || g.in.PolicyBridge || g.inPlace() || g.old.NetworkPolicies == 0 {
+	if !user || !g.in.PolicyAudit || g.in.PolicyBridge || g.old.NetworkPolicies == 0 {
 		return
 	}
 	if b, ok := v.(bool); (ok && b) || helmString(v) == "true" {

@@ -230,7 +230,8 @@ func TestPolicyBridgeValues(t *testing.T) {
 	}{
 		{name: "dual overlay", want: "never"},
 		{name: "dual overlay with the bridge", bridge: true, want: "default"},
-		{name: "in-place: the bridge is for the dual overlay", strategy: InPlace, bridge: true, want: "never"},
+		{name: "in-place with the bridge", strategy: InPlace, bridge: true, want: "default"},
+		{name: "in-place", strategy: InPlace, want: "never"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t, "1.20")
@@ -262,7 +263,7 @@ func TestPolicyBridgeValues(t *testing.T) {
 	}
 }
 
-// TestPolicyAuditValues: audit mode (without the bridge, dual overlay)
+// TestPolicyAuditValues: audit mode (without the bridge, either method)
 // turns Cilium's policy verdicts on in values-initial and off in
 // values-final; the guard accepts a user's policyEnforcementMode: default
 // then, and refuses a user's policyAuditMode: false.
@@ -278,7 +279,8 @@ func TestPolicyAuditValues(t *testing.T) {
 		{name: "audit", audit: true, mode: "default", auditInitial: true, auditFinal: false},
 		{name: "neither", mode: "never"},
 		{name: "the bridge wins", bridge: true, audit: true, mode: "default"},
-		{name: "in-place has neither", strategy: InPlace, audit: true, mode: "never"},
+		{name: "in-place audits too", strategy: InPlace, audit: true, mode: "default", auditInitial: true, auditFinal: false},
+		{name: "in-place with the bridge", strategy: InPlace, bridge: true, audit: true, mode: "default"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t, "1.20")

@@ -254,10 +254,10 @@ func initialSettings(in Input, clusterName string) []setting {
 			"Cilium's pod CIDR: apart from the old CNI's pod CIDR, the service CIDR and the node network"),
 		set("ipam.operator.clusterPoolIPv4MaskSize", float64(in.MaskSize),
 			fmt.Sprintf("each node gets a /%d block of pod addresses", in.MaskSize)),
-		policyMode(in.PolicyBridge && !inPlace, in.PolicyAudit && !inPlace),
+		policyMode(in.PolicyBridge, in.PolicyAudit),
 		set("bpf.hostLegacyRouting", true, "route through the host's stack, which reaches pods still on the old CNI"),
 	)
-	if in.PolicyAudit && !in.PolicyBridge && !inPlace {
+	if in.PolicyAudit && !in.PolicyBridge {
 		s = append(s, set("policyAuditMode", true, "audit mode: Cilium reports the flows its policies would drop and drops none (kubectl cni-migrate policy-report shows them before finalize)"))
 	}
 	if in.CNIConfPath != "" {

@@ -135,12 +135,15 @@ func TestInPlaceMigration(t *testing.T) {
 					"write-cni-conf-when-ready":      "/host/etc/cni/net.d/05-cilium.conflist",
 					"ipv4-native-routing-cidr":       "10.244.0.0/15",
 					"unmanaged-pod-watcher-interval": "0",
-					"enable-policy":                  "never",
-					"enable-host-legacy-routing":     "true",
-					"routing-mode":                   "tunnel",
-					"tunnel-port":                    "8473",
-					"cluster-pool-ipv4-cidr":         ciliumPool,
-					"enable-ipv4-masquerade":         "true",
+					// From Flannel Cilium audits the policies through
+					// the migration, with either method.
+					"enable-policy":              "default",
+					"policy-audit-mode":          "true",
+					"enable-host-legacy-routing": "true",
+					"routing-mode":               "tunnel",
+					"tunnel-port":                "8473",
+					"cluster-pool-ipv4-cidr":     ciliumPool,
+					"enable-ipv4-masquerade":     "true",
 				})
 				if initial["enable-bpf-masquerade"] == "true" {
 					t.Errorf("BPF masquerading on: the SNAT rules of docs/snat.md are the iptables ones")
@@ -150,6 +153,7 @@ func TestInPlaceMigration(t *testing.T) {
 					"custom-cni-conf":            "false",
 					"cni-exclusive":              "true",
 					"enable-policy":              "default",
+					"policy-audit-mode":          "false",
 					"enable-host-legacy-routing": "false",
 				})
 				if w := final["unmanaged-pod-watcher-interval"]; w == "0" || w == "" {
@@ -340,12 +344,12 @@ func TestInPlaceMigration(t *testing.T) {
 		dir := t.TempDir()
 		args := []string{"finalize", "--output-dir", dir, "--yes", "--helm", helm, "--chart", chart, "--remove-old-cni"}
 		fin := runNode(t, c, args...)
-		fin.expect(t, 0, "policyEnforcementMode: never -> default", "restarting the Cilium agents", "deleted ConfigMap kube-system/cni-migrate-in-place", "daemonset/kube-flannel-ds -n kube-flannel")
+		fin.expect(t, 0, "policyAuditMode: true -> false", "restarting the Cilium agents", "deleted ConfigMap kube-system/cni-migrate-in-place", "daemonset/kube-flannel-ds -n kube-flannel")
 		cm, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cm.Data["custom-cni-conf"] != "false" || cm.Data["enable-policy"] != "default" || cm.Data["ipv4-native-routing-cidr"] != "" || cm.Data["unmanaged-pod-watcher-interval"] == "0" {
+		if cm.Data["custom-cni-conf"] != "false" || cm.Data["enable-policy"] != "default" || cm.Data["policy-audit-mode"] != "false" || cm.Data["ipv4-native-routing-cidr"] != "" || cm.Data["unmanaged-pod-watcher-interval"] == "0" {
 			t.Errorf("cilium-config after finalize: %v", cm.Data)
 		}
 		if _, err := c.Client.CoreV1().ConfigMaps("kube-system").Get(ctx, "cni-migrate-in-place", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
