@@ -15,6 +15,8 @@
 
 DATAPATH_MK_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 DATAPATH_TEST_FLAGS ?=
+# calico-in-place (the one-shot method from Calico, policies kept in force)
+# runs when named: DATAPATH_SOURCES="calico-in-place".
 DATAPATH_SOURCES    ?= flannel calico canal flannel-in-place
 # TestNodeRulesGuard (no subtests) runs whatever the sources: the policy
 # bridge's node rules in network namespaces of its own, seconds.

@@ -65,7 +65,7 @@ func policyCompatCheck(c *detect.Cluster, p *proposal.Proposal) (Result, bool) {
 	var msg, fix []string
 	if len(podHits) > 0 {
 		msg = append(msg, fmt.Sprintf("%s pod addresses (%s)", count(len(podHits), "ipBlock covers", "ipBlocks cover"), listSome(podHits)))
-		fix = append(fix, "Cilium matches the pods it manages by identity, never by ipBlock: select those pods with podSelector and namespaceSelector")
+		fix = append(fix, "Cilium matches the pods it manages by identity, never by ipBlock (and, with kube-proxy, judges a connection to a Service by its ClusterIP, before kube-proxy picks the pod): select those pods with podSelector and namespaceSelector")
 	}
 	if len(nodeHits) > 0 {
 		msg = append(msg, fmt.Sprintf("%s node addresses (%s)", count(len(nodeHits), "ipBlock covers", "ipBlocks cover"), listSome(nodeHits)))

@@ -1,6 +1,7 @@
 // Package e2enetwork is Kubernetes' e2e suite (k8s.io/kubernetes/test/e2e)
 // with only its network tests: the lab runs its [sig-network] [Conformance]
-// tests and NoSNAT against a cluster half and fully migrated to Cilium.
+// tests, NoSNAT and the NetworkPolicy tests ([sig-network] Netpol) against
+// a cluster before, half and fully migrated to Cilium.
 // TestMain mirrors the suite's own (test/e2e/e2e_test.go): the same flags,
 // the same file sources.
 package e2enetwork
@@ -18,6 +19,7 @@ import (
 	testfixtures "k8s.io/kubernetes/test/fixtures"
 
 	_ "k8s.io/kubernetes/test/e2e/network"
+	_ "k8s.io/kubernetes/test/e2e/network/netpol"
 
 	_ "k8s.io/kubernetes/test/e2e/framework/debug/init"
 	_ "k8s.io/kubernetes/test/e2e/framework/metrics/init"

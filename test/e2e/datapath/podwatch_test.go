@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,11 +101,11 @@ func TestParseGinkgoReport(t *testing.T) {
  {"ContainerHierarchyTexts":["[sig-network] NoSNAT"],"LeafNodeText":"Should be able to send traffic between Pods without SNAT","LeafNodeType":"It","State":"failed","RunTime":30000000000,"Failure":{"Message":"source IP 10.244.1.0 is not the pod's\nmore"}},
  {"ContainerHierarchyTexts":["[sig-network] Other"],"LeafNodeText":"not focused","LeafNodeType":"It","State":"skipped"},
  {"LeafNodeText":"","LeafNodeType":"SynchronizedBeforeSuite","State":"passed"}]}]`)
-	rs, err := parseGinkgoReport(data)
+	rs, err := parseGinkgoReport(data, conformance)
 	if err != nil || len(rs) != 2 || rs[0].Name != "[sig-network] DNS should provide DNS for services [Conformance]" || rs[1].Failure != "source IP 10.244.1.0 is not the pod's" {
 		t.Fatalf("%+v %v", rs, err)
 	}
-	run := suiteRun{When: "After finalize", Results: rs, Took: time.Minute}
+	run := suiteRun{Suite: conformanceSuite, When: "After finalize", Results: rs, Took: time.Minute}
 	passed, failed, skipped, missing := run.counts()
 	if passed != 1 || failed != 1 || skipped != 0 || len(missing) != len(conformance)-2 {
 		t.Fatalf("%d %d %d %d", passed, failed, skipped, len(missing))
@@ -112,6 +113,36 @@ func TestParseGinkgoReport(t *testing.T) {
 	md := suiteMarkdown([]suiteRun{run})
 	if !strings.Contains(md, "**After finalize**: 1 passed, 1 failed, 0 skipped, 28 not run, in 1m0s.") || !strings.Contains(md, "| failed: source IP 10.244.1.0 is not the pod's | 30 |") {
 		t.Fatalf("%s", md)
+	}
+}
+
+func TestSameVerdicts(t *testing.T) {
+	s := &suite{Title: "T", Tests: []string{"a", "b", "c"}, Known: map[string]string{"c": "a cause"}}
+	run := func(when string, states ...string) suiteRun {
+		r := suiteRun{Suite: s, When: when}
+		for i, st := range states {
+			r.Results = append(r.Results, specResult{Name: s.Tests[i], State: st})
+		}
+		return r
+	}
+	other := suiteRun{Suite: conformanceSuite, When: "x"}
+	for _, tc := range []struct {
+		name string
+		runs []suiteRun
+		want []string
+	}{
+		{"same, the known one differing", []suiteRun{run("Before", "passed", "failed", "passed"), other, run("Half", "passed", "failed", "failed"), run("After", "passed", "failed", "failed")}, nil},
+		{"one differs", []suiteRun{run("Before", "passed", "passed", "passed"), run("Half", "passed", "failed", "failed")}, []string{"Half: b: failed, passed before the migration: "}},
+		{"known after finalize, gone half migrated", []suiteRun{run("Before", "passed", "passed", "passed"), run("Half", "passed", "passed", "passed"), run("After", "passed", "passed", "failed")}, []string{"Half: c: passed as before the migration: remove it from the suite's Known"}},
+		{"known, half migrated too", []suiteRun{run("Before", "passed", "passed", "passed"), run("Half", "passed", "passed", "failed"), run("After", "passed", "passed", "failed")}, nil},
+		{"not run", []suiteRun{run("Before", "passed", "passed", "passed"), run("Half", "passed")}, []string{"Half: 1 passed, 2 not run"}},
+		{"none", []suiteRun{other}, []string{"no run"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sameVerdicts(tc.runs, s); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

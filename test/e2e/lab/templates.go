@@ -57,9 +57,19 @@ if [ "$(cat /var/lib/containerd/.lab-images 2>/dev/null || true)" != "{{.ImagesS
 fi
 echo "init: $(date +%T.%N) containerd ready"
 
-{{.Kubelet}} --config=$D/kubelet.yaml --kubeconfig=$D/kubelet.kubeconfig \
-	--hostname-override={{.Name}} --node-ip={{.IP}} --node-labels={{.Labels}} \
-	--v=2 >>$D/logs/kubelet.log 2>&1 &
+# Restarted whenever it exits, as systemd does a kubeadm node's kubelet
+# (Restart=always; RestartSec=10 there, 2 s here): a kubelet that starts
+# while containerd's CRI is still recovering its state exits at once
+# ("server is not initialized yet", seen on the lab after a reboot).
+(
+	while :; do
+		{{.Kubelet}} --config=$D/kubelet.yaml --kubeconfig=$D/kubelet.kubeconfig \
+			--hostname-override={{.Name}} --node-ip={{.IP}} --node-labels={{.Labels}} \
+			--v=2 >>$D/logs/kubelet.log 2>&1
+		echo "init: $(date +%T.%N) kubelet exited ($?), restarting in 2 s"
+		sleep 2
+	done
+) &
 echo "init: $(date +%T.%N) kubelet started"
 
 trap 'exit 0' TERM
