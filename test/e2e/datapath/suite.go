@@ -109,8 +109,8 @@ var netpolSuite = &suite{
 	Intro:  "one [sig-network] Netpol test of each kind of rule, and NoSNAT (the list: `netpolSuite` in test/e2e/datapath/suite.go; `E2E_NETPOL=all` runs the 45 of `netpolAll`)",
 	Tests:  netpolTests,
 	Shards: 3,
-	Known:  map[string]string{
-		"[sig-network] Netpol NetworkPolicy between server and client should allow egress access to server in CIDR block [Feature:NetworkPolicy]":                  netpolIPBlock,
+	Known: map[string]string{
+		"[sig-network] Netpol NetworkPolicy between server and client should allow egress access to server in CIDR block [Feature:NetworkPolicy]":                       netpolIPBlock,
 		"[sig-network] Netpol NetworkPolicy between server and client should enforce except clause while egress access to server in CIDR block [Feature:NetworkPolicy]": netpolIPBlock,
 	},
 }
@@ -151,8 +151,8 @@ var netpolAll = &suite{
 	Intro:  "all the [sig-network] Netpol tests over TCP and UDP, and NoSNAT (`netpolAll` in test/e2e/datapath/suite.go; SCTP left out, it needs SCTP on the nodes)",
 	Tests:  netpolAllTests,
 	Shards: 3,
-	Known:  map[string]string{
-		"[sig-network] Netpol NetworkPolicy between server and client should allow egress access to server in CIDR block [Feature:NetworkPolicy]":                  netpolIPBlock,
+	Known: map[string]string{
+		"[sig-network] Netpol NetworkPolicy between server and client should allow egress access to server in CIDR block [Feature:NetworkPolicy]":                       netpolIPBlock,
 		"[sig-network] Netpol NetworkPolicy between server and client should enforce except clause while egress access to server in CIDR block [Feature:NetworkPolicy]": netpolIPBlock,
 	},
 }
