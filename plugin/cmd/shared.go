@@ -36,9 +36,9 @@ func (f *proposalFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.override.OldPodCIDRs, "old-pod-cidr", nil, "the old CNI's pod network instead of the detected one (repeatable; needed with --from when that CNI is not found)")
 	_ = cmd.RegisterFlagCompletionFunc("from", cobra.FixedCompletions(detect.SourceCNIs(), cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("old-pod-cidr", cobra.NoFileCompletions)
-	fl.Var(&optionalBool{v: &f.opts.PolicyBridge}, "policy-bridge", "keep NetworkPolicies in force through the migration: Cilium enforces them from the install on, and `policy-bridge --deploy` gives the pods still on the old network their identity (dual overlay; default: on from Calico and Canal; see docs/policy-continuity.md)")
+	fl.Var(&optionalBool{v: &f.opts.PolicyBridge}, "policy-bridge", "keep NetworkPolicies in force through the migration: Cilium enforces them from the install on, and `policy-bridge --deploy` gives the pods still on the old network their identity (either method; default: on from Calico and Canal; see docs/policy-continuity.md)")
 	fl.Lookup("policy-bridge").NoOptDefVal = "true"
-	fl.Var(&optionalBool{v: &f.opts.PolicyAudit}, "policy-audit", "without the policy bridge, turn Cilium's policy audit mode on from the install: it drops nothing and reports what the policies will deny at finalize (kubectl cni-migrate policy-report; default: on whenever the bridge is off, dual overlay)")
+	fl.Var(&optionalBool{v: &f.opts.PolicyAudit}, "policy-audit", "without the policy bridge, turn Cilium's policy audit mode on from the install: it drops nothing and reports what the policies will deny at finalize (kubectl cni-migrate policy-report; default: on whenever the bridge is off)")
 	fl.Lookup("policy-audit").NoOptDefVal = "true"
 }
 
