@@ -1,6 +1,7 @@
 package policybridge
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -83,7 +84,7 @@ func FelixAcceptBit(mask uint32) uint32 {
 func (r NodeRules) Script() string {
 	// Each rule's comment is its own (TAG:N), by which the script finds it
 	// in iptables -S, however the backend prints the rest.
-	var nat, mangle []string
+	var nat, mangle, guardMark []string
 	// IPv4 only: the script drives iptables, not ip6tables (dual-stack
 	// pod networks keep their IPv6 NAT as it is).
 	for _, o := range r.Old {
@@ -95,6 +96,11 @@ func (r NodeRules) Script() string {
 				continue
 			}
 			nat = append(nat, fmt.Sprintf("-s %s -d %s -m comment --comment %s:%d -j RETURN", o, c, commentNoNAT, len(nat)+1))
+			if r.Felix {
+				guardMark = append(guardMark,
+					fmt.Sprintf("-i cali+ -s %s -d %s -m conntrack --ctstate NEW -m comment --comment %s:%d -j MARK --set-xmark %#x/%#x", o, c, commentGuardMark, len(guardMark)+1, GuardMark, GuardMark),
+					fmt.Sprintf("-o cali+ -s %s -d %s -m conntrack --ctstate NEW -m comment --comment %s:%d -j MARK --set-xmark %#x/%#x", c, o, commentGuardMark, len(guardMark)+2, GuardMark, GuardMark))
+			}
 		}
 		if r.Felix {
 			// What Cilium's tunnel delivers, and (the in-place method's
@@ -105,26 +111,10 @@ func (r NodeRules) Script() string {
 				fmt.Sprintf("-i lxc+ -d %s -m comment --comment %s:%d -j MARK --set-mark 0", o, commentClearMark, len(mangle)+2))
 		}
 	}
-	var forward, guardMark, guardPost []string
+	var forward, guardPost []string
 	if r.Felix {
 		forward = append(forward, fmt.Sprintf("-m comment --comment %s:1 -j cali-FORWARD", commentFelixFirst))
-		accept := r.FelixAcceptMark
-		if accept == 0 {
-			accept = DefaultFelixAcceptMark
-		}
-		for _, o := range r.Old {
-			if !o.Addr().Is4() {
-				continue
-			}
-			for _, c := range r.Cilium {
-				if !c.Addr().Is4() {
-					continue
-				}
-				guardMark = append(guardMark,
-					fmt.Sprintf("-i cali+ -s %s -d %s -m conntrack --ctstate NEW -m comment --comment %s:%d -j MARK --set-xmark %#x/%#x", o, c, commentGuardMark, len(guardMark)+1, GuardMark, GuardMark),
-					fmt.Sprintf("-o cali+ -s %s -d %s -m conntrack --ctstate NEW -m comment --comment %s:%d -j MARK --set-xmark %#x/%#x", c, o, commentGuardMark, len(guardMark)+2, GuardMark, GuardMark))
-			}
-		}
+		accept := cmp.Or(r.FelixAcceptMark, DefaultFelixAcceptMark)
 		if len(guardMark) > 0 {
 			guardPost = append(guardPost,
 				fmt.Sprintf("-m mark --mark %#x/%#x -m mark ! --mark %#x/%#x -m comment --comment %s:1 -j DROP", GuardMark, GuardMark, accept, accept, commentGuardDrop),
