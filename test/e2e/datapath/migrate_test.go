@@ -55,7 +55,11 @@ func ciliumVersion(t testing.TB) string {
 // machine), one operator replica (2 cores), and no CAP_SYS_RESOURCE for the
 // agent's containers (the machine's own bounding set lacks it, so runc
 // cannot grant it; the agent needs it only for the memlock rlimit, which
-// kernels from 5.11 on do not use for BPF).
+// kernels from 5.11 on do not use for BPF). And Cilium's health probes at
+// their shortest interval (connectivityProbeFrequencyRatio 0: a round every
+// 20 s on 3 nodes instead of 2 min), so that waitCiliumHealth reads a round
+// made after finalize's restart within seconds, not minutes; charts before
+// 1.18 ignore the value.
 func labValues(version string) string {
 	return fmt.Sprintf(`image:
   repository: %[1]s
@@ -74,6 +78,7 @@ envoy:
 l7Proxy: false
 socketLB:
   enabled: false
+connectivityProbeFrequencyRatio: 0
 securityContext:
   capabilities:
     ciliumAgent: [CHOWN, KILL, NET_ADMIN, NET_RAW, IPC_LOCK, SYS_MODULE, SYS_ADMIN, DAC_OVERRIDE, FOWNER, SETGID, SETUID]
@@ -189,6 +194,7 @@ var migrations = []migration{
 	{source: "canal"},
 	{source: "flannel", inPlace: true},
 	{source: "calico", inPlace: true},
+	{source: "canal", inPlace: true},
 }
 
 // TestDemo is `make demo` on a machine that can run the lab: Flannel to

@@ -97,10 +97,14 @@ var conformance = []string{
 // netpolSuite are the NetworkPolicy tests of Kubernetes' e2e suite
 // ([sig-network] Netpol, test/e2e/network/netpol) the lab runs on the
 // Calico lab before the migration, with worker-1 on Cilium and after
-// finalize: one test of each kind of rule (default deny of ingress and of
-// all, namespace and pod selectors, ports and named ports on both sides,
-// egress deny, ipBlock with and without except, UDP), and NoSNAT, within
-// CI's budget.
+// finalize: one test of each kind of rule (default deny of ingress,
+// namespace and pod selectors, ports and a named port, egress deny on
+// either side, an egress ipBlock, UDP), and NoSNAT, within CI's budget:
+// 10 tests, about 3 min a run. Left out for time (each 1 to 2 min, a run
+// took 4 to 5 min with them, 2026-12-07): default-deny-all (the sum of
+// default-deny-ingress and the egress denies), the egress named port
+// (the ingress one kept) and the ipBlock with except (the same cause as
+// the ipBlock kept); E2E_NETPOL=all runs them.
 // Each builds three namespaces of three agnhost pods, which the scheduler
 // spreads over both nodes (old and new network while half migrated), and
 // probes the 81 pairs. E2E_NETPOL=all runs netpolAll instead.
@@ -134,16 +138,13 @@ var netpolTests = []string{
 	// both networks coexist, through the bridge's node rules.
 	"[sig-network] NoSNAT Should be able to send traffic between Pods without SNAT",
 	"[sig-network] Netpol NetworkPolicy between server and client should support a 'default-deny-ingress' policy [Feature:NetworkPolicy]",
-	"[sig-network] Netpol NetworkPolicy between server and client should support a 'default-deny-all' policy [Feature:NetworkPolicy]",
 	"[sig-network] Netpol NetworkPolicy between server and client should enforce policy to allow traffic only from a different namespace, based on NamespaceSelector [Feature:NetworkPolicy]",
 	"[sig-network] Netpol NetworkPolicy between server and client should enforce policy based on PodSelector and NamespaceSelector [Feature:NetworkPolicy]",
 	"[sig-network] Netpol NetworkPolicy between server and client should enforce policy based on Ports [Feature:NetworkPolicy]",
 	"[sig-network] Netpol NetworkPolicy between server and client should allow ingress access on one named port [Feature:NetworkPolicy]",
-	"[sig-network] Netpol NetworkPolicy between server and client should allow egress access on one named port [Feature:NetworkPolicy]",
 	"[sig-network] Netpol NetworkPolicy between server and client should deny egress from pods based on PodSelector [Feature:NetworkPolicy]",
 	"[sig-network] Netpol NetworkPolicy between server and client should support denying of egress traffic on the client side (even if the server explicitly allows this traffic) [Feature:NetworkPolicy]",
 	"[sig-network] Netpol NetworkPolicy between server and client should allow egress access to server in CIDR block [Feature:NetworkPolicy]",
-	"[sig-network] Netpol NetworkPolicy between server and client should enforce except clause while egress access to server in CIDR block [Feature:NetworkPolicy]",
 	"[sig-network] Netpol [LinuxOnly] NetworkPolicy between server and client using UDP should enforce policy based on Ports [Feature:NetworkPolicy]",
 }
 
@@ -671,7 +672,8 @@ func waitCiliumHealth(ctx context.Context, l *lab.Lab, when string, timeout time
 }
 
 // healthTimeout is how long waitCiliumHealth waits: two of Cilium's probe
-// intervals (1m36s for two nodes, 1m56s for three) and a margin.
+// intervals at its default (1m36s for two nodes, 1m56s for three; the lab
+// sets the shortest, 16 and 20 s, see labValues) and a margin.
 const healthTimeout = 4*time.Minute + 30*time.Second
 
 // healthy reports whether every agent reached every path.

@@ -27,7 +27,11 @@ const (
 // StatefulSet db (2 replicas) behind its headless Service; and Deployment
 // app, the well-run application whose users the verdict speaks for: two
 // replicas that the scheduler keeps on different nodes, a PDB
-// (minAvailable 1), a readiness probe, and a graceful shutdown (a preStop
+// (minAvailable 1), a readiness probe (every second, failing after the
+// kubelet's default of 3 misses: with 1, the lab's CPU starvation, which
+// delays every node's kubelet and pods at once, failed both replicas'
+// probes in the same second and kube-proxy rejected the Service's
+// connections, CI 2026-12-07 08:21), and a graceful shutdown (a preStop
 // pause, so that every node's kube-proxy has dropped the endpoint before
 // the server stops, and a grace period that covers it) behind Service app.
 func (l *Lab) Workloads(ctx context.Context) error {
@@ -247,7 +251,7 @@ spec:
         readinessProbe:
           httpGet: {path: /healthz, port: 8080}
           periodSeconds: 1
-          failureThreshold: 1
+          failureThreshold: 3
         lifecycle:
           preStop:
             sleep: {seconds: 8}
