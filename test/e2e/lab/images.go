@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/lab/image"
@@ -240,15 +241,22 @@ func buildImages(cache, ciliumVersion string, calico bool, probe, plugin string,
 	if err != nil {
 		return "", "", err
 	}
-	out := filepath.Join(dp, "images", "lab-"+fp[:16]+".tar")
+	// One archive of each kind (with Calico's images or without) is kept,
+	// so that the sources of one make test-datapath, which alternate
+	// kinds, each write theirs once (1.5 min a write while the CPU is busy).
+	kind := "lab-"
+	if calico {
+		kind = "lab-calico-"
+	}
+	out := filepath.Join(dp, "images", kind+fp[:16]+".tar")
 	if _, err := os.Stat(out); err == nil {
 		return out, fp, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", "", err
 	}
-	// Keep the cache small: older archives are of no use.
-	old, _ := filepath.Glob(filepath.Join(dp, "images", "lab-*.tar"))
+	// Keep the cache small: older archives of the kind are of no use.
+	old, _ := filepath.Glob(filepath.Join(dp, "images", kind+strings.Repeat("?", 16)+".tar"))
 	for _, o := range old {
 		_ = os.Remove(o)
 	}

@@ -372,8 +372,8 @@ type pairKey struct{ src, kind, dst string }
 // application's probes (KindApp) are judged as its users would: explained
 // only by a window of the client's own node or pod (never another node's, nor a
 // starved period of every node), or when that client's own loopback probe
-// was slower than StarvedAfter or failed while the request was in flight
-// (listed probe by probe in App). Policy probes of denied flows are counted
+// was slower than StarvedAfter or failed, or was not sent on time, while
+// the request was in flight (listed probe by probe in App). Policy probes of denied flows are counted
 // in Policy and Flows only.
 func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Report {
 	ps := slices.Clone(probes)
@@ -404,18 +404,35 @@ func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Re
 		}
 	}
 	// starvedClient returns the client's slowest loopback probe in flight
-	// while p was, when one was slower than StarvedAfter or failed.
+	// while p was, when one was slower than StarvedAfter or failed; else
+	// the client's longest pause in sending them while p was in flight: a
+	// loopback probe that started more than StarvedAfter after it was due
+	// (one interval after the one before; the probe program's round loop
+	// waits on nothing but its ticker) is one its program was not even
+	// scheduled to send.
 	starvedClient := func(p Probe) string {
 		from, to := span(p)
 		var worst *Probe
-		for i, l := range loopback[srcName(p)] {
+		var gapFrom, gapTo time.Time
+		own := loopback[srcName(p)]
+		for i, l := range own {
+			if i > 0 && r.Totals.Interval > 0 {
+				prev := own[i-1].T
+				if gap := l.T.Sub(prev); gap > r.Totals.Interval+StarvedAfter && !prev.After(to) && !l.T.Before(from) && gap > gapTo.Sub(gapFrom) {
+					gapFrom, gapTo = prev, l.T
+				}
+			}
 			lf, lt := span(l)
 			if lt.Before(from) || lf.After(to) || (l.OK && lt.Sub(lf) <= StarvedAfter) {
 				continue
 			}
 			if worst == nil || l.MS > worst.MS {
-				worst = &loopback[srcName(p)][i]
+				worst = &own[i]
 			}
+		}
+		if worst == nil && !gapTo.IsZero() {
+			return fmt.Sprintf("it sent no loopback probe from %s to %s (%s; one is due every %s)",
+				gapFrom.UTC().Format("15:04:05.000"), gapTo.UTC().Format("15:04:05.000"), fmtDur(gapTo.Sub(gapFrom)), fmtDur(r.Totals.Interval))
 		}
 		if worst == nil {
 			return ""

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -664,5 +665,42 @@ func TestAnalyzePodWindows(t *testing.T) {
 		!strings.Contains(md, "Pods re-addressed by their node's reboot (DaemonSet pods, which no drain moves): 1;") ||
 		!strings.Contains(md, "- worker-2: pod lab-monitor/mon-b re-addressed: 10.245.2.77 to 10.244.2.5, from ") {
 		t.Errorf("pod windows in the markdown:\n%s", md)
+	}
+}
+
+// TestAnalyzeAppLoopbackGap: a client that sent no loopback probe for
+// longer than an interval and StarvedAfter was not scheduled to: its
+// failed request then is explained as starved; a shorter pause is not.
+func TestAnalyzeAppLoopbackGap(t *testing.T) {
+	var probes []Probe
+	loops := func(src pod, from, to float64, skip ...float64) {
+		for s := from; s <= to; s += 0.5 {
+			if !slices.Contains(skip, s) {
+				probes = append(probes, Probe{T: at(s), MS: 2, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: KindLoopback, Dst: "127.0.0.1", OK: true})
+			}
+		}
+	}
+	failApp := func(sec float64, src pod) Probe {
+		return Probe{T: at(sec), MS: 3000, SrcPod: src.name, SrcNode: src.node, SrcIP: src.ip, Kind: KindApp, Dst: "http://10.96.100.30/clientip", Err: "timeout (reading the answer)"}
+	}
+	loops(podA, 0, 10)
+	loops(podA, 13.5, 20)   // none from 10 to 13.5
+	loops(podB, 0, 20, 5.5) // one missing: sent 1 s after the one before
+	probes = append(probes, failApp(10.2, podA), failApp(5.2, podB))
+	r := Analyze(probes, nets, nil, nil)
+	if r.App.Starved != 1 || r.App.Unexplained != 1 || len(r.App.Failures) != 2 {
+		t.Fatalf("app: %+v", r.App)
+	}
+	for _, f := range r.App.Failures {
+		switch f.Probe.SrcPod {
+		case podA.name:
+			if want := "it sent no loopback probe from 12:00:10.000 to 12:00:13.500 (3.5s; one is due every 500ms)"; f.Starved != want {
+				t.Errorf("starved: %q, want %q", f.Starved, want)
+			}
+		case podB.name:
+			if f.Starved != "" {
+				t.Errorf("a pause of one missing probe explained as starved: %q", f.Starved)
+			}
+		}
 	}
 }
