@@ -373,8 +373,8 @@ type pairKey struct{ src, kind, dst string }
 // only by a window of the client's own node or pod (never another node's, nor a
 // starved period of every node), or when that client's own loopback probe
 // was slower than StarvedAfter or failed, or was not sent on time, while
-// the request was in flight (listed probe by probe in App). Policy probes of denied flows are counted
-// in Policy and Flows only.
+// the request was in flight (listed probe by probe in App). Policy probes
+// of denied flows are counted in Policy and Flows only.
 func Analyze(probes []Probe, nets Networks, phases []Phase, windows []Window) Report {
 	ps := slices.Clone(probes)
 	slices.SortStableFunc(ps, func(a, b Probe) int { return a.T.Compare(b.T) })
