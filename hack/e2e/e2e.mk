@@ -18,6 +18,9 @@ E2E_CILIUM ?=
 E2E_VALUES ?=
 E2E_CLUSTER_BIN := $(E2E_CACHE)/bin/e2e-cluster
 E2E_TEST_FLAGS ?=
+# The kwok suite's tests each start a control plane of their own on free
+# ports, so they run E2E_PARALLEL at a time (1: one after another).
+E2E_PARALLEL   ?= 2
 
 .PHONY: e2e-tools e2e-cluster-bin e2e-up e2e-down test-e2e
 
@@ -39,4 +42,4 @@ e2e-down:
 
 test-e2e: e2e-tools $(BIN)
 	cd $(E2E_ROOT)/test/e2e && GOWORK=off E2E_CACHE=$(E2E_CACHE) PLUGIN_BIN_DIR=$(abspath $(dir $(BIN))) \
-		go test -count=1 -timeout 40m $(E2E_TEST_FLAGS) ./...
+		go test -count=1 -timeout 40m -parallel $(E2E_PARALLEL) $(E2E_TEST_FLAGS) ./...

@@ -63,6 +63,7 @@ spec:
 // cluster, Cilium 1.18 installed with the migration values, and one node
 // migrated by hand.
 func TestClusterSmoke(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	testStart := time.Now()
 	env := NewCluster(t, Options{Nodes: Nodes(3)})
 	t.Logf("TIMING cluster start incl. 3 nodes: %v", time.Since(testStart).Round(time.Millisecond))

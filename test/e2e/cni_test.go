@@ -207,6 +207,7 @@ func cniValues(t *testing.T, c *Cluster, p cniPlanJSON, args ...string) (valuesI
 }
 
 func TestCanal(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := cniCluster(t, 3, true, func(ctx context.Context, c *cluster.Cluster) error {
 		return fixture.ApplyCalicoManifest(ctx, c, fixture.CanalManifest)
 	})
@@ -246,6 +247,7 @@ func TestCanal(t *testing.T) {
 // calico-node created its pool (the simulated nodes run none), then with
 // the address autodetection fixed the way plan says.
 func TestCalicoManifest(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := cniCluster(t, 3, false, func(ctx context.Context, c *cluster.Cluster) error {
 		return fixture.ApplyCalicoManifest(ctx, c, fixture.CalicoManifest)
 	})
@@ -282,6 +284,7 @@ func TestCalicoManifest(t *testing.T) {
 // avoid both; then the whole migration, and finalize --remove-old-cni
 // deletes Calico's own objects but keeps its CRDs and pools.
 func TestCalicoVXLANMigration(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := cniCluster(t, 3, false, func(ctx context.Context, c *cluster.Cluster) error {
 		if err := fixture.ApplyCalicoManifest(ctx, c, fixture.CalicoVXLANManifest); err != nil {
 			return err
@@ -432,6 +435,7 @@ spec:
 // TestCalicoOperator: tigera-operator.yaml and custom-resources.yaml; the
 // operator does not act on kwok nodes, detection reads the Installation.
 func TestCalicoOperator(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := cniCluster(t, 3, false, fixture.CalicoOperator)
 	p := cniPlan(t, c, 0)
 	cni := p.Cluster.CNI
@@ -458,6 +462,7 @@ func TestCalicoOperator(t *testing.T) {
 }
 
 func TestWeave(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, _ := cniCluster(t, 3, false, func(ctx context.Context, c *cluster.Cluster) error { return fixture.Weave(ctx, c, "") })
 	p := cniPlan(t, c, 0)
 	cni := p.Cluster.CNI
@@ -475,6 +480,7 @@ func TestWeave(t *testing.T) {
 }
 
 func TestKubeRouter(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, _ := cniCluster(t, 3, false, func(ctx context.Context, c *cluster.Cluster) error { return fixture.KubeRouter(ctx, c) })
 	p := cniPlan(t, c, 0)
 	cni := p.Cluster.CNI
@@ -497,6 +503,7 @@ func TestKubeRouter(t *testing.T) {
 // provider under names detection does not know, --from with
 // --old-pod-cidr; Cilium already owning the network.
 func TestSeveralOrNoCNIs(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	t.Run("canal and weave", func(t *testing.T) {
 		c, _ := cniCluster(t, 2, true, func(ctx context.Context, c *cluster.Cluster) error {
 			if err := fixture.ApplyCalicoManifest(ctx, c, fixture.CanalManifest); err != nil {

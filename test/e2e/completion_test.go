@@ -75,6 +75,7 @@ func parseCompletion(out string) (completion, error) {
 // cni-migrate ARGS`, which is what the shell asks kubectl (>= 1.26) and
 // which kubectl answers by running kubectl_complete-cni_migrate from PATH.
 func TestCompletion(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	env := NewCluster(t, Options{Options: cluster.Options{Name: "completion-e2e"}, Nodes: Nodes(4), NoSim: true})
 	dir := completionPATH(t)
 	kubectl, err := exec.LookPath("kubectl")

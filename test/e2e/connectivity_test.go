@@ -132,6 +132,7 @@ type connectivityDoc struct {
 // after the batch whose node the double breaks, leaving the other nodes
 // untouched, then resumes.
 func TestConnectivity(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := migrationCluster(t, 3)
 	relaxPDBs(t, ctx, c, "payments", "db")
 	runNode(t, c, "nodeconfig", "--apply").expect(t, 0)

@@ -194,6 +194,7 @@ func rolloutAndFinalize(t *testing.T, ctx context.Context, c *Cluster, nodes int
 // is nothing of k3s's flannel to delete) and says what to set in k3s's
 // configuration.
 func TestDistroK3sMigration(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	const n = 3
 	c, ctx := distroCluster(t, n, "k3s", []string{"--cluster-cidr", fixture.PodSubnet})
 	p := cniPlan(t, c, 0)
@@ -240,6 +241,7 @@ func TestDistroK3sMigration(t *testing.T) {
 // distribution). Finalize deletes nothing of the packaged CNI, which RKE2's
 // helm-controller would re-create, and says to set cni: none.
 func TestDistroRKE2CanalMigration(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	const n = 3
 	c, ctx := distroCluster(t, n, "rke2", nil, fixture.KubeProxy, rke2Canal)
 	cniPlan(t, c, 3).expectCheck(t, "distribution", "FAIL", "RKE2 does not support changing the CNI")

@@ -48,6 +48,7 @@ func distroNodes(n int, prefix string, serverArgs ...string) []cluster.NodeSpec 
 // says what to change in k3s's configuration and when, and the values give
 // Cilium k3s's CNI directories; kube-proxy runs inside k3s.
 func TestDistroK3sFlannel(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	PluginPath(t)
 	c := NewCluster(t, Options{Nodes: distroNodes(3, "k3s", "--cluster-cidr", fixture.PodSubnet)})
 
@@ -133,6 +134,7 @@ func rke2Canal(ctx context.Context, c *cluster.Cluster) error {
 // FAILs its distribution check (RKE2 does not support changing the CNI)
 // unless --ignore-unsupported-distribution, which makes it a WARN.
 func TestDistroRKE2Canal(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	PluginPath(t)
 	c := NewCluster(t, Options{Nodes: distroNodes(2, "rke2")})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -160,6 +162,7 @@ func TestDistroRKE2Canal(t *testing.T) {
 // simulated nodes' InternalIPs are loopback addresses: flannel's public-ip
 // annotation, the node's address on the network flannel uses, says it).
 func TestDistroOldFlannel(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	PluginPath(t)
 	nodes := Nodes(3)
 	nodes[1].Annotations = map[string]string{"flannel.alpha.coreos.com/public-ip": "10.245.0.21"}

@@ -228,6 +228,7 @@ func faultCluster(t *testing.T, n int) (*Cluster, context.Context) {
 // runs the same command again: the node must end as an uninterrupted run
 // leaves it, rebooted once.
 func TestFaultKillNode(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := faultCluster(t, 11)
 	reboot, rebootLog, started := faultReboot(t, 2*time.Second)
 
@@ -339,6 +340,7 @@ func TestFaultKillNode(t *testing.T) {
 // again: every node ends migrated (then rolled back) as without the kills,
 // each node rebooted once per direction.
 func TestFaultKillRolloutRollback(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := faultCluster(t, 5)
 	reboot, rebootLog, started := faultReboot(t, time.Second)
 	args := []string{"rollout", "--batch", "2", "--reboot-command", reboot}
@@ -506,6 +508,7 @@ func nodeRecord(n *corev1.Node) string {
 // taken from it stops before its next change (exit 18), and a re-run
 // finishes.
 func TestFaultPermissionsAndLock(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := faultCluster(t, 6)
 	reboot, _, _ := faultReboot(t, 0)
 	clusterRules, nsRules := rbacDoc(t)
@@ -640,6 +643,7 @@ func TestFaultPermissionsAndLock(t *testing.T) {
 // stops with a clear error and a recorded state and a re-run finishes,
 // each node rebooted once.
 func TestFaultAPIServerOutage(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := faultCluster(t, 4)
 	reboot, rebootLog, _ := faultReboot(t, 0)
 	args := []string{"rollout", "--batch", "1", "--reboot-command", reboot}
@@ -688,6 +692,7 @@ func TestFaultAPIServerOutage(t *testing.T) {
 // so (exit 15), and the next run refuses the missing node and migrates the
 // replacement from the start.
 func TestFaultVanishingNodes(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := faultCluster(t, 4)
 	reboot, rebootLog, _ := faultReboot(t, 0)
 	// A reboot command that reboots nothing: the plugin waits for a new bootID.
@@ -797,6 +802,7 @@ func killOnLeaseNote(t *testing.T, ctx context.Context, c *Cluster, p *pluginPro
 // last run ends where an uninterrupted finalize does, with the Helm release
 // deployed, every object of the old CNI gone and no note left on the Lease.
 func TestFaultKillFinalize(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := faultCluster(t, 3)
 	reboot, _, _ := faultReboot(t, 0)
 	// One worker at a time: with two workers, a batch of two leaves the
@@ -971,6 +977,7 @@ func holdNotReady(t *testing.T, ctx context.Context, c *Cluster, node string) (r
 // recorded, and the same command run again finishes; the reboot step waits
 // for Ready as it does after any reboot.
 func TestFaultNodeReadyFlips(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := faultCluster(t, 4)
 	reboot, _, _ := faultReboot(t, 0)
 	notReadyAt := func(t *testing.T, p *pluginProc, node string) func() {

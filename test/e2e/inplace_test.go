@@ -73,6 +73,7 @@ func podNetworks(t *testing.T, ctx context.Context, c *Cluster, pool netip.Prefi
 // namespace and records the nodes done, a re-run changes nothing, and
 // finalize takes it to the final values.
 func TestInPlaceMigration(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	start := time.Now()
 	PluginPath(t)
 	c := NewCluster(t, Options{Nodes: Nodes(4)})

@@ -390,6 +390,7 @@ type nodeSummary struct {
 // end to end with a simulated reboot, a second run that changes nothing, a
 // manual reboot, and a verification that fails.
 func TestNodeMigrate(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	testStart := time.Now()
 	c, ctx := migrationCluster(t, 5)
 	reboot := rebootScript(t)
@@ -648,6 +649,7 @@ func TestNodeMigrate(t *testing.T) {
 // --dry-run=client script, run with bash on a fresh node, reaches the same
 // end state as the command on another.
 func TestNodeDryRuns(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	testStart := time.Now()
 	c, ctx := migrationCluster(t, 3)
 	runNode(t, c, "nodeconfig", "--apply").expect(t, 0)

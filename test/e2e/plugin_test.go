@@ -160,6 +160,7 @@ func (p planJSON) check(t *testing.T, id string) (status, message string) {
 // cluster built from the real flannel manifest, then installs Cilium with
 // the plugin's own values and checks what the plugin sees afterwards.
 func TestPluginOnFlannelCluster(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	PluginPath(t)
 	c := NewCluster(t, Options{Nodes: Nodes(4)})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -459,6 +460,7 @@ spec:
 // TestPluginWithoutSupportedCNI checks the exit code and message on a
 // cluster that runs no CNI the plugin knows.
 func TestPluginWithoutSupportedCNI(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	PluginPath(t)
 	c := NewCluster(t, Options{Nodes: Nodes(2)})
 	c.cli(t, "plan").mustFail(t, 6, "no supported network provider found")

@@ -27,6 +27,7 @@ var (
 // alone; a deleted endpoint is written again, a deleted pod's goes, and
 // --remove leaves nothing of the bridge's.
 func TestPolicyBridge(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := migrationCluster(t, 3)
 	runNode(t, c, "nodeconfig", "--apply").expect(t, 0)
 	relaxPDBs(t, ctx, c, "payments", "db")

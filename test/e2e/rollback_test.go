@@ -124,6 +124,7 @@ func wantRolledBack(t *testing.T, ctx context.Context, c *Cluster, node string, 
 // and rolled back with a manual reboot (waiting, refused by node meanwhile,
 // resumed), and the --dry-run=client script run with bash on another worker.
 func TestRollback(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	testStart := time.Now()
 	c, ctx := migrationCluster(t, 3)
 	reboot := rebootScript(t)

@@ -66,6 +66,7 @@ func status(t *testing.T, c *Cluster) statusJSON {
 // that a second rollout is refused by the lease and that finalize refuses
 // to run, then finalizes with --remove-old-cni.
 func TestRolloutFinalize(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	c, ctx := migrationCluster(t, 6)
 	relaxPDBs(t, ctx, c, "payments", "db")
 	runNode(t, c, "nodeconfig", "--apply").expect(t, 0)

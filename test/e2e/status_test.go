@@ -164,6 +164,7 @@ func statusSettles(t *testing.T, ctx context.Context, c *Cluster, pool netip.Pre
 }
 
 func TestStatus(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	PluginPath(t)
 	const version = "1.18.11"
 	c := NewCluster(t, Options{Nodes: Nodes(4)})

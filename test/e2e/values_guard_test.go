@@ -16,6 +16,7 @@ import (
 // dual-overlay migration against a flannel cluster: refused with exit code 4
 // and one error line, written with a warning under --allow-unsafe-values.
 func TestValuesGuard(t *testing.T) {
+	t.Parallel() // each test has its own control plane (make test-e2e: E2E_PARALLEL)
 	PluginPath(t)
 	c := NewCluster(t, Options{Nodes: Nodes(2)})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
