@@ -10,40 +10,50 @@ import (
 	"syscall"
 )
 
-// Every node imports the lab's image archive into its own containerd, which
-// keeps the layers twice: as blobs in its content store and unpacked as
-// snapshots. Measured with Cilium and Calico images (an archive of 1.37 GB):
-// 3.4 GB per node. The control plane, logs and monitor add well under 1 GB.
+// A node's containerd keeps the images twice: as blobs in its content
+// store and unpacked as snapshots. Measured with Cilium and Calico images
+// (an archive of 1.37 GB): 3.4 GB per node. When the cache and the lab are
+// on one file system the nodes share these by hard links to the image root
+// (imageroot.go), kept in the cache once per archive; each node then adds
+// its databases and its containers' layers. The control plane, logs and
+// monitor add well under 1 GB.
 const (
-	nodeImageCopies = 2.5               // a node's containerd per byte of archive
+	nodeImageCopies = 2.5               // a containerd root per byte of archive
 	defaultArchive  = int64(1500) << 20 // before the first archive is written
 	labOverhead     = int64(1) << 30
+	sharedNodeNeed  = int64(256) << 20 // a node seeded from the image root
 )
 
 // diskNeed is the free space a lab of nodes needs in its directory, given
-// the size of its image archive (0 when none is built yet), and the part of
-// it the archive itself takes in the cache when it is still to be written.
-func diskNeed(nodes int, archive int64) int64 {
+// the size of its image archive (0 when none is built yet) and whether the
+// nodes share the image root, with the part of it the archive and the
+// image root take in the cache when they are still to be written (counted
+// always: a lab cannot tell beforehand which archive it will use).
+func diskNeed(nodes int, archive int64, shared bool) int64 {
 	build := int64(0)
 	if archive == 0 {
 		archive, build = defaultArchive, defaultArchive
 	}
-	return int64(float64(archive)*nodeImageCopies)*int64(nodes) + labOverhead + build
+	root := int64(float64(archive) * nodeImageCopies)
+	if shared {
+		return root + sharedNodeNeed*int64(nodes) + labOverhead + build
+	}
+	return root*int64(nodes) + labOverhead + build
 }
 
 // checkDisk fails with the figures when dir's file system has less room
 // than a lab of nodes needs: a lab that runs out of space half way fails
 // with an etcd panic or a kubelet that cannot start a container, far from
 // the cause.
-func checkDisk(dir string, nodes int, archive int64) error {
+func checkDisk(dir string, nodes int, archive int64, shared bool) error {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return fmt.Errorf("lab: free space of %s: %w", dir, err)
 	}
 	free := int64(st.Bavail) * st.Bsize
-	need := diskNeed(nodes, archive)
+	need := diskNeed(nodes, archive, shared)
 	if free < need {
-		return fmt.Errorf("lab: %s has %s free, a lab of %d nodes needs about %s (each node's containerd holds the images twice); free space (old lab directories are /tmp/cni-migrate-lab-*) or set TMPDIR to a larger file system",
+		return fmt.Errorf("lab: %s has %s free, a lab of %d nodes needs about %s (the images, unpacked, and the nodes' containerd); free space (old lab directories are /tmp/cni-migrate-lab-*) or set TMPDIR to a larger file system",
 			dir, gib(free), nodes, gib(need))
 	}
 	return nil

@@ -10,30 +10,37 @@ import (
 )
 
 func TestDiskNeed(t *testing.T) {
+	root := int64(2.5 * (1 << 30))
 	for _, tc := range []struct {
 		nodes   int
 		archive int64
+		shared  bool
 		want    int64
 	}{
-		{3, 1 << 30, int64(2.5*(1<<30))*3 + labOverhead},
-		{2, 1 << 30, int64(2.5*(1<<30))*2 + labOverhead},
+		{3, 1 << 30, false, root*3 + labOverhead},
+		{2, 1 << 30, false, root*2 + labOverhead},
 		// No archive yet: the default size, and the archive itself.
-		{2, 0, int64(2.5*float64(defaultArchive))*2 + labOverhead + defaultArchive},
+		{2, 0, false, int64(2.5*float64(defaultArchive))*2 + labOverhead + defaultArchive},
+		// Nodes seeded from the image root: it once, a little per node.
+		{3, 1 << 30, true, root + 3*sharedNodeNeed + labOverhead},
+		{2, 0, true, int64(2.5*float64(defaultArchive)) + 2*sharedNodeNeed + labOverhead + defaultArchive},
 	} {
-		if got := diskNeed(tc.nodes, tc.archive); got != tc.want {
-			t.Errorf("diskNeed(%d, %d) = %d, want %d", tc.nodes, tc.archive, got, tc.want)
+		if got := diskNeed(tc.nodes, tc.archive, tc.shared); got != tc.want {
+			t.Errorf("diskNeed(%d, %d, %v) = %d, want %d", tc.nodes, tc.archive, tc.shared, got, tc.want)
 		}
 	}
 }
 
 func TestCheckDisk(t *testing.T) {
 	dir := t.TempDir()
-	if err := checkDisk(dir, 0, 1); err != nil {
+	if err := checkDisk(dir, 0, 1, false); err != nil {
 		t.Errorf("a lab of no nodes: %v", err)
 	}
-	err := checkDisk(dir, 1<<20, 1<<30)
-	if err == nil || !strings.Contains(err.Error(), "needs about") || !strings.Contains(err.Error(), "TMPDIR") {
-		t.Errorf("a lab of a million nodes: %v, want the figures and the fix", err)
+	for _, shared := range []bool{false, true} {
+		err := checkDisk(dir, 1<<20, 1<<30, shared)
+		if err == nil || !strings.Contains(err.Error(), "needs about") || !strings.Contains(err.Error(), "TMPDIR") {
+			t.Errorf("a lab of a million nodes (shared %v): %v, want the figures and the fix", shared, err)
+		}
 	}
 }
 

@@ -155,9 +155,86 @@ func calicoImages(dp string) (image.Layer, []image.Image, error) {
 	}, nil
 }
 
-// buildImages writes (or reuses) the image archive every node imports and
-// returns its path and a fingerprint of its inputs.
-func buildImages(cache, ciliumVersion string, calico bool, probe, plugin string, logf func(string, ...any)) (string, string, error) {
+// archives are the lab's image archives: Base, every image but the
+// probe's and the plugin's (1.5 GB, the same from one make test to the
+// next: imported once into the image root, imageroot.go), and Run, those
+// two (a few MB: the binaries of this build, imported by each node at
+// boot). FP and RunFP are fingerprints of their inputs.
+type archives struct {
+	Base, FP, Run, RunFP string
+}
+
+// buildImages writes (or reuses) the image archives every node imports.
+func buildImages(cache, ciliumVersion string, calico bool, probe, plugin string, logf func(string, ...any)) (archives, error) {
+	var a archives
+	var err error
+	if a.Base, a.FP, err = buildBaseImages(cache, ciliumVersion, calico, logf); err != nil {
+		return a, err
+	}
+	a.Run, a.RunFP, err = buildRunImages(cache, probe, plugin, logf)
+	return a, err
+}
+
+// buildRunImages writes the archive of the probe's and the plugin's images:
+// their binary alone (both static; the plugin's policy bridge runs its
+// node rules in the Cilium agent's image), so that a new build of either
+// leaves the base archive and its image root as they are.
+func buildRunImages(cache, probe, plugin string, logf func(string, ...any)) (string, string, error) {
+	l := image.Layer{Files: map[string]string{}}
+	var images []image.Image
+	if probe != "" {
+		l.Files["/usr/local/bin/labprobe"] = probe
+		images = append(images, image.Image{Names: []string{Images.Probe}, Entrypoint: []string{"/usr/local/bin/labprobe"}})
+	}
+	if plugin != "" {
+		l.Files["/usr/local/bin/kubectl-cni_migrate"] = plugin
+		images = append(images, image.Image{Names: []string{Images.Plugin}, Entrypoint: []string{"/usr/local/bin/kubectl-cni_migrate"}})
+	}
+	if len(images) == 0 {
+		return "", "", nil
+	}
+	return writeArchive(filepath.Join(cache, "datapath"), "run-", []image.Layer{l}, images, logf)
+}
+
+// writeArchive writes (or reuses) the archive of kind (its file name's
+// prefix) for layers and images under dp/images, removing the kind's
+// older archives, and returns its path and fingerprint.
+func writeArchive(dp, kind string, layers []image.Layer, images []image.Image, logf func(string, ...any)) (string, string, error) {
+	for _, l := range layers {
+		for _, f := range l.Files {
+			if _, err := os.Stat(f); err != nil {
+				return "", "", fmt.Errorf("image input missing (run `make datapath-tools`): %w", err)
+			}
+		}
+	}
+	fp, err := image.Fingerprint(layers, images)
+	if err != nil {
+		return "", "", err
+	}
+	out := filepath.Join(dp, "images", kind+fp[:16]+".tar")
+	if _, err := os.Stat(out); err == nil {
+		return out, fp, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", "", err
+	}
+	// Keep the cache small: older archives of the kind are of no use.
+	old, _ := filepath.Glob(filepath.Join(dp, "images", kind+strings.Repeat("?", 16)+".tar"))
+	for _, o := range old {
+		_ = os.Remove(o)
+		_ = os.RemoveAll(imageRootDir(o))
+		_ = os.RemoveAll(imageRootDir(o) + ".tmp")
+	}
+	t0 := time.Now()
+	if err := image.WriteArchive(out, layers, images); err != nil {
+		return "", "", err
+	}
+	logf("lab: wrote image archive %s in %v", out, time.Since(t0).Round(time.Millisecond))
+	return out, fp, nil
+}
+
+// buildBaseImages writes (or reuses) the base archive (see archives).
+func buildBaseImages(cache, ciliumVersion string, calico bool, logf func(string, ...any)) (string, string, error) {
 	dp := filepath.Join(cache, "datapath")
 	bin := func(n string) string { return filepath.Join(dp, "bin", n) }
 	rootfs := image.Layer{Dir: filepath.Join(dp, "rootfs")}
@@ -177,12 +254,6 @@ func buildImages(cache, ciliumVersion string, calico bool, probe, plugin string,
 		Trees:    map[string]string{},
 		Symlinks: map[string]string{"/agnhost": "/usr/local/bin/agnhost"},
 	}
-	if probe != "" {
-		files.Files["/usr/local/bin/labprobe"] = probe
-	}
-	if plugin != "" {
-		files.Files["/usr/local/bin/kubectl-cni_migrate"] = plugin
-	}
 	images := []image.Image{
 		{Names: []string{Images.Pause, E2ERegistry + "/pause:3.10.1"}, Entrypoint: []string{"/usr/local/bin/agnhost", "pause"}},
 		{Names: []string{Images.Flannel}, Entrypoint: []string{"/opt/bin/flanneld"}},
@@ -194,8 +265,6 @@ func buildImages(cache, ciliumVersion string, calico bool, probe, plugin string,
 		{Names: []string{Images.Agnhost, E2ERegistry + "/agnhost:2.56"}, Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}},
 		// The e2e suite's DNS queriers (dig, from the rootfs) and shells.
 		{Names: []string{E2ERegistry + "/jessie-dnsutils:1.7", E2ERegistry + "/busybox:1.37.0-1"}, Cmd: []string{"/bin/sh"}},
-		{Names: []string{Images.Probe}, Entrypoint: []string{"/usr/local/bin/labprobe"}},
-		{Names: []string{Images.Plugin}, Entrypoint: []string{"/usr/local/bin/kubectl-cni_migrate"}},
 	}
 	if ciliumVersion != "" {
 		cd := filepath.Join(dp, "cilium", ciliumVersion)
@@ -215,55 +284,22 @@ func buildImages(cache, ciliumVersion string, calico bool, probe, plugin string,
 			image.Image{Names: []string{Images.OperatorRepository + "-generic" + tag}, Entrypoint: []string{"/usr/bin/cilium-operator-generic"}},
 		)
 	}
-	for _, f := range files.Files {
-		if _, err := os.Stat(f); err != nil {
-			return "", "", fmt.Errorf("image input missing (run `make datapath-tools`): %w", err)
-		}
-	}
 	for i := range images {
 		images[i].Layers = []int{0, 1}
 	}
 	layers := []image.Layer{rootfs, files}
-	if calico {
-		l, ims, err := calicoImages(dp)
-		if err != nil {
-			return "", "", err
-		}
-		for _, f := range l.Files {
-			if _, err := os.Stat(f); err != nil {
-				return "", "", fmt.Errorf("image input missing (run `make datapath-tools`): %w", err)
-			}
-		}
-		layers = append(layers, l)
-		images = append(images, ims...)
-	}
-	fp, err := image.Fingerprint(layers, images)
-	if err != nil {
-		return "", "", err
-	}
 	// One archive of each kind (with Calico's images or without) is kept,
 	// so that the sources of one make test-datapath, which alternate
 	// kinds, each write theirs once (1.5 min a write while the CPU is busy).
 	kind := "lab-"
 	if calico {
+		l, ims, err := calicoImages(dp)
+		if err != nil {
+			return "", "", err
+		}
+		layers = append(layers, l)
+		images = append(images, ims...)
 		kind = "lab-calico-"
 	}
-	out := filepath.Join(dp, "images", kind+fp[:16]+".tar")
-	if _, err := os.Stat(out); err == nil {
-		return out, fp, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", "", err
-	}
-	// Keep the cache small: older archives of the kind are of no use.
-	old, _ := filepath.Glob(filepath.Join(dp, "images", kind+strings.Repeat("?", 16)+".tar"))
-	for _, o := range old {
-		_ = os.Remove(o)
-	}
-	t0 := time.Now()
-	if err := image.WriteArchive(out, layers, images); err != nil {
-		return "", "", err
-	}
-	logf("lab: wrote image archive %s in %v", out, time.Since(t0).Round(time.Millisecond))
-	return out, fp, nil
+	return writeArchive(dp, kind, layers, images, logf)
 }

@@ -78,14 +78,17 @@ type Lab struct {
 	// Socket is the lab controller's unix socket (see RebootCommand).
 	Socket string
 
-	opts              Options
-	owner             int
-	imagesArchive     string
-	imagesFingerprint string
-	srv               *http.Server
-	stopRoutes        context.CancelFunc
-	closeOnce         sync.Once
-	closeErr          error
+	opts   Options
+	owner  int
+	images archives
+	// imagesRoot is the containerd root with the archive imported that
+	// seeds each node's (imageroot.go); empty when the cache is on
+	// another file system than the lab (the nodes import the archive).
+	imagesRoot string
+	srv        *http.Server
+	stopRoutes context.CancelFunc
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // The lab network: nodes at .11, .12, ... of LabNetwork.
@@ -144,7 +147,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	staleLabs(ctx, filepath.Dir(dir))
-	if err := checkDisk(dir, len(opts.Nodes), newestArchive(opts.Cache)); err != nil {
+	if err := checkDisk(dir, len(opts.Nodes), newestArchive(opts.Cache), sameFS(filepath.Join(opts.Cache, "datapath"), filepath.Dir(dir))); err != nil {
 		return nil, err
 	}
 	l := &Lab{
@@ -199,8 +202,13 @@ func (l *Lab) start(ctx context.Context) error {
 	c.SetImageOverrides(ImageOverrides)
 	l.logf("lab: control plane ready in the fabric namespace after %v", time.Since(t0).Round(time.Millisecond))
 
-	if l.imagesArchive, l.imagesFingerprint, err = buildImages(l.opts.Cache, l.opts.CiliumVersion, l.opts.Calico, l.opts.ProbeBinary, l.opts.PluginBinary, l.logf); err != nil {
+	if l.images, err = buildImages(l.opts.Cache, l.opts.CiliumVersion, l.opts.Calico, l.opts.ProbeBinary, l.opts.PluginBinary, l.logf); err != nil {
 		return err
+	}
+	if sameFS(filepath.Dir(l.images.Base), l.Dir) {
+		if l.imagesRoot, err = imageRoot(ctx, l.images.Base, l.images.FP, l.Dir, l.logf); err != nil {
+			return err
+		}
 	}
 	if err := l.serve(); err != nil {
 		return err

@@ -86,6 +86,11 @@ func (n *Node) prepare() error {
 			return err
 		}
 	}
+	if n.lab.imagesRoot != "" {
+		if err := seedContainerd(context.Background(), n.lab.imagesRoot, filepath.Join(n.Dir, "fs/var/lib/containerd")); err != nil {
+			n.lab.logf("lab: node %s imports the images itself: %v", n.Name, err)
+		}
+	}
 	for _, d := range []string{"etc.upper", "sysctl", "logs", "mnt/cgroup"} {
 		if err := os.MkdirAll(filepath.Join(n.Dir, d), 0o755); err != nil {
 			return err
@@ -142,7 +147,8 @@ func (n *Node) prepare() error {
 
 type nodeTemplate struct {
 	Name, IP, Dir, CAFile, CgroupRoot, ClusterDNS, Labels string
-	Images, ImagesStamp, PauseImage, MonitorDir, Kubelet  string
+	Images, ImagesStamp, RunImages, RunImagesStamp        string
+	PauseImage, MonitorDir, Kubelet                       string
 	Sysctls                                               []sysctlShadow
 }
 
@@ -162,7 +168,8 @@ func (n *Node) templateData() nodeTemplate {
 	return nodeTemplate{
 		Name: n.Name, IP: n.IP, Dir: n.Dir, CAFile: n.lab.Cluster.CAFile(), CgroupRoot: "/" + n.cgroup(),
 		ClusterDNS: n.lab.DNSServiceIP, Labels: labels, Sysctls: sysctls,
-		Images: n.lab.imagesArchive, ImagesStamp: n.lab.imagesFingerprint, PauseImage: Images.Pause,
+		Images: n.lab.images.Base, ImagesStamp: n.lab.images.FP, RunImages: n.lab.images.Run, RunImagesStamp: n.lab.images.RunFP,
+		PauseImage: Images.Pause,
 		MonitorDir: n.lab.MonitorDir, Kubelet: n.lab.bin("kubelet"),
 	}
 }

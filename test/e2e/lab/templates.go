@@ -55,7 +55,11 @@ if [ "$(cat /var/lib/containerd/.lab-images 2>/dev/null || true)" != "{{.ImagesS
 	ctr -n k8s.io images import {{.Images}} >>$D/logs/images.log 2>&1
 	echo "{{.ImagesStamp}}" >/var/lib/containerd/.lab-images
 fi
-echo "init: $(date +%T.%N) containerd ready"
+{{if .RunImages}}if [ "$(cat /var/lib/containerd/.lab-images-run 2>/dev/null || true)" != "{{.RunImagesStamp}}" ]; then
+	ctr -n k8s.io images import {{.RunImages}} >>$D/logs/images.log 2>&1
+	echo "{{.RunImagesStamp}}" >/var/lib/containerd/.lab-images-run
+fi
+{{end}}echo "init: $(date +%T.%N) containerd ready"
 
 # Restarted whenever it exits, as systemd does a kubeadm node's kubelet
 # (Restart=always; RestartSec=10 there, 2 s here): a kubelet that starts
