@@ -27,8 +27,15 @@ COMPLETION := cmd/kubectl-cni_migrate/kubectl_complete-cni_migrate
 KUBECTL    ?= kubectl
 
 export GOWORK := off
+# One set of build flags for every build, test, vet and lint here and for
+# the tools hack/ builds (which pass the same): cgo off and paths trimmed.
+# The Go build cache then compiles once the packages they share (Kubernetes'
+# client libraries of one version), and its entries do not depend on the
+# clone's path (a fresh clone's vet and lint reuse them).
+export CGO_ENABLED := 0
+export GOFLAGS := $(strip -trimpath $(filter-out -trimpath,$(GOFLAGS)))
 
-.PHONY: all build install test unit fuzz lint check-docs docs demo clean
+.PHONY: all build install test unit unit-go unit-fuzz fuzz lint check-docs docs demo clean
 
 all: build
 
@@ -69,8 +76,12 @@ lint: $(GOLANGCI_LINT)
 $(GOLANGCI_LINT): hack/lint/go.mod hack/lint/go.sum
 	cd hack/lint && $(GO) build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
-unit:
+unit: unit-go unit-fuzz
+
+unit-go:
 	$(GO) test -count=1 ./...
+
+unit-fuzz:
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(UNIT_FUZZTIME)
 
 # Go fuzz tests of the parsers of outside input (func Fuzz... in plugin/):
@@ -91,7 +102,7 @@ fuzz:
 	@for pkg in $$($(GO) list ./plugin/...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			nice -n 10 $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
 
@@ -106,7 +117,17 @@ check-docs:
 docs:
 	$(GO) run ./hack/gendocs -out docs/reference -readme README.md
 
-test: lint unit test-e2e test-krew test-datapath
+# make test: lint and the unit tests, the control-plane tools, then at once
+# the kwok suite, the krew test, the fuzzing and the lab's tools (a cold
+# machine builds those for about half an hour while the kwok suite, idle
+# most of the time, runs beside them; the builds and the fuzzing run
+# niced, so the suite's control planes come first), then the lab alone:
+# its nodes need the whole machine.
+test: lint
+	$(MAKE) --no-print-directory unit-go
+	$(MAKE) --no-print-directory e2e-tools
+	$(MAKE) --no-print-directory -j4 --output-sync=line test-e2e test-krew unit-fuzz datapath-tools
+	$(MAKE) --no-print-directory test-datapath
 
 
 # make demo: the real thing where this machine allows it (root, network
