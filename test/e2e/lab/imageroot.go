@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cni-migrate/kubectl-cni-migrate/test/e2e/cluster"
 )
 
 // A node's containerd starts from the lab's images already imported: the
@@ -74,8 +76,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 	// never show in the host's.
 	cd := exec.Command("unshare", "--mount", "--propagation", "private", "containerd", "--config", cfg)
 	cd.Stdout, cd.Stderr = log, log
-	cd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cd.Start(); err != nil {
+	if err := cluster.StartAttached(cd); err != nil {
 		return "", fmt.Errorf("lab: start containerd for the image root: %w", err)
 	}
 	done := make(chan error, 1)
@@ -99,9 +100,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	imp := exec.CommandContext(ctx, "ctr", "--address", sock, "-n", "k8s.io", "images", "import", archive)
-	imp.Stdout, imp.Stderr = log, log
-	err = imp.Run()
+	out, err := cluster.RunCommand(ctx, exec.Command("ctr", "--address", sock, "-n", "k8s.io", "images", "import", archive))
+	_, _ = log.Write(out)
 	stop()
 	if err != nil {
 		return "", fmt.Errorf("lab: import %s into the image root: %w (log: %s)", archive, err, log.Name())
@@ -121,9 +121,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 // returns an error when src and dst are on different file systems; dst is
 // then left empty and the node imports the archive itself.
 func seedContainerd(ctx context.Context, src, dst string) error {
-	if out, err := exec.CommandContext(ctx, "cp", "-al", src+"/.", dst).CombinedOutput(); err != nil {
+	if err := run(ctx, "cp", "-al", src+"/.", dst); err != nil {
 		clearDir(dst)
-		return fmt.Errorf("hard-link %s into %s: %w: %s", src, dst, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("hard-link %s into %s: %w", src, dst, err)
 	}
 	err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".db") {
