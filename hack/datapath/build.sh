@@ -6,7 +6,8 @@
 #   agnhost/localhost.{crt,key}            its porter's TLS pair, as its image has
 #   bin/flanneld                           github.com/flannel-io/flannel
 #   bin/flannel                            the flannel CNI plugin
-#   bin/coredns                            github.com/coredns/coredns
+#   bin/coredns                            github.com/coredns/coredns with kubeadm's
+#                                          Corefile plugins only (hack/datapath/coredns)
 #   cilium/<v>/bin/cilium-*                github.com/cilium/cilium (hack/datapath/cilium-<minor>),
 #                                          v = the plugin's default Cilium
 #   cilium/<v>/{bpf,scripts}               the C datapath and the image's scripts
@@ -193,10 +194,10 @@ build_flannel() {
 }
 
 build_coredns() {
-	local pin="coredns $COREDNS_VERSION $(sum_of "$HERE/coredns/go.sum")"
+	local pin="coredns $COREDNS_VERSION $(sum_of "$HERE/coredns/go.sum" "$HERE/coredns/main.go")"
 	if fresh lab-coredns "$pin" "$BIN/coredns"; then log "skip  coredns ($COREDNS_VERSION)"; return; fi
 	log "build coredns ($COREDNS_VERSION)"
-	CGO_ENABLED=0 timed coredns gobuild "$HERE/coredns" "$BIN/coredns" github.com/coredns/coredns
+	CGO_ENABLED=0 timed coredns gobuild "$HERE/coredns" "$BIN/coredns" .
 	stamp lab-coredns "$pin"
 }
 
