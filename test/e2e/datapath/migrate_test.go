@@ -236,7 +236,7 @@ func migrate(t testing.TB, m migration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), runBudget())
 	defer cancel()
 	l := startLab(t, ctx, lab.Options{Nodes: src.Nodes, Calico: src.Calico, CiliumVersion: ciliumVersion(t)})
 	c := l.Cluster
