@@ -7,6 +7,7 @@
 #                     machine allows it (demo-real), else simulated (demo-sim)
 #   make lint         gofmt, go mod tidy, go vet and golangci-lint (pinned)
 #   make dist         release archives for krew (see hack/release.mk)
+#   make image        the plugin's image for policy-bridge --deploy (see hack/release.mk)
 #   make docs         regenerate docs/reference (and check the README's flag tables)
 #
 # Tools are pinned here or in hack/e2e; nothing needs to be installed by hand
@@ -57,7 +58,7 @@ install: build
 	@echo "installed kubectl-cni_migrate and kubectl_complete-cni_migrate into $(GOBIN)"
 
 # The Go modules of the repository (each linted and checked tidy).
-MODULES       := . test/e2e test/krew hack/lint
+MODULES       := . test/e2e test/krew hack/lint hack/image
 GOLANGCI_LINT := $(E2E_CACHE)/bin/golangci-lint-$(shell sed -n 's/^require github.com\/golangci\/golangci-lint\/v2 //p' hack/lint/go.mod)
 
 lint: $(GOLANGCI_LINT)
@@ -68,9 +69,11 @@ lint: $(GOLANGCI_LINT)
 	$(GO) vet ./...
 	cd test/e2e && $(GO) vet ./...
 	cd test/krew && $(GO) vet ./...
+	cd hack/image && $(GO) vet ./...
 	$(GOLANGCI_LINT) run ./...
 	cd test/e2e && $(GOLANGCI_LINT) run -c ../../.golangci.yml ./...
 	cd test/krew && $(GOLANGCI_LINT) run -c ../../.golangci.yml ./...
+	cd hack/image && $(GOLANGCI_LINT) run -c ../../.golangci.yml ./...
 
 # golangci-lint, pinned by hack/lint/go.mod, built once per machine.
 $(GOLANGCI_LINT): hack/lint/go.mod hack/lint/go.sum
@@ -118,7 +121,7 @@ docs:
 	$(GO) run ./hack/gendocs -out docs/reference -readme README.md
 
 # make test: lint and the unit tests, the control-plane tools, then at once
-# the kwok suite, the krew test, the fuzzing and the lab's tools (a cold
+# the kwok suite, the krew and image tests, the fuzzing and the lab's tools (a cold
 # machine builds those for about 24 minutes while the kwok suite, idle
 # most of the time, runs beside them; the builds and the fuzzing run
 # niced, so the suite's control planes come first), then the lab alone:
@@ -126,7 +129,7 @@ docs:
 test: lint
 	$(MAKE) --no-print-directory unit-go
 	$(MAKE) --no-print-directory e2e-tools
-	$(MAKE) --no-print-directory -j4 --output-sync=line test-e2e test-krew unit-fuzz datapath-tools
+	$(MAKE) --no-print-directory -j4 --output-sync=line test-e2e test-krew test-image unit-fuzz datapath-tools
 	$(MAKE) --no-print-directory test-datapath
 
 

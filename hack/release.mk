@@ -6,6 +6,10 @@
 #                              dist/cni-migrate.yaml from krew/cni-migrate.yaml
 #   make krew-tools            build krew and validate-krew-manifest into $(E2E_CACHE)/krew/bin
 #   make test-krew             validate the manifest and install the plugin with krew itself
+#   make image VERSION=v1.2.3 [IMAGE_PUSH=1]
+#                              the plugin's image for policy-bridge --deploy (hack/image):
+#                              dist/image (an OCI layout), and pushed to $(IMAGE_REPO):VERSION
+#   make test-image            hack/image's tests, the plugin run out of its image included
 
 DIST_DIR       ?= dist
 DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
@@ -22,7 +26,17 @@ KREW_TEST_DIR  := $(abspath _out/krew-test)
 # krew installs reports it.
 KREW_TEST_VERSION := v0.0.0-krewtest
 
-.PHONY: dist krew-manifest krew-tools test-krew
+.PHONY: dist krew-manifest krew-tools test-krew image test-image
+
+# The plugin's image: the repository policy-bridge --deploy defaults to
+# (plugin/cmd/policybridge.go), its platforms, and where make image builds
+# their binaries (hack/image reads BIN_DIR/linux_ARCH/kubectl-cni_migrate).
+IMAGE_REPO      ?= ghcr.io/cni-migrate/kubectl-cni-migrate
+IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
+IMAGE_BIN_DIR   ?= _out/image-bin
+IMAGE_TEST_DIR  := $(abspath _out/image-test)
+IMAGE_TEST_VERSION := v0.0.0-imagetest
+comma := ,
 
 dist:
 	rm -rf $(DIST_BUILD_DIR)
@@ -69,3 +83,25 @@ test-krew: krew-tools
 	cd test/krew && KREW_BIN_DIR=$(KREW_BIN_DIR) DIST_DIR=$(KREW_TEST_DIR)/dist \
 		KREW_MANIFEST_RENDERER=$(KREW_TEST_DIR)/krewmanifest KREW_TEMPLATE=$(abspath krew/cni-migrate.yaml) \
 		PLUGIN_VERSION=$(KREW_TEST_VERSION) KUBECTL=$(KUBECTL) $(GO) test -count=1 -timeout 10m $(KREW_TEST_FLAGS) ./...
+
+# The registry's credentials come from the Docker config (docker login, or
+# docker/login-action in .github/workflows/release.yaml).
+image:
+	rm -rf $(IMAGE_BIN_DIR)
+	@pids=; for p in $(IMAGE_PLATFORMS); do \
+		arch=$${p#*/}; echo "build linux/$$arch ($(VERSION))"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(DIST_LDFLAGS)' \
+			-o $(IMAGE_BIN_DIR)/linux_$$arch/kubectl-cni_migrate ./cmd/kubectl-cni_migrate & pids="$$pids $$!"; \
+	done; rc=0; for pid in $$pids; do wait $$pid || rc=1; done; exit $$rc
+	cd hack/image && $(GO) run . -bin-dir $(abspath $(IMAGE_BIN_DIR)) -platforms $(subst $(eval) ,$(comma),$(strip $(IMAGE_PLATFORMS))) \
+		-version $(VERSION) -revision $(COMMIT) -mtime $(SOURCE_DATE_EPOCH) -oci-layout $(abspath $(DIST_DIR))/image \
+		$(if $(filter 1,$(IMAGE_PUSH)),-push $(IMAGE_REPO):$(VERSION))
+
+# Only this machine's binary is built (as in test-krew): TestRealBinary
+# pushes an image of it to an in-memory registry on 127.0.0.1, pulls it
+# back and runs the plugin out of it.
+test-image:
+	rm -rf $(IMAGE_TEST_DIR)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(IMAGE_TEST_VERSION) -X main.commit=$(COMMIT) -X main.date=$(DIST_DATE)' \
+		-o $(IMAGE_TEST_DIR)/linux_$$($(GO) env GOARCH)/kubectl-cni_migrate ./cmd/kubectl-cni_migrate
+	cd hack/image && IMAGE_TEST_BIN_DIR=$(IMAGE_TEST_DIR) IMAGE_TEST_VERSION=$(IMAGE_TEST_VERSION) $(GO) test -count=1 -timeout 10m ./...

@@ -26,6 +26,10 @@ const (
 	Component      = "policy-bridge"
 )
 
+// BinaryPath is the plugin's path in its image (hack/image builds the
+// published one with it there, and the lab's image has it there too).
+const BinaryPath = "/usr/local/bin/kubectl-cni_migrate"
+
 // Deployment is the bridge in the cluster, so that it keeps working when
 // the plugin is not running: a Deployment running `kubectl-cni_migrate
 // policy-bridge` in the plugin's image, and a DaemonSet keeping the node
@@ -111,7 +115,7 @@ func (d Deployment) Objects() []*unstructured.Unstructured {
 					"containers": []any{map[string]any{
 						"name":      "bridge",
 						"image":     d.Image,
-						"command":   []any{"/usr/local/bin/kubectl-cni_migrate", "policy-bridge", "-n", d.Namespace, "--interval", strconv.Itoa(interval) + "s"},
+						"command":   []any{BinaryPath, "policy-bridge", "-n", d.Namespace, "--interval", strconv.Itoa(interval) + "s"},
 						"env":       []any{map[string]any{"name": "NO_COLOR", "value": "1"}},
 						"resources": map[string]any{"requests": map[string]any{"cpu": "10m", "memory": "32Mi"}},
 						"securityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
