@@ -69,7 +69,8 @@ type policyBridgeOptions struct {
 	namespace, version string
 }
 
-// pluginImage is the repository of the plugin's release images.
+// pluginImage is the repository of the plugin's release images (make
+// image IMAGE_PUSH=1 in .github/workflows/release.yaml).
 const pluginImage = "ghcr.io/cni-migrate/kubectl-cni-migrate"
 
 func newCmdPolicyBridge(c *common, version string) *cobra.Command {
@@ -96,7 +97,7 @@ func newCmdPolicyBridge(c *common, version string) *cobra.Command {
 	f.DurationVar(&o.interval, "interval", 5*time.Second, "time between rounds")
 	f.BoolVar(&o.deploy, "deploy", false, "run the bridge in the cluster (a Deployment in the plugin's --image) with the node rules (a DaemonSet in the Cilium agent's image on the nodes not migrated), and exit")
 	f.BoolVar(&o.undeploy, "undeploy", false, "delete what --deploy created and the bridge's CiliumEndpoints, and exit")
-	f.StringVar(&o.image, "image", "", "the plugin's image for --deploy (default "+pluginImage+":VERSION of a release build)")
+	f.StringVar(&o.image, "image", "", "the plugin's image for --deploy (default "+pluginImage+":VERSION, which every release pushes)")
 	f.BoolVar(&o.wait, "wait", true, "with --deploy, wait until the bridge and the node rules on every node are Ready (exit code 11 after --timeout)")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long --deploy waits for the bridge to be Ready")
 	return cmd
@@ -119,7 +120,7 @@ func (o *policyBridgeOptions) Validate() error {
 	}
 	if o.deploy && o.image == "" && (o.version == "" || o.version == "dev" || strings.Contains(o.version, "-")) {
 		return errs.New(errs.Usage, "--deploy needs --image: this build ("+o.version+") has no published image",
-			"build the plugin's image and pass it with --image")
+			"build the plugin's image (make image, or make image IMAGE_PUSH=1 IMAGE_REPO=your registry) and pass it with --image")
 	}
 	if o.interval <= 0 {
 		return errs.New(errs.Usage, "--interval must be positive", "pass a duration such as 5s")
