@@ -122,7 +122,7 @@ docs:
 
 # make test: lint and the unit tests, the control-plane tools, then at once
 # the kwok suite, the krew and image tests, the fuzzing and the lab's tools (a cold
-# machine builds those for about 24 minutes while the kwok suite, idle
+# machine builds those for about 18 minutes while the kwok suite, idle
 # most of the time, runs beside them; the builds and the fuzzing run
 # niced, so the suite's control planes come first), then the lab alone:
 # its nodes need the whole machine.
