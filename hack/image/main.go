@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if ociLayout != "" {
-		if err := os.RemoveAll(ociLayout); err != nil {
+		if err := clearLayout(ociLayout); err != nil {
 			return err
 		}
 		// index.json names the image index by the version, as a
@@ -135,6 +135,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	_, err = fmt.Fprintln(stdout, d)
 	return err
+}
+
+// clearLayout removes an earlier OCI layout at dir, and refuses to remove
+// a directory that holds anything else.
+func clearLayout(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+		return fmt.Errorf("-oci-layout %s holds files and no oci-layout: give a new directory or an earlier OCI layout", dir)
+	}
+	return os.RemoveAll(dir)
 }
 
 // Build makes the image index: one image per platform, in the order given.

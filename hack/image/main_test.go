@@ -204,6 +204,10 @@ func TestReproducible(t *testing.T) {
 func TestErrors(t *testing.T) {
 	bins := fakeBins(t, "amd64")
 	out := filepath.Join(t.TempDir(), "oci")
+	notLayout := t.TempDir()
+	if err := os.WriteFile(filepath.Join(notLayout, "keep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -216,11 +220,15 @@ func TestErrors(t *testing.T) {
 		{[]string{"-bin-dir", bins, "-version", "v1", "-oci-layout", out, "-platforms", "linux"}, "want linux/ARCH"},
 		{[]string{"-bin-dir", bins, "-version", "v1", "-platforms", "linux/amd64", "-push", "Bad Ref"}, "give REGISTRY/REPO:TAG"},
 		{[]string{"-bin-dir", bins, "-version", "v1", "extra"}, "every input is a flag"},
+		{[]string{"-bin-dir", bins, "-version", "v1", "-platforms", "linux/amd64", "-oci-layout", notLayout}, "holds files and no oci-layout"},
 	} {
 		err := run(context.Background(), tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run(%q) = %v, want an error with %q", tc.args, err, tc.want)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(notLayout, "keep")); err != nil {
+		t.Errorf("a directory that is no OCI layout lost its files: %v", err)
 	}
 }
 
