@@ -120,7 +120,7 @@ func (o *policyBridgeOptions) Validate() error {
 	}
 	if o.deploy && o.image == "" && (o.version == "" || o.version == "dev" || strings.Contains(o.version, "-")) {
 		return errs.New(errs.Usage, "--deploy needs --image: this build ("+o.version+") has no published image",
-			"build the plugin's image (make image, or make image IMAGE_PUSH=1 IMAGE_REPO=your registry) and pass it with --image")
+			"build the plugin's image (make image, or make image IMAGE_PUSH=1 IMAGE_REPO=REGISTRY/REPO) and pass it with --image")
 	}
 	if o.interval <= 0 {
 		return errs.New(errs.Usage, "--interval must be positive", "pass a duration such as 5s")
