@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -118,7 +119,7 @@ func (o *policyBridgeOptions) Validate() error {
 	if n > 1 {
 		return errs.New(errs.Usage, "--once, --remove, --deploy and --undeploy exclude each other", "run one, then the other")
 	}
-	if o.deploy && o.image == "" && (o.version == "" || o.version == "dev" || strings.Contains(o.version, "-")) {
+	if o.deploy && o.image == "" && !publishedVersion(o.version) {
 		return errs.New(errs.Usage, "--deploy needs --image: this build ("+o.version+") has no published image",
 			"build the plugin's image (make image, or make image IMAGE_PUSH=1 IMAGE_REPO=REGISTRY/REPO) and pass it with --image")
 	}
@@ -129,6 +130,18 @@ func (o *policyBridgeOptions) Validate() error {
 		return errs.New(errs.Usage, "--timeout must be positive", "pass a duration such as 5m")
 	}
 	return nil
+}
+
+// releaseTag is a tag the release workflow pushes an image for
+// (vX.Y.Z, or vX.Y.Z-PRERELEASE with no dash in PRERELEASE).
+var releaseTag = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?$`)
+
+// publishedVersion tells whether a build's version has its image at
+// pluginImage: a release tag, not "dev", a bare commit (git describe
+// --always before the first tag), a describe past a tag (v1.2.3-4-gHASH)
+// or a dirty tree.
+func publishedVersion(v string) bool {
+	return releaseTag.MatchString(v) && !strings.HasSuffix(v, "-dirty")
 }
 
 // policyBridgeNeeds are the bridge's permissions.
