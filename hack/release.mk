@@ -38,17 +38,23 @@ IMAGE_TEST_DIR  := $(abspath _out/image-test)
 IMAGE_TEST_VERSION := v0.0.0-imagetest
 comma := ,
 
-dist:
-	rm -rf $(DIST_BUILD_DIR)
-	rm -f $(DIST_DIR)/kubectl-cni_migrate_* $(DIST_DIR)/sha256sums.txt $(DIST_DIR)/cni-migrate.yaml
-	@# One go build per platform, all at once: warm, they only link (about
-	@# twice as fast as one after the other on 2 cores).
-	@pids=; for p in $(DIST_PLATFORMS); do \
+# build_bins DIR,PLATFORMS: the release binaries, DIR/OS_ARCH/kubectl-cni_migrate[.exe]
+# (the layout hack/dist and hack/image read). One go build per platform, all
+# at once: warm, they only link (about twice as fast as one after the other
+# on 2 cores).
+define build_bins
+	rm -rf $(1)
+	@pids=; for p in $(2); do \
 		os=$${p%/*}; arch=$${p#*/}; exe=; if [ $$os = windows ]; then exe=.exe; fi; \
 		echo "build $$os/$$arch ($(VERSION))"; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(DIST_LDFLAGS)' \
-			-o $(DIST_BUILD_DIR)/$${os}_$$arch/kubectl-cni_migrate$$exe ./cmd/kubectl-cni_migrate & pids="$$pids $$!"; \
+			-o $(1)/$${os}_$$arch/kubectl-cni_migrate$$exe ./cmd/kubectl-cni_migrate & pids="$$pids $$!"; \
 	done; rc=0; for pid in $$pids; do wait $$pid || rc=1; done; exit $$rc
+endef
+
+dist:
+	rm -f $(DIST_DIR)/kubectl-cni_migrate_* $(DIST_DIR)/sha256sums.txt $(DIST_DIR)/cni-migrate.yaml
+	$(call build_bins,$(DIST_BUILD_DIR),$(DIST_PLATFORMS))
 	$(GO) run ./hack/dist -in $(DIST_BUILD_DIR) -out $(DIST_DIR) -license LICENSE -completion $(COMPLETION) \
 		-mtime $(SOURCE_DATE_EPOCH) $(DIST_PLATFORMS)
 	@cat $(DIST_DIR)/sha256sums.txt
@@ -87,12 +93,7 @@ test-krew: krew-tools
 # The registry's credentials come from the Docker config (docker login, or
 # docker/login-action in .github/workflows/release.yaml).
 image:
-	rm -rf $(IMAGE_BIN_DIR)
-	@pids=; for p in $(IMAGE_PLATFORMS); do \
-		arch=$${p#*/}; echo "build linux/$$arch ($(VERSION))"; \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(DIST_LDFLAGS)' \
-			-o $(IMAGE_BIN_DIR)/linux_$$arch/kubectl-cni_migrate ./cmd/kubectl-cni_migrate & pids="$$pids $$!"; \
-	done; rc=0; for pid in $$pids; do wait $$pid || rc=1; done; exit $$rc
+	$(call build_bins,$(IMAGE_BIN_DIR),$(IMAGE_PLATFORMS))
 	cd hack/image && $(GO) run . -bin-dir $(abspath $(IMAGE_BIN_DIR)) -platforms $(subst $(eval) ,$(comma),$(strip $(IMAGE_PLATFORMS))) \
 		-version $(VERSION) -revision $(COMMIT) -mtime $(SOURCE_DATE_EPOCH) -oci-layout $(abspath $(DIST_DIR))/image \
 		$(if $(filter 1,$(IMAGE_PUSH)),-push $(IMAGE_REPO):$(VERSION))
